@@ -1,0 +1,3 @@
+"""Fixtures every test suite of the repository can use (real PostgreSQL and RabbitMQ)."""
+
+pytest_plugins = ["koppel_shared.testing.fixtures"]

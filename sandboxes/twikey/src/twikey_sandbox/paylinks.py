@@ -1,0 +1,161 @@
+"""Payment links: create, status, delete, the pay-link feed, and the debtor paying through a link.
+
+A link paid with `sign` (and a template `ct`) also signs a new mandate for the debtor, which
+shows up in the mandate feed like any other signed mandate. Every state change appends to the
+pay-link feed and sends `type=payment&id=<link id>[&ref=<ref>]`. By default the feed returns
+only changes to `paid`; `all=true` returns every change.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from . import mandates
+from .auth import authenticate, check_rate_limit
+from .deps import state_of
+from .errors import ApiError, read_params
+from .render import paylink_json
+from .state import Creditor, FeedEvent, Paylink, SandboxState
+from .transactions import check_idempotency, parse_amount, remember_idempotency
+from .webhooks import WebhookDispatcher
+
+router = APIRouter(prefix="/creditor")
+
+STATES = ("created", "started", "declined", "paid", "pending", "expired")
+CUSTOMER_FIELDS = ("customerNumber", "email", "firstname", "lastname", "companyName", "coc", "l", "mobile",
+                   "address", "city", "zip", "country")  # fmt: skip
+
+
+def _feed(state: SandboxState, creditor: Creditor, p: Paylink) -> None:
+    p.lastupdate = state.clock.now()
+    creditor.paylink_feed.append(FeedEvent(seq=state.next_seq(), at=p.lastupdate, kind=p.state, obj=copy.copy(p)))
+
+
+def set_state(state: SandboxState, hooks: WebhookDispatcher, creditor: Creditor, p: Paylink, new_state: str) -> None:
+    if new_state not in STATES:
+        raise ApiError("err_invalid_params", message=f"state must be one of {', '.join(STATES)}", extra="state")
+    if p.state in ("paid", "expired"):
+        raise ApiError("err_invalid_state", message=f"Link is {p.state}")
+    p.state = new_state
+    _feed(state, creditor, p)
+    hooks.paylink(creditor, p.id, p.ref)
+
+
+def pay(
+    state: SandboxState,
+    hooks: WebhookDispatcher,
+    creditor: Creditor,
+    p: Paylink,
+    method: str = "bancontact",
+    sign: bool = False,
+    iban: str = "",
+    bic: str = "",
+) -> None:
+    """The debtor pays the link; with `sign`, the payment also signs a mandate (ct needed)."""
+    if p.state not in ("created", "started", "pending", "declined"):
+        raise ApiError("err_invalid_state", message=f"Link is {p.state}")
+    if sign:
+        if p.ct is None:
+            raise ApiError("err_invalid_params", message="This link has no template (ct) to sign", extra="ct")
+        c = p.customer
+        fields = mandates.clean_fields(
+            {k: v for k, v in {"email": c.get("email", ""), "firstname": c.get("firstname", ""),
+                               "lastname": c.get("lastname", ""), "companyName": c.get("companyName", ""),
+                               "customerNumber": c.get("customerNumber", ""), "iban": iban, "bic": bic}.items() if v}
+        )  # fmt: skip
+        m = mandates.new_mandate(state, creditor, p.ct, fields)
+        mandates.sign(state, hooks, creditor, m, method, iban=iban, bic=bic)
+        p.mndt_id = m.mndt_id
+    p.method = method
+    p.state = "paid"
+    _feed(state, creditor, p)
+    hooks.paylink(creditor, p.id, p.ref)
+
+
+@router.post("/payment/link")
+async def create_route(request: Request) -> JSONResponse:
+    creditor = authenticate(request)
+    state = state_of(request)
+    key = request.headers.get("idempotency-key")
+    check_idempotency(state, creditor, key)
+    params = await read_params(request)
+    title = (params.get("title") or params.get("message") or "").strip()
+    if not title:
+        raise ApiError("err_msg_missing", extra="title")
+    if len(title) > 140:
+        raise ApiError("err_invalid_params", message="Title longer than 140", extra="title")
+    if not params.get("amount"):
+        raise ApiError("err_invalid_amount", extra="amount")
+    amount = parse_amount(params["amount"])
+    ct = None
+    if params.get("ct"):
+        try:
+            ct = int(params["ct"])
+        except ValueError:
+            raise ApiError("err_invalid_ct", extra="ct") from None
+        if ct not in creditor.templates:
+            raise ApiError("err_no_such_ct", extra="ct")
+    if params.get("email") and not mandates.EMAIL_RE.match(params["email"]):
+        raise ApiError("err_invalid_email", extra="email")
+    ref = (params.get("remittance") or params.get("ref") or "").strip() or None
+    if ref and any(p.ref == ref and p.state not in ("expired",) for p in creditor.paylinks.values()):
+        raise ApiError("err_duplicate_tx", extra="ref")
+    now = state.clock.now()
+    p = Paylink(
+        id=state.next_paylink_id(),
+        api_key=creditor.api_key,
+        key="tr_" + secrets.token_urlsafe(12),
+        amount=amount,
+        msg=title,
+        ref=ref,
+        ct=ct,
+        state="created",
+        created_at=now,
+        lastupdate=now,
+        customer={k: params[k] for k in CUSTOMER_FIELDS if params.get(k)},
+        method=params.get("method") or None,
+        redirect_url=params.get("redirectUrl") or None,
+    )
+    creditor.paylinks[p.id] = p
+    _feed(state, creditor, p)
+    remember_idempotency(state, creditor, key)
+    url = f"{str(request.base_url).rstrip('/')}/_sandbox/payment/{p.key}"
+    return JSONResponse({**paylink_json(p), "url": url})
+
+
+def _lookup(creditor: Creditor, params: dict[str, str]) -> list[Paylink]:
+    if params.get("id"):
+        try:
+            link = creditor.paylinks.get(int(params["id"]))
+        except ValueError:
+            raise ApiError("err_invalid_params", extra="id") from None
+        if link is None:
+            raise ApiError("err_not_found")
+        return [link]
+    if params.get("ref"):
+        return [p for p in creditor.paylinks.values() if p.ref == params["ref"]]
+    raise ApiError("err_missing_params", extra="id")
+
+
+@router.get("/payment/link")
+async def status_route(request: Request) -> JSONResponse:
+    creditor = authenticate(request)
+    headers = check_rate_limit(request, creditor)
+    includes = set(request.query_params.getlist("include"))
+    links = _lookup(creditor, dict(request.query_params))
+    return JSONResponse({"Links": [paylink_json(p, includes) for p in links]}, headers=headers)
+
+
+@router.delete("/payment/link")
+async def delete_route(request: Request) -> Response:
+    creditor = authenticate(request)
+    params = await read_params(request)
+    for p in _lookup(creditor, params):
+        if p.state == "created":
+            del creditor.paylinks[p.id]
+        # Links that were already used are archived in Twikey; the sandbox leaves them as they are.
+    return Response(status_code=204)

@@ -1,0 +1,276 @@
+"""Browse data (`<columns code="100">`, customer transactions) and its definition
+(`<read><type>browse</type><code>100</code>`).
+
+A row is one customer line (a line on a receivables control account with a customer as dim2):
+a sales invoice's total line or a payment's customer line. Filters use `equal`, `between`,
+`like` (wildcards `*`, `?`, `%`), and the less certain `notequal`, `greaterequal`, `lessequal`,
+`in`; an empty `from` means "no filter", like an unanswered ask-field in Twinfield's browser.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lxml import etree
+
+from .context import Context
+from .state import Office, Transaction, TxLine
+from .values import dutch_date, fmt_cents, parse_cents
+from .xmlutil import mark, settle, sub, text_of
+
+STATUS_NAMES = {"final": "Definitief", "temporary": "Voorlopig"}
+MATCHSTATUS_NAMES = {
+    "available": "Beschikbaar",
+    "matched": "Afgeletterd",
+    "proposed": "Voorgesteld",
+    "notmatchable": "Niet afletterbaar",
+}
+
+Getter = Callable[[Office, Transaction, TxLine], str]
+
+
+@dataclass(frozen=True)
+class Field:
+    label: str
+    type: str  # String | Decimal | Value | Date
+    get: Getter
+    names: dict[str, str] | None = None
+
+
+def _open(line: TxLine) -> str:
+    return fmt_cents(line.open_cents)
+
+
+FIELDS_100: dict[str, Field] = {
+    "fin.trs.head.office": Field("Administratie", "String", lambda o, t, ln: t.office),
+    "fin.trs.head.yearperiod": Field("Jaar/periode (JJJJ/PP)", "String", lambda o, t, ln: t.period),
+    "fin.trs.head.code": Field("Dagboek", "String", lambda o, t, ln: t.code),
+    "fin.trs.head.shortname": Field(
+        "Naam", "String", lambda o, t, ln: o.daybooks[t.code].shortname if t.code in o.daybooks else ""
+    ),
+    "fin.trs.head.number": Field("Boekingsnummer", "Decimal", lambda o, t, ln: str(t.number)),
+    "fin.trs.head.status": Field("Status", "String", lambda o, t, ln: t.status, STATUS_NAMES),
+    "fin.trs.head.date": Field("Boekdatum", "Date", lambda o, t, ln: t.date),
+    "fin.trs.head.curcode": Field("Valuta", "String", lambda o, t, ln: t.currency),
+    "fin.trs.head.origin": Field("Herkomst", "String", lambda o, t, ln: t.origin),
+    "fin.trs.line.dim1": Field("Grootboekrek.", "String", lambda o, t, ln: ln.dim1),
+    "fin.trs.line.dim1name": Field(
+        "Grootboekrek.naam", "String", lambda o, t, ln: o.accounts[ln.dim1].name if ln.dim1 in o.accounts else ""
+    ),
+    "fin.trs.line.dim2": Field("Debiteur", "String", lambda o, t, ln: ln.dim2),
+    "fin.trs.line.dim2name": Field(
+        "Naam", "String", lambda o, t, ln: o.customers[ln.dim2].name if ln.dim2 in o.customers else ""
+    ),
+    "fin.trs.line.valuesigned": Field("Bedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
+    "fin.trs.line.basevaluesigned": Field("Basisbedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
+    "fin.trs.line.repvaluesigned": Field("Rapp.bedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
+    "fin.trs.line.openvaluesigned": Field("Openstaand bedrag", "Value", lambda o, t, ln: _open(ln)),
+    "fin.trs.line.openbasevaluesigned": Field("Openstaand basisbedrag", "Value", lambda o, t, ln: _open(ln)),
+    "fin.trs.line.openrepvaluesigned": Field("Openstaand rapp.bedrag", "Value", lambda o, t, ln: _open(ln)),
+    "fin.trs.line.invnumber": Field("Factuurnummer", "String", lambda o, t, ln: ln.invoicenumber),
+    "fin.trs.line.description": Field("Omschrijving", "String", lambda o, t, ln: ln.description),
+    "fin.trs.line.datedue": Field("Vervaldatum", "Date", lambda o, t, ln: ln.duedate),
+    "fin.trs.line.matchstatus": Field("Betaalstatus", "String", lambda o, t, ln: ln.matchstatus, MATCHSTATUS_NAMES),
+    "fin.trs.line.matchnumber": Field(
+        "Afletternr.", "Decimal", lambda o, t, ln: "" if ln.matchnumber is None else str(ln.matchnumber)
+    ),
+    "fin.trs.line.matchdate": Field("Afletterdatum", "Date", lambda o, t, ln: ln.matchdate),
+}
+
+# The default column set returned by the browse definition, in Twinfield's order.
+DEFINITION_100 = [
+    "fin.trs.head.yearperiod",
+    "fin.trs.head.code",
+    "fin.trs.head.shortname",
+    "fin.trs.head.number",
+    "fin.trs.head.status",
+    "fin.trs.head.date",
+    "fin.trs.head.curcode",
+    "fin.trs.line.dim2",
+    "fin.trs.line.dim2name",
+    "fin.trs.line.valuesigned",
+    "fin.trs.line.basevaluesigned",
+    "fin.trs.line.repvaluesigned",
+    "fin.trs.line.openbasevaluesigned",
+    "fin.trs.line.invnumber",
+    "fin.trs.line.datedue",
+    "fin.trs.line.matchstatus",
+    "fin.trs.line.matchnumber",
+    "fin.trs.line.matchdate",
+]
+
+BROWSES = {"100": ("Debiteurentransacties", FIELDS_100)}
+
+
+@dataclass
+class _Column:
+    field: str
+    label: str
+    visible: bool
+    operator: str
+    from_: str
+    to: str
+
+
+def columns(ctx: Context, request: etree._Element) -> etree._Element:
+    code = request.get("code", "")
+    echo = copy.deepcopy(request)
+    if code not in BROWSES:
+        mark(echo, f"Browse code {code} bestaat niet of wordt door de sandbox niet ondersteund.")
+        settle(echo)
+        return echo
+    _, fields = BROWSES[code]
+    cols: list[_Column] = []
+    for column_el in echo.findall("column"):
+        name = text_of(column_el, "field")
+        if name not in fields:
+            target = column_el.find("field")
+            mark(target if target is not None else column_el, f"Onbekend veld '{name}' in browse {code}.")
+            continue
+        operator = text_of(column_el, "operator", "none").lower()
+        if operator not in ("none", "equal", "between", "like", "notequal", "greaterequal", "lessequal", "in"):
+            mark(column_el.find("operator"), f"Onbekende operator '{operator}'.")
+            continue
+        cols.append(
+            _Column(
+                field=name,
+                label=text_of(column_el, "label") or fields[name].label,
+                # A column without <visible> is shown: clients that leave it out want the data.
+                visible=text_of(column_el, "visible", "true").lower() == "true",
+                operator=operator,
+                from_=text_of(column_el, "from"),
+                to=text_of(column_el, "to"),
+            )
+        )
+    office_code = text_of(echo, "office")
+    for col in cols:
+        if col.field == "fin.trs.head.office" and col.operator == "equal" and col.from_:
+            office_code = col.from_
+    office = ctx.office_for(office_code)
+    if office is None:
+        mark(echo, f"Administratie {office_code} bestaat niet of u heeft er geen toegang toe.")
+    if not settle(echo):
+        return echo
+    assert office is not None
+
+    rows = [
+        (tx, line)
+        for daybooks in ctx.state.transactions.get(office.code, {}).values()
+        for tx in daybooks.values()
+        for line in tx.lines
+        if line.matchable and all(_passes(fields[c.field], c, office, tx, line) for c in cols)
+    ]
+    rows.sort(key=lambda row: (row[0].code, row[0].number, row[1].id))
+    for field_el in reversed(echo.findall("sort/field")):
+        name = (field_el.text or "").strip()
+        if name in fields:
+            descending = field_el.get("order", "ascending") == "descending"
+            rows.sort(key=lambda row, f=fields[name]: _sort_key(f, office, *row), reverse=descending)
+
+    visible = [c for c in cols if c.visible]
+    root = etree.Element("browse", result="1")
+    root.set("first", "1" if rows else "0")
+    root.set("last", str(len(rows)))
+    root.set("total", str(len(rows)))
+    th = sub(root, "th")
+    for col in visible:
+        sub(th, "td", col.field, label=col.label, hideforuser="false", type=fields[col.field].type)
+    for tx, line in rows:
+        tr = sub(root, "tr")
+        for col in visible:
+            spec = fields[col.field]
+            value = spec.get(office, tx, line)
+            td = sub(tr, "td", value or None, field=col.field, hideforuser="false", type=spec.type)
+            if spec.type == "Date" and value:
+                td.set("name", dutch_date(value))
+            elif spec.names and value in spec.names:
+                td.set("name", spec.names[value])
+        key = sub(tr, "key")
+        sub(key, "office", office.code)
+        sub(key, "code", tx.code)
+        sub(key, "number", tx.number)
+        sub(key, "line", line.id)
+    return root
+
+
+def _sort_key(spec: Field, office: Office, tx: Transaction, line: TxLine) -> tuple:
+    value = spec.get(office, tx, line)
+    if spec.type in ("Value", "Decimal"):
+        return (0, parse_cents(value) or 0, "")
+    return (1, 0, value)
+
+
+def _passes(spec: Field, col: _Column, office: Office, tx: Transaction, line: TxLine) -> bool:
+    if col.operator == "none" or (not col.from_ and not col.to):
+        return True
+    value = spec.get(office, tx, line)
+    if col.field == "fin.trs.head.status" and col.from_.lower() == "normal":
+        # "normal" is Twinfield's shorthand for provisional plus final.
+        return col.operator != "notequal" and value in ("temporary", "final")
+    numeric = spec.type in ("Value", "Decimal")
+
+    def cmp_value(text: str) -> object:
+        if numeric:
+            return parse_cents(text)
+        return text.lower()
+
+    current = cmp_value(value)
+    low = cmp_value(col.from_) if col.from_ else None
+    if col.operator == "equal":
+        return current == low
+    if col.operator == "notequal":
+        return current != low
+    if col.operator == "in":
+        return current in {cmp_value(part.strip()) for part in col.from_.replace(";", ",").split(",")}
+    if col.operator == "like":
+        pattern = col.from_.lower().replace("%", "*")
+        return fnmatch.fnmatchcase(value.lower(), pattern)
+    if current is None:
+        return False
+    high = cmp_value(col.to) if col.to else None
+    if col.operator == "greaterequal":
+        return low is None or current >= low  # type: ignore[operator]
+    if col.operator == "lessequal":
+        bound = high if high is not None else low
+        return bound is None or current <= bound  # type: ignore[operator]
+    # between
+    if low is not None and current < low:  # type: ignore[operator]
+        return False
+    return not (high is not None and current > high)  # type: ignore[operator]
+
+
+def definition(ctx: Context, request: etree._Element) -> etree._Element:
+    """`<read><type>browse</type><office/><code>100</code></read>`."""
+    code = text_of(request, "code")
+    office = ctx.office_for(text_of(request, "office"))
+    if code not in BROWSES or office is None:
+        echo = copy.deepcopy(request)
+        target = echo.find("code") if office is not None else echo.find("office")
+        msg = f"Browse code {code} bestaat niet." if office is not None else "Administratie onbekend."
+        mark(target if target is not None else echo, msg)
+        settle(echo)
+        return echo
+    name, fields = BROWSES[code]
+    root = etree.Element("browse", result="1")
+    sub(root, "office", office.code)
+    sub(root, "code", code)
+    sub(root, "name", name)
+    sub(root, "shortname", name)
+    sub(root, "visible", "true")
+    cols = sub(root, "columns", code=code)
+    for index, field_name in enumerate(DEFINITION_100, start=1):
+        col = sub(cols, "column", id=index)
+        sub(col, "field", field_name)
+        sub(col, "label", fields[field_name].label)
+        sub(col, "visible", "true")
+        ask = field_name in ("fin.trs.head.code", "fin.trs.line.dim2", "fin.trs.head.status")
+        sub(col, "ask", "true" if ask else "false")
+        is_status = field_name == "fin.trs.head.status"
+        sub(col, "operator", "equal" if is_status else ("between" if ask else "none"))
+        sub(col, "from", "normal" if is_status else None)
+        sub(col, "to")
+        sub(col, "finderparam", "dimtype=DEB" if field_name == "fin.trs.line.dim2" else None)
+    return root

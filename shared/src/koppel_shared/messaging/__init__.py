@@ -1,0 +1,1 @@
+"""Messaging mechanisms: broker connection and topology, transactional outbox, idempotent inbox."""

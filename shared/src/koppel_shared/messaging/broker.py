@@ -1,0 +1,97 @@
+"""The broker connection: robust (reconnects by itself), one publishing channel with publisher
+confirms and returns raised, persistent messages.
+
+aio-pika's robust connection re-opens channels, re-declares queues and re-registers consumers
+after RabbitMQ restarts; publishes made while it is down raise, and the outbox relay simply
+tries those rows again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+
+from koppel_shared.events.envelope import Envelope
+from koppel_shared.logging import get_logger
+from koppel_shared.messaging.topology import declare_exchange
+
+log = get_logger(__name__)
+
+
+def to_message(envelope: Envelope, headers: dict[str, object] | None = None) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=envelope.to_json(),
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=str(envelope.id),
+        type=envelope.type,
+        correlation_id=envelope.correlation_id,
+        timestamp=envelope.occurred_at,
+        headers={
+            "x-koppel-tenant": str(envelope.tenant_id) if envelope.tenant_id else "",
+            "x-koppel-version": envelope.version,
+            **(headers or {}),
+        },
+    )
+
+
+class Broker:
+    """Owns the connection; hands out the confirm channel and the events exchange."""
+
+    def __init__(self, url: str, exchange_name: str) -> None:
+        self.url = url
+        self.exchange_name = exchange_name
+        self.connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._lock = asyncio.Lock()
+
+    async def connect(self, attempts: int = 30) -> None:
+        delay = 0.5
+        for attempt in range(1, attempts + 1):
+            try:
+                self.connection = await aio_pika.connect_robust(self.url, reconnect_interval=1.0)
+                break
+            except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
+                if attempt == attempts:
+                    raise
+                log.warning("broker.connect_failed", attempt=attempt, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        assert self.connection is not None
+        self._channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await declare_exchange(self._channel, self.exchange_name)
+
+    @property
+    def channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise RuntimeError("broker is not connected")
+        return self._channel
+
+    @property
+    def exchange(self) -> AbstractExchange:
+        if self._exchange is None:
+            raise RuntimeError("broker is not connected")
+        return self._exchange
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.connection and not self.connection.is_closed and self._channel and not self._channel.is_closed)
+
+    async def new_channel(self, prefetch: int = 0) -> AbstractChannel:
+        assert self.connection is not None
+        channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        if prefetch:
+            await channel.set_qos(prefetch_count=prefetch)
+        return channel
+
+    async def publish(self, envelope: Envelope) -> None:
+        """Publish one event to the exchange and wait for the broker's confirm."""
+        await self.exchange.publish(to_message(envelope), routing_key=envelope.type, mandatory=True)
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+            self.connection = None

@@ -1,0 +1,93 @@
+"""Per-service Alembic: the shared ``env.py`` body, creating the database when it is missing, and
+running ``upgrade head`` from code (the ``migrate`` command and the test fixtures)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import asyncpg
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from koppel_shared.db import asyncpg_dsn
+
+
+async def ensure_database(url: str) -> bool:
+    """Create the database named in ``url`` if it does not exist. True if it was created."""
+    parsed = make_url(url)
+    name = parsed.database
+    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if exists:
+            return False
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.DuplicateDatabaseError:
+            return False
+        return True
+    finally:
+        await conn.close()
+
+
+async def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    admin = asyncpg_dsn(parsed.set(database="postgres").render_as_string(hide_password=False))
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def _alembic_config(migrations_dir: Path, url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["database_url"] = url
+    return cfg
+
+
+def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
+    """Run ``alembic upgrade`` (blocking; call it from a thread when inside an event loop)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(migrations_dir, url), revision)
+
+
+async def migrate(migrations_dir: Path, url: str) -> None:
+    await ensure_database(url)
+    await asyncio.to_thread(upgrade, migrations_dir, url)
+
+
+def run_env(target_metadata: Sequence[sa.MetaData], default_url: Callable[[], str]) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    config = context.config
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or default_url()
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=list(target_metadata), literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection: sa.Connection) -> None:
+        context.configure(connection=connection, target_metadata=list(target_metadata), compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())

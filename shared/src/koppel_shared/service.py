@@ -1,0 +1,220 @@
+"""The composition of one service process, shared by all five services.
+
+A service describes itself once (``ServiceDefinition``: name, settings, migrations, routers,
+consumers, background loops); this module turns that into the three process kinds:
+
+- ``api``: FastAPI under uvicorn; writes state and outbox rows, never publishes directly;
+- ``worker``: the outbox relay, the inbox consumers and the service's background loops;
+- ``migrate``: create the database if missing and run Alembic to head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from koppel_shared.crypto import SecretBox
+from koppel_shared.db import UnitOfWork, asyncpg_dsn, make_engine, make_session_factory
+from koppel_shared.logging import configure_logging, get_logger
+from koppel_shared.messaging.broker import Broker
+from koppel_shared.messaging.inbox import ConsumerSpec, InboxConsumer
+from koppel_shared.messaging.outbox import OutboxRelay
+from koppel_shared.messaging.topology import QueueSpec
+from koppel_shared.migrations import migrate
+from koppel_shared.settings import KoppelSettings
+from koppel_shared.web.app import create_app
+
+log = get_logger(__name__)
+
+Loop = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Runtime:
+    """The resources one process holds, built from settings and closed on exit."""
+
+    settings: KoppelSettings
+    service: str
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    broker: Broker
+    secrets: SecretBox
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, service: str, settings: KoppelSettings, connect_broker: bool = True) -> Runtime:
+        engine = make_engine(settings.database_url, settings.db_pool_size)
+        broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
+        if connect_broker:
+            await broker.connect()
+        return cls(
+            settings=settings,
+            service=service,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            broker=broker,
+            secrets=SecretBox(settings.encryption_keys.get_secret_value()),
+        )
+
+    async def close(self) -> None:
+        for closer in self.extras.get("closers", []):
+            with contextlib.suppress(Exception):
+                await closer()
+        await self.broker.close()
+        await self.engine.dispose()
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.session_factory)
+
+    def queue(self, purpose: str, bindings: Sequence[str]) -> QueueSpec:
+        s = self.settings
+        return QueueSpec(
+            service=self.service,
+            purpose=purpose,
+            bindings=tuple(bindings),
+            prefix=s.queue_prefix,
+            delays_ms=tuple(s.retry_delays_ms),
+            queue_type=s.queue_type,
+            expires_ms=s.queue_expires_ms,
+        )
+
+    async def check_database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def check_broker(self) -> None:
+        if not self.broker.is_connected:
+            raise ConnectionError("not connected to RabbitMQ")
+
+
+@dataclass
+class ServiceDefinition:
+    name: str
+    title: str
+    settings_cls: type[KoppelSettings]
+    migrations_dir: Path
+    description: str = ""
+    routers: Sequence[APIRouter] = ()
+    consumers: Callable[[Runtime], Sequence[ConsumerSpec]] = lambda rt: ()
+    loops: Callable[[Runtime], Sequence[Loop]] = lambda rt: ()
+    on_open: Callable[[Runtime], Awaitable[None]] | None = None
+
+
+def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAPI:
+    """The service's HTTP app. The runtime is opened in the lifespan, so building the app touches
+    neither the database nor the broker; routes reach the runtime through ``deps.RuntimeDep``."""
+    holder: dict[str, Runtime] = {}
+
+    async def check_database() -> None:
+        await holder["rt"].check_database()
+
+    async def check_broker() -> None:
+        await holder["rt"].check_broker()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = await Runtime.open(definition.name, settings)
+        holder["rt"] = runtime
+        app.state.runtime = runtime
+        if definition.on_open:
+            await definition.on_open(runtime)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return create_app(
+        title=definition.title,
+        description=definition.description,
+        settings=settings,
+        routers=definition.routers,
+        lifespan=lifespan,
+        ready_checks={"database": check_database, "broker": check_broker},
+    )
+
+
+async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, stop: asyncio.Event) -> None:
+    runtime = await Runtime.open(definition.name, settings)
+    if definition.on_open:
+        await definition.on_open(runtime)
+    consumers = [
+        InboxConsumer(
+            runtime.broker,
+            runtime.session_factory,
+            runtime.queue(spec.purpose, spec.bindings),
+            spec.handlers,
+            max_attempts=settings.max_attempts,
+            prefetch=settings.prefetch,
+        )
+        for spec in definition.consumers(runtime)
+    ]
+    relay = OutboxRelay(
+        runtime.session_factory,
+        runtime.broker,
+        asyncpg_dsn(settings.database_url),
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    try:
+        for consumer in consumers:
+            await consumer.start()
+        tasks = [asyncio.create_task(relay.run(stop))]
+        tasks += [asyncio.create_task(loop(stop)) for loop in definition.loops(runtime)]
+        log.info("worker.started", consumers=[c.spec.name for c in consumers], loops=len(tasks) - 1)
+        await stop.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        for consumer in consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        await runtime.close()
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"{definition.name}-svc", description=definition.title)
+    parser.add_argument("command", choices=["api", "worker", "migrate"])
+    parser.add_argument("--host", default=None)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args(argv)
+    settings = definition.settings_cls()
+    configure_logging(f"{definition.name}-svc", settings.log_level, settings.log_json)
+
+    if args.command == "migrate":
+        asyncio.run(migrate(definition.migrations_dir, settings.database_url))
+        log.info("migrate.done", database=settings.database_url.rsplit("/", 1)[-1])
+    elif args.command == "api":
+        import uvicorn
+
+        uvicorn.run(
+            build_api(definition, settings),
+            host=args.host or settings.api_host,
+            port=args.port or settings.api_port,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=True,
+        )
+    else:
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            _install_stop(stop)
+            await run_worker(definition, settings, stop)
+
+        asyncio.run(run())

@@ -1,0 +1,1 @@
+"""HTTP mechanisms for every service: app factory, problem+json errors, tenant authentication."""

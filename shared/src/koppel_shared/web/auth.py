@@ -1,0 +1,41 @@
+"""FastAPI dependencies for tenant authentication: ``Authorization: Bearer <tenant token>``.
+
+Routes take ``Principal`` (any valid token) or ``require_scope("operator")``; data access always
+filters by ``principal.tenant_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
+from koppel_shared.web.errors import Problem
+
+
+def current_principal(request: Request) -> TenantPrincipal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "unauthorized", "a tenant token is required: Authorization: Bearer <token>")
+    settings = request.app.state.settings
+    try:
+        principal = verify_token(settings.jwt_secret.get_secret_value(), token.strip(), settings.jwt_issuer)
+    except TokenError as exc:
+        raise Problem(401, "invalid_token", f"the tenant token is not valid: {exc}") from exc
+    request.state.tenant_id = principal.tenant_id
+    return principal
+
+
+Principal = Annotated[TenantPrincipal, Depends(current_principal)]
+
+
+def require_scope(*scopes: str) -> Callable[[TenantPrincipal], TenantPrincipal]:
+    def check(principal: Principal) -> TenantPrincipal:
+        if not any(principal.has(s) for s in scopes):
+            raise Problem(403, "insufficient_scope", f"this call needs one of the scopes: {', '.join(scopes)}")
+        return principal
+
+    return check

@@ -1,0 +1,112 @@
+"""The app factory: health, readiness, metrics, problem+json errors, tenant isolation."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from koppel_shared.auth import issue_token
+from koppel_shared.deps import Principal
+from koppel_shared.settings import KoppelSettings
+from koppel_shared.testing.fixtures import settings_for_test
+from koppel_shared.web.app import create_app
+from koppel_shared.web.errors import Problem
+from pydantic import BaseModel, Field
+
+pytestmark = pytest.mark.integration
+
+notes: dict[tuple[uuid.UUID, str], str] = {}
+router = APIRouter()
+
+
+class NoteIn(BaseModel):
+    text: str = Field(min_length=1, max_length=20)
+
+
+@router.put("/v1/notes/{note_id}")
+async def put_note(note_id: str, body: NoteIn, principal: Principal) -> dict[str, str]:
+    notes[(principal.tenant_id, note_id)] = body.text
+    return {"id": note_id, "text": body.text}
+
+
+@router.get("/v1/notes/{note_id}")
+async def get_note(note_id: str, principal: Principal) -> dict[str, str]:
+    text = notes.get((principal.tenant_id, note_id))
+    if text is None:  # another tenant's note is indistinguishable from a missing one
+        raise Problem(404, "note_not_found", f"no note {note_id}")
+    return {"id": note_id, "text": text}
+
+
+@router.get("/boom")
+async def boom() -> None:
+    raise RuntimeError("secret internals")
+
+
+@pytest.fixture
+def settings(database_url: str) -> KoppelSettings:
+    return settings_for_test(KoppelSettings, database_url, "web.")
+
+
+@pytest.fixture
+async def client(settings: KoppelSettings):
+    async def failing_broker() -> None:
+        raise ConnectionError("not connected")
+
+    async def ok() -> None:
+        return None
+
+    app = create_app(
+        title="t", settings=settings, routers=[router], ready_checks={"database": ok, "broker": failing_broker}
+    )
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+def bearer(settings: KoppelSettings, tenant: uuid.UUID) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(settings.jwt_secret.get_secret_value(), tenant)}"}
+
+
+async def test_a_token_for_tenant_a_cannot_read_tenant_b_data(client: httpx.AsyncClient, settings: KoppelSettings):
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert (await client.put("/v1/notes/n1", json={"text": "of a"}, headers=bearer(settings, a))).status_code == 200
+    assert (await client.get("/v1/notes/n1", headers=bearer(settings, a))).json()["text"] == "of a"
+    refused = await client.get("/v1/notes/n1", headers=bearer(settings, b))
+    assert refused.status_code == 404
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "of a" not in refused.text
+
+
+async def test_missing_or_forged_token_is_401_problem(client: httpx.AsyncClient):
+    missing = await client.get("/v1/notes/n1")
+    assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
+    forged = issue_token("another-secret-entirely-0123456789", uuid.uuid4())
+    bad = await client.get("/v1/notes/n1", headers={"Authorization": f"Bearer {forged}"})
+    assert bad.status_code == 401 and bad.json()["code"] == "invalid_token"
+
+
+async def test_validation_error_names_field_and_rule(client: httpx.AsyncClient, settings: KoppelSettings):
+    r = await client.put("/v1/notes/n2", json={"text": ""}, headers=bearer(settings, uuid.uuid4()))
+    assert r.status_code == 422
+    body = r.json()
+    assert body["code"] == "validation_error"
+    assert body["errors"][0]["field"] == "text" and body["errors"][0]["rule"] == "string_too_short"
+
+
+async def test_unexpected_error_is_500_problem_without_internals(client: httpx.AsyncClient):
+    r = await client.get("/boom", headers={"X-Request-ID": "req-123"})
+    assert r.status_code == 500
+    assert r.json()["code"] == "internal_error" and r.json()["correlation_id"] == "req-123"
+    assert "secret internals" not in r.text
+    assert r.headers["x-request-id"] == "req-123"
+
+
+async def test_health_ready_and_metrics(client: httpx.AsyncClient):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["checks"]["database"] == "ok" and "failing" in ready.json()["checks"]["broker"]
+    metrics = await client.get("/metrics")
+    assert "koppel_http_requests_total" in metrics.text
