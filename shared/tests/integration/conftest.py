@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
+
 from koppel_shared.db import make_engine, make_session_factory
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.tables import metadata as messaging_metadata

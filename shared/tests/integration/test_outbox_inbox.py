@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import pytest
 import sqlalchemy as sa
+
 from koppel_shared.db import UnitOfWork, asyncpg_dsn
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.system import Ping

@@ -7,13 +7,14 @@ import uuid
 import httpx
 import pytest
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
 from koppel_shared.auth import issue_token
 from koppel_shared.deps import Principal
 from koppel_shared.settings import KoppelSettings
 from koppel_shared.testing.fixtures import settings_for_test
 from koppel_shared.web.app import create_app
 from koppel_shared.web.errors import Problem
-from pydantic import BaseModel, Field
 
 pytestmark = pytest.mark.integration
 

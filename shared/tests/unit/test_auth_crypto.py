@@ -2,6 +2,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+
 from koppel_shared.auth import TokenError, issue_token, verify_token
 from koppel_shared.crypto import SecretBox, SecretDecryptionError, generate_key
 

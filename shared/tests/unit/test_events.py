@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+
 from koppel_shared.events import Envelope, EventData, decode_data, event_type, new_event
 from koppel_shared.events.registry import UnknownEventType, UnsupportedEventVersion, upcaster
 from koppel_shared.events.system import Ping

@@ -1,6 +1,7 @@
 import pytest
-from koppel_shared.settings import KoppelSettings
 from pydantic import ValidationError
+
+from koppel_shared.settings import KoppelSettings
 
 
 class MandateLike(KoppelSettings):

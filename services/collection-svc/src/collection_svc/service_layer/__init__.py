@@ -1,0 +1,1 @@
+"""Use cases, run inside a unit of work."""

@@ -1,0 +1,14 @@
+import pytest
+
+from collection_svc.bootstrap import definition
+from collection_svc.settings import Settings
+from koppel_shared.testing.fixtures import settings_for_test
+from koppel_shared.testing.service_checks import check_service_round_trip
+
+pytestmark = pytest.mark.integration
+
+
+async def test_collection_svc_migrates_answers_health_and_consumes_through_outbox_and_inbox(
+    database_url: str, broker_prefix: str, cleanup_exchange: None
+) -> None:
+    await check_service_round_trip(definition, settings_for_test(Settings, database_url, broker_prefix))

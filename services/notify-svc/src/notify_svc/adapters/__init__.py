@@ -1,0 +1,1 @@
+"""Database tables and clients of other systems."""

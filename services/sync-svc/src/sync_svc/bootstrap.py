@@ -1,0 +1,20 @@
+"""Composition root of sync-svc: what the service is made of, in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from koppel_shared.service import ServiceDefinition
+from sync_svc.entrypoints.consumers import consumers
+from sync_svc.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+definition = ServiceDefinition(
+    name="sync",
+    title="Koppel Twikey sync service",
+    description="The only service that talks to Twikey: connections, webhooks, feeds, commands.",
+    settings_cls=Settings,
+    migrations_dir=MIGRATIONS,
+    consumers=consumers,
+)
