@@ -1,0 +1,35 @@
+# The only commands people need to remember. Each installs what it needs on first use.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+
+.PHONY: run test lint format typecheck bench bench-outbox install clean-logs
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@uv sync --frozen --quiet
+
+run: install ## start everything locally (services, sandboxes, demo tenant); Ctrl-C stops it
+	uv run koppel run
+
+test: install ## all tests against the local PostgreSQL and RabbitMQ (started if down)
+	uv run python -m koppel_cli.infra
+	uv run pytest
+
+lint: install
+	uv run ruff check .
+	uv run ruff format --check .
+	uv run mypy shared/src cli/src services/*/src
+
+format: install
+	uv run ruff format .
+	uv run ruff check --fix .
+
+bench: install ## every benchmark; figures in bench/results/
+	uv run python -m koppel_cli.infra
+	uv run python bench/outbox_inbox.py
+
+bench-outbox: install
+	uv run python bench/outbox_inbox.py
+
+clean-logs:
+	rm -rf var/log

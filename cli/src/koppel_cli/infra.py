@@ -1,0 +1,54 @@
+"""Local infrastructure: make sure PostgreSQL and RabbitMQ answer on their standard ports,
+starting them with the machine's own commands when they are down."""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import subprocess
+import time
+
+POSTGRES = ("127.0.0.1", 5432)
+RABBITMQ = ("127.0.0.1", 5672)
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _start_commands(name: str) -> list[list[str]]:
+    if name == "postgresql":
+        versions = sorted(os.path.basename(p) for p in glob.glob("/etc/postgresql/*"))
+        return [["pg_ctlcluster", "--skip-systemctl-redirect", v, "main", "start"] for v in versions[-1:]]
+    return [["rabbitmq-server", "-detached"]]
+
+
+def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, say=print) -> None:  # type: ignore[no-untyped-def]
+    if port_open(*address):
+        return
+    say(f"{name} is not answering on {address[0]}:{address[1]}; starting it")
+    for command in _start_commands(name):
+        try:
+            subprocess.run(command, check=False, capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            say(f"  could not run {' '.join(command)}: {exc}")
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if port_open(*address):
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"{name} did not come up on {address[0]}:{address[1]}; start it and try again")
+
+
+def ensure_infrastructure(say=print) -> None:  # type: ignore[no-untyped-def]
+    ensure_up("postgresql", POSTGRES, say=say)
+    ensure_up("rabbitmq", RABBITMQ, say=say)
+
+
+if __name__ == "__main__":
+    ensure_infrastructure()

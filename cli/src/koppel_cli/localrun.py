@@ -1,0 +1,161 @@
+"""``koppel run``: every process of Koppel on this machine, supervised, stopped cleanly by Ctrl-C.
+
+Migrates each service, starts its API and worker, the sandboxes, waits until everything is
+ready, and prints the URLs and a demo tenant's token. Process output goes to ``var/log/<name>.log``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from koppel_shared.auth import issue_token
+from koppel_shared.settings import KoppelSettings
+
+SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 8104, "notify": 8105}
+SANDBOXES = {"twikey": 8601, "twinfield": 8602}
+DEMO_TENANT = uuid.uuid5(uuid.NAMESPACE_URL, "https://koppel.dev/tenants/demo")
+
+
+@dataclass
+class Plan:
+    offset: int = 0
+    prefix: str = ""
+    log_dir: Path = Path("var/log")
+    sandboxes: bool = True
+    env: dict[str, str] = field(default_factory=dict)
+
+    def port(self, base: int) -> int:
+        return base + self.offset
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("KOPPEL_ENVIRONMENT", "dev")
+        env.setdefault("KOPPEL_LOG_JSON", "true")
+        env["PYTHONUNBUFFERED"] = "1"
+        if self.prefix:
+            env["KOPPEL_EXCHANGE"] = f"{self.prefix}koppel.events"
+            env["KOPPEL_QUEUE_PREFIX"] = self.prefix
+        for name, base in SERVICES.items():
+            up = name.upper()
+            env.setdefault(
+                f"KOPPEL_{up}_DATABASE_URL", f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.prefix}koppel_{name}"
+            )
+            env[f"KOPPEL_{up}_API_PORT"] = str(self.port(base))
+            env[f"KOPPEL_{up}_URL"] = f"http://127.0.0.1:{self.port(base)}"
+        for name, base in SANDBOXES.items():
+            env[f"KOPPEL_SANDBOX_{name.upper()}_URL"] = f"http://127.0.0.1:{self.port(base)}"
+        env.update(self.env)
+        return env
+
+
+class Supervisor:
+    def __init__(self, plan: Plan, say=print) -> None:  # type: ignore[no-untyped-def]
+        self.plan = plan
+        self.say = say
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        plan.log_dir.mkdir(parents=True, exist_ok=True)
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.plan.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
+        self.children[name] = subprocess.Popen(
+            [sys.executable, *args],
+            env=self.plan.environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def migrate(self) -> None:
+        running = {
+            name: subprocess.Popen(
+                [sys.executable, "-m", f"{name}_svc", "migrate"],
+                env=self.plan.environment(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for name in SERVICES
+        }
+        for name, proc in running.items():
+            _, err = proc.communicate()
+            if proc.returncode != 0:
+                raise SystemExit(f"migrations of {name}-svc failed:\n{err[-2000:]}")
+
+    def start(self) -> None:
+        if self.plan.sandboxes:
+            for name, base in SANDBOXES.items():
+                self._spawn(
+                    f"sandbox-{name}",
+                    ["-m", f"{name}_sandbox", "--host", "127.0.0.1", "--port", str(self.plan.port(base))],
+                )
+        for name, base in SERVICES.items():
+            self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))])
+            self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"])
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        urls = {f"{n}-api": f"http://127.0.0.1:{self.plan.port(b)}/readyz" for n, b in SERVICES.items()}
+        deadline = time.monotonic() + timeout
+        pending = dict(urls)
+        while pending:
+            self.check_alive()
+            for name, url in list(pending.items()):
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(url, timeout=1.0).status_code == 200:
+                        del pending[name]
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready after {timeout:.0f} s: {', '.join(pending)} (see {self.plan.log_dir})")
+            time.sleep(0.3)
+
+    def check_alive(self) -> None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"{name} exited with code {proc.returncode}; see {self.plan.log_dir / (name + '.log')}"
+                )
+
+    def stop(self, grace: float = 10.0) -> None:
+        for proc in self.children.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in self.children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def demo_token(settings: KoppelSettings) -> str:
+    return issue_token(settings.jwt_secret.get_secret_value(), DEMO_TENANT, ["erp", "operator"], subject="demo")
+
+
+def summary(plan: Plan, token: str) -> str:
+    lines = ["", "Koppel is running.", ""]
+    for name, base in SERVICES.items():
+        port = plan.port(base)
+        lines.append(f"  {name + '-svc':16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")
+    if plan.sandboxes:
+        for name, base in SANDBOXES.items():
+            lines.append(f"  {name + ' sandbox':16} http://127.0.0.1:{plan.port(base)}")
+    lines += [
+        "",
+        f"  demo tenant      {DEMO_TENANT}",
+        f"  tenant token     {token}",
+        f"  logs             {plan.log_dir}/",
+        "",
+        "Press Ctrl-C to stop everything.",
+    ]
+    return "\n".join(lines)

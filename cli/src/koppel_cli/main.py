@@ -1,0 +1,185 @@
+"""The ``koppel`` command for operators and developers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from koppel_cli import infra
+from koppel_cli.localrun import DEMO_TENANT, Plan, Supervisor, demo_token, summary
+from koppel_shared.auth import SCOPES, issue_token
+from koppel_shared.messaging.broker import Broker
+from koppel_shared.messaging.deadletters import discard_dead_letters, list_dead_letters, replay_dead_letters
+from koppel_shared.settings import KoppelSettings
+
+app = typer.Typer(
+    help="Koppel: run it, manage tenants and tokens, inspect dead letters, start sandboxes.", no_args_is_help=True
+)
+tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
+token_app = typer.Typer(help="Tenant tokens (signed JWTs).", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead letters: messages a service could not handle.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="Run a sandbox on its own.", no_args_is_help=True)
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(token_app, name="token")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(sandbox_app, name="sandbox")
+
+SERVICE_NAMES = ("mandate", "collection", "sync", "bookkeeping", "notify")
+
+
+@app.command()
+def run(
+    port_offset: Annotated[int, typer.Option(help="Add this to every port (to run beside another copy).")] = 0,
+    prefix: Annotated[str, typer.Option(help="Prefix for databases, exchange and queues.")] = "",
+    no_sandboxes: Annotated[bool, typer.Option("--no-sandboxes", help="Do not start the sandboxes.")] = False,
+    log_dir: Annotated[Path, typer.Option(help="Where process logs go.")] = Path("var/log"),
+) -> None:
+    """Start everything locally: PostgreSQL and RabbitMQ (if down), migrations, every service's API
+    and worker, the sandboxes; then print the URLs and a demo tenant token. Ctrl-C stops it all."""
+    infra.ensure_infrastructure(say=typer.echo)
+    plan = Plan(offset=port_offset, prefix=prefix, log_dir=log_dir, sandboxes=not no_sandboxes)
+    supervisor = Supervisor(plan, say=typer.echo)
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        typer.echo("migrating databases ...")
+        supervisor.migrate()
+        typer.echo("starting services ...")
+        supervisor.start()
+        supervisor.wait_ready()
+        typer.echo(summary(plan, demo_token(KoppelSettings())))
+        while not stopping:
+            supervisor.check_alive()
+            time.sleep(0.5)
+    finally:
+        typer.echo("stopping ...")
+        supervisor.stop()
+        typer.echo("stopped.")
+
+
+@tenant_app.command("create")
+def tenant_create(
+    name: Annotated[str, typer.Option(help="A name for people; the id is what services use.")],
+    demo: Annotated[bool, typer.Option(help="Use the fixed demo tenant id.")] = False,
+) -> None:
+    """Create a tenant identity and print its id and an ERP + operator token."""
+    tenant_id = DEMO_TENANT if demo else uuid.uuid4()
+    settings = KoppelSettings()
+    token = issue_token(
+        settings.jwt_secret.get_secret_value(), tenant_id, ["erp", "operator"], subject=f"tenant:{name}"
+    )
+    typer.echo(json.dumps({"tenant_id": str(tenant_id), "name": name, "token": token}, indent=2))
+
+
+@token_app.command("issue")
+def token_issue(
+    tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
+    scope: Annotated[list[str], typer.Option(help=f"Scopes: {', '.join(SCOPES)}. Repeat for several.")] = ["erp"],  # noqa: B006
+    ttl_days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+) -> None:
+    """Issue a signed tenant token (uses KOPPEL_JWT_SECRET)."""
+    settings = KoppelSettings()
+    try:
+        token = issue_token(settings.jwt_secret.get_secret_value(), tenant, scope, ttl=timedelta(days=ttl_days))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(token)
+
+
+def _with_broker(fn):  # type: ignore[no-untyped-def]
+    async def go():  # type: ignore[no-untyped-def]
+        settings = KoppelSettings()
+        broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
+        await broker.connect(attempts=3)
+        try:
+            return await fn(broker, settings)
+        finally:
+            await broker.close()
+
+    return asyncio.run(go())
+
+
+ServiceOpt = Annotated[str, typer.Option(help=f"One of: {', '.join(SERVICE_NAMES)}.")]
+
+
+def _check_service(service: str) -> str:
+    if service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}")
+    return service
+
+
+@dlq_app.command("list")
+def dlq_list(service: ServiceOpt, limit: int = 100, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List dead letters of a service, with the reason each failed."""
+    _check_service(service)
+    letters = _with_broker(lambda b, s: list_dead_letters(b, service, s.queue_prefix, limit))
+    if as_json:
+        typer.echo(json.dumps([d.as_dict() for d in letters], indent=2))
+        return
+    if not letters:
+        typer.echo(f"no dead letters for {service}-svc")
+    for d in letters:
+        typer.echo(
+            f"{d.message_id}  {d.type:24} attempts={d.attempts} failed_at={d.failed_at}\n"
+            f"    queue={d.queue}\n    reason={d.reason}"
+        )
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    service: ServiceOpt,
+    id: Annotated[list[str], typer.Option("--id", help="Message id to replay; repeat for several.")] = [],  # noqa: B006
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter of the service.")] = False,
+) -> None:
+    """Send dead letters back to the queue they came from."""
+    _check_service(service)
+    if not id and not all_:
+        raise typer.BadParameter("give --id (repeatable) or --all")
+    ids = None if all_ else set(id)
+    count = _with_broker(lambda b, s: replay_dead_letters(b, service, s.queue_prefix, ids))
+    typer.echo(f"replayed {count} message(s)")
+
+
+@dlq_app.command("discard")
+def dlq_discard(
+    service: ServiceOpt,
+    id: Annotated[list[str], typer.Option("--id", help="Message id to discard; repeat for several.")],
+) -> None:
+    """Remove dead letters that have been dealt with."""
+    _check_service(service)
+    count = _with_broker(lambda b, s: discard_dead_letters(b, service, s.queue_prefix, set(id)))
+    typer.echo(f"discarded {count} message(s)")
+
+
+@sandbox_app.command("twikey")
+def sandbox_twikey(host: str = "127.0.0.1", port: int = 8601) -> None:
+    """Run the Twikey sandbox on its own (prints its API key)."""
+    from twikey_sandbox.server import run as run_sandbox
+
+    run_sandbox(host=host, port=port)
+
+
+@sandbox_app.command("twinfield")
+def sandbox_twinfield(host: str = "127.0.0.1", port: int = 8602) -> None:
+    """Run the Twinfield sandbox on its own (prints its client id and office)."""
+    from twinfield_sandbox.server import run as run_sandbox
+
+    run_sandbox(host=host, port=port)
+
+
+if __name__ == "__main__":
+    app()
