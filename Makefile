@@ -27,9 +27,11 @@ format: install
 bench: install ## every benchmark; figures in bench/results/
 	uv run python -m koppel_cli.infra
 	uv run python bench/outbox_inbox.py
+	uv run python bench/report.py
 
 bench-outbox: install
 	uv run python bench/outbox_inbox.py
+	uv run python bench/report.py
 
 clean-logs:
 	rm -rf var/log

@@ -28,7 +28,7 @@ def _start_commands(name: str) -> list[list[str]]:
     return [["rabbitmq-server", "-detached"]]
 
 
-def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, say=print) -> None:  # type: ignore[no-untyped-def]
+def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, say=print) -> None:
     if port_open(*address):
         return
     say(f"{name} is not answering on {address[0]}:{address[1]}; starting it")
@@ -45,7 +45,7 @@ def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, s
     raise SystemExit(f"{name} did not come up on {address[0]}:{address[1]}; start it and try again")
 
 
-def ensure_infrastructure(say=print) -> None:  # type: ignore[no-untyped-def]
+def ensure_infrastructure(say=print) -> None:
     ensure_up("postgresql", POSTGRES, say=say)
     ensure_up("rabbitmq", RABBITMQ, say=say)
 

@@ -59,7 +59,7 @@ class Plan:
 
 
 class Supervisor:
-    def __init__(self, plan: Plan, say=print) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, plan: Plan, say=print) -> None:
         self.plan = plan
         self.say = say
         self.children: dict[str, subprocess.Popen[bytes]] = {}

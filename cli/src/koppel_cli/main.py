@@ -100,8 +100,8 @@ def token_issue(
     typer.echo(token)
 
 
-def _with_broker(fn):  # type: ignore[no-untyped-def]
-    async def go():  # type: ignore[no-untyped-def]
+def _with_broker(fn):
+    async def go():
         settings = KoppelSettings()
         broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
         await broker.connect(attempts=3)

@@ -78,8 +78,12 @@ def test_delete_prepared_mandate_removes_it_without_feed_message(creditor, recei
     assert creditor.drain("/mandate", "Messages") == []
     hooks = receiver_reset.wait_for(2)
     assert parse_qs(hooks[-1].query) == {
-        "type": ["contract"], "mandateNumber": [mndt], "event": ["Invite"], "state": ["PREPARED"], "reason": ["removed"],
-    }  # fmt: skip
+        "type": ["contract"],
+        "mandateNumber": [mndt],
+        "event": ["Invite"],
+        "state": ["PREPARED"],
+        "reason": ["removed"],
+    }
 
 
 def test_b2b_waits_for_debtor_bank_then_accepted(creditor, control, receiver_reset):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 import uvicorn
+
 from twinfield_sandbox import SandboxConfig, create_app
 from twinfield_sandbox.testing import ORG, Twinfield
 
@@ -57,7 +58,7 @@ def fresh(server: Server) -> None:
     server.sandbox.reset()
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def http(server: Server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         yield client

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 from lxml import etree
+
 from twinfield_sandbox.testing import OFFICE, el_text, memo_xml, seed_customers, seed_invoices
 
 

@@ -15,7 +15,7 @@ from koppel_shared.web.auth import Principal, require_scope
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

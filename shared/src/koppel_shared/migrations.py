@@ -43,7 +43,7 @@ async def drop_database(url: str) -> None:
         await conn.close()
 
 
-def _alembic_config(migrations_dir: Path, url: str):  # type: ignore[no-untyped-def]
+def _alembic_config(migrations_dir: Path, url: str):
     from alembic.config import Config
 
     cfg = Config()

@@ -14,7 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from koppel_shared.web.app import create_app
 
 log = get_logger(__name__)
 
-Loop = Callable[[asyncio.Event], Awaitable[None]]
+Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass

@@ -231,3 +231,36 @@ async def test_emitting_the_same_event_id_twice_is_a_no_op(runtime: Runtime, cle
             await uow.emit(event)
             await uow.commit()
     assert await count(runtime, "SELECT count(*) FROM outbox") == 1
+
+
+async def test_a_failing_event_in_a_batch_does_not_hold_back_or_double_the_others(runtime: Runtime, clean: None):
+    async def picky(envelope: Envelope, data: Ping, uow: UnitOfWork) -> None:
+        await uow.session.execute(sa.insert(effects).values(event_id=envelope.id, note=data.note))
+        if data.note == "bad":
+            raise ValueError("impossible event")
+
+    spec = runtime.queue("batch", ["system.ping"])
+    consumer = InboxConsumer(
+        runtime.broker, runtime.session_factory, spec, {"system.ping": picky}, max_attempts=2, batch_size=50
+    )
+    events = [new_event(Ping(sender="t", note="bad" if i == 5 else f"ok{i}"), tenant_id=None) for i in range(40)]
+    # Publish before consuming so that they arrive as batches; include duplicates of the same ids.
+    await runtime.broker.channel.declare_queue(
+        spec.name, durable=True, arguments={"x-queue-type": "classic", "x-expires": 120_000}
+    )
+    for event in [*events, *events[:10]]:
+        await runtime.broker.channel.default_exchange.publish(to_message(event), routing_key=spec.name)
+    await consumer.start()
+    try:
+
+        async def settled() -> bool:
+            letters = await list_dead_letters(runtime.broker, "shared", runtime.settings.queue_prefix)
+            return len(letters) == 1 and await count(runtime, "SELECT count(*) FROM effects") == 39
+
+        await eventually(settled)
+        await asyncio.sleep(0.5)
+        assert await count(runtime, "SELECT count(DISTINCT event_id) FROM effects") == 39
+        assert await count(runtime, "SELECT count(*) FROM effects WHERE note = 'bad'") == 0
+    finally:
+        await consumer.stop()
+        await discard_dead_letters(runtime.broker, "shared", runtime.settings.queue_prefix)

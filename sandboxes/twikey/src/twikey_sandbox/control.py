@@ -164,7 +164,7 @@ async def create_creditor(body: CreditorIn, request: Request) -> dict[str, Any]:
         name=body.name,
         private_key=body.private_key,
         webhook_url=body.webhook_url,
-        templates=dict(body.templates) if body.templates else None,
+        templates={str(k): v for k, v in body.templates.items()} if body.templates else None,
         merchant_id=body.merchant_id,
     )
     return c.public()

@@ -9,7 +9,6 @@ Feed messages exist only for mandates that were signed (new / update / cancel).
 
 from __future__ import annotations
 
-import copy
 import re
 import secrets
 from datetime import UTC, datetime
@@ -32,6 +31,7 @@ from .state import (
     FeedEvent,
     Mandate,
     SandboxState,
+    snapshot_mandate,
 )
 from .webhooks import WebhookDispatcher
 
@@ -111,7 +111,7 @@ def _feed(
             seq=state.next_seq(),
             at=state.clock.now(),
             kind=kind,
-            obj=copy.copy(m),  # the mandate as it was at this moment
+            obj=snapshot_mandate(m),  # the mandate as it was at this moment
             reason=reason,
             originator_email=email,
             originator_name=name,

@@ -8,7 +8,6 @@ only changes to `paid`; `all=true` returns every change.
 
 from __future__ import annotations
 
-import copy
 import secrets
 
 from fastapi import APIRouter, Request, Response
@@ -19,7 +18,7 @@ from .auth import authenticate, check_rate_limit
 from .deps import state_of
 from .errors import ApiError, read_params
 from .render import paylink_json
-from .state import Creditor, FeedEvent, Paylink, SandboxState
+from .state import Creditor, FeedEvent, Paylink, SandboxState, snapshot_paylink
 from .transactions import check_idempotency, parse_amount, remember_idempotency
 from .webhooks import WebhookDispatcher
 
@@ -32,7 +31,8 @@ CUSTOMER_FIELDS = ("customerNumber", "email", "firstname", "lastname", "companyN
 
 def _feed(state: SandboxState, creditor: Creditor, p: Paylink) -> None:
     p.lastupdate = state.clock.now()
-    creditor.paylink_feed.append(FeedEvent(seq=state.next_seq(), at=p.lastupdate, kind=p.state, obj=copy.copy(p)))
+    event = FeedEvent(seq=state.next_seq(), at=p.lastupdate, kind=p.state, obj=snapshot_paylink(p))
+    creditor.paylink_feed.append(event)
 
 
 def set_state(state: SandboxState, hooks: WebhookDispatcher, creditor: Creditor, p: Paylink, new_state: str) -> None:

@@ -5,6 +5,7 @@ Kept apart from the handlers so feeds, detail calls and the control API render i
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -103,7 +104,7 @@ def transaction_created_json(t: Transaction) -> dict[str, Any]:
     }
 
 
-def transaction_json(t: Transaction, includes: set[str], seq: int | None = None) -> dict[str, Any]:
+def transaction_json(t: Transaction, includes: AbstractSet[str], seq: int | None = None) -> dict[str, Any]:
     entry = transaction_created_json(t)
     entry["state"] = t.state
     entry["final"] = t.final
@@ -126,7 +127,7 @@ def transaction_json(t: Transaction, includes: set[str], seq: int | None = None)
     return entry
 
 
-def paylink_json(p: Paylink, includes: set[str] = frozenset(), seq: int | None = None) -> dict[str, Any]:  # type: ignore[assignment]
+def paylink_json(p: Paylink, includes: AbstractSet[str] = frozenset(), seq: int | None = None) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": p.id,
         "amount": money(p.amount),

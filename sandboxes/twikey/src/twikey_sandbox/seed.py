@@ -6,11 +6,20 @@ mandates take seconds. Seeded objects are indistinguishable from ones made throu
 
 from __future__ import annotations
 
-import copy
 import secrets
 from decimal import Decimal
 
-from .state import OPEN, SIGNED, Creditor, FeedEvent, Mandate, SandboxState, Transaction
+from .state import (
+    OPEN,
+    SIGNED,
+    Creditor,
+    FeedEvent,
+    Mandate,
+    SandboxState,
+    Transaction,
+    snapshot_mandate,
+    snapshot_transaction,
+)
 
 
 def belgian_iban(n: int) -> str:
@@ -54,7 +63,7 @@ def seed_mandates(state: SandboxState, creditor: Creditor, count: int, scheme: s
             sign_date=now,
         )
         creditor.mandates[mndt_id] = m
-        feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="new", obj=copy.copy(m)))
+        feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="new", obj=snapshot_mandate(m)))
         ids.append(mndt_id)
     return ids
 
@@ -88,8 +97,6 @@ def seed_transactions(
             lastupdate=now,
         )
         creditor.transactions[tid] = t
-        snapshot = copy.copy(t)
-        snapshot.actions = []  # never share the live list with the snapshot
-        feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="state", obj=snapshot))
+        feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="state", obj=snapshot_transaction(t)))
         ids.append(tid)
     return ids

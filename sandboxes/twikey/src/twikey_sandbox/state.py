@@ -11,9 +11,13 @@ from __future__ import annotations
 import secrets
 import time
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any
+from operator import attrgetter
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 SESSION_LIFETIME_SECONDS = 24 * 3600
 IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600
@@ -191,6 +195,32 @@ class Paylink:
     redirect_url: str | None = None
 
 
+def _cloner(cls: type[T]) -> Callable[[T], T]:
+    """A fast shallow copy for a slots dataclass (copy.copy costs ~20 µs; this ~2 µs, which is
+    what lets 100,000 seeded objects with feed snapshots take seconds)."""
+    get = attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    return lambda obj: cls(*get(obj))
+
+
+_clone_mandate = _cloner(Mandate)
+_clone_transaction = _cloner(Transaction)
+_clone_paylink = _cloner(Paylink)
+
+
+def snapshot_mandate(m: Mandate) -> Mandate:
+    return _clone_mandate(m)
+
+
+def snapshot_transaction(t: Transaction) -> Transaction:
+    snap = _clone_transaction(t)
+    snap.actions = list(t.actions)  # the live list keeps growing; the snapshot must not
+    return snap
+
+
+def snapshot_paylink(p: Paylink) -> Paylink:
+    return _clone_paylink(p)
+
+
 @dataclass(slots=True)
 class FeedEvent:
     seq: int
@@ -288,6 +318,9 @@ class SandboxState:
             private_key=private_key,
             webhook_url=webhook_url,
         )
+        # A per-creditor prefix keeps mandate references unique across the sandbox, so the
+        # control API can find a mandate by its reference alone.
+        creditor.prefix = f"SBX{creditor.merchant_id}M"
         self.creditors[creditor.api_key] = creditor
         if not self.default_api_key:
             self.default_api_key = creditor.api_key

@@ -7,7 +7,6 @@ transaction feed; bank outcomes also send a `type=payment` webhook.
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import uuid
@@ -35,6 +34,7 @@ from .state import (
     FeedEvent,
     SandboxState,
     Transaction,
+    snapshot_transaction,
 )
 from .webhooks import WebhookDispatcher
 
@@ -70,9 +70,9 @@ MAX_BULK = 5000
 # ---- helpers -------------------------------------------------------------------------------------
 def _feed(state: SandboxState, creditor: Creditor, t: Transaction) -> None:
     t.lastupdate = state.clock.now()
-    snapshot = copy.copy(t)
-    snapshot.actions = list(t.actions)
-    creditor.transaction_feed.append(FeedEvent(seq=state.next_seq(), at=t.lastupdate, kind="state", obj=snapshot))
+    creditor.transaction_feed.append(
+        FeedEvent(seq=state.next_seq(), at=t.lastupdate, kind="state", obj=snapshot_transaction(t))
+    )
 
 
 def parse_amount(raw: Any, name: str = "amount") -> Decimal:

@@ -158,10 +158,8 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
 
     rows = [
         (tx, line)
-        for daybooks in ctx.state.transactions.get(office.code, {}).values()
-        for tx in daybooks.values()
-        for line in tx.lines
-        if line.matchable and all(_passes(fields[c.field], c, office, tx, line) for c in cols)
+        for tx, line in _candidates(ctx, office, cols)
+        if all(_passes(fields[c.field], c, office, tx, line) for c in cols)
     ]
     rows.sort(key=lambda row: (row[0].code, row[0].number, row[1].id))
     for field_el in reversed(echo.findall("sort/field")):
@@ -194,6 +192,28 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
         sub(key, "number", tx.number)
         sub(key, "line", line.id)
     return root
+
+
+def _candidates(ctx: Context, office: Office, cols: list[_Column]):
+    """Customer lines worth filtering: narrowed through an index when the request has an
+    equal-filter on invoice number or customer, otherwise every customer line of the office."""
+    state = ctx.state
+    keys = None
+    for col in cols:
+        if col.operator != "equal" or not col.from_:
+            continue
+        if col.field == "fin.trs.line.invnumber":
+            keys = state.lines_by_invoice.get((office.code, col.from_.lower()), {})
+            break
+        if col.field == "fin.trs.line.dim2":
+            keys = state.lines_by_customer.get((office.code, col.from_.lower()), {})
+    if keys is None:
+        keys = state.customer_lines.get(office.code, {})
+    for code, number, line_id in list(keys):
+        tx = state.find_transaction(office.code, code, number)
+        line = tx.line(line_id) if tx is not None else None
+        if tx is not None and line is not None and line.matchable:
+            yield tx, line
 
 
 def _sort_key(spec: Field, office: Office, tx: Transaction, line: TxLine) -> tuple:

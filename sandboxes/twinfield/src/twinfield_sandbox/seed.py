@@ -254,7 +254,7 @@ def add_sales_invoice(state: SandboxState, office: Office, data: dict) -> Transa
         inputdate=now,
         modificationdate=now,
     )
-    state.daybook_transactions(office.code, daybook)[number] = tx
+    state.store_transaction(tx)
     state.invoice_numbers[(office.code, daybook, invoicenumber)] = number
     return tx
 

@@ -211,7 +211,10 @@ def _company(
 def _envelope(version: str, operation: str, result: etree._Element) -> Response:
     envelope = etree.Element(f"{{{version}}}Envelope", nsmap={"soap": version, "xsi": XSI, "xsd": XSD})
     body = etree.SubElement(envelope, f"{{{version}}}Body")
-    wrapper = etree.SubElement(body, f"{{{TNS}}}{operation}Response", nsmap={None: TNS})
+    # A default namespace on the wrapper would swallow the un-namespaced literal result of
+    # ProcessXmlDocument (lxml emits no xmlns=""), so that one gets a prefix instead.
+    nsmap = {None: TNS} if operation == "ProcessXmlString" else {"tw": TNS}
+    wrapper = etree.SubElement(body, f"{{{TNS}}}{operation}Response", nsmap=nsmap)
     result_el = etree.SubElement(wrapper, f"{{{TNS}}}{operation}Result")
     if operation == "ProcessXmlString":
         result_el.text = to_string(result)

@@ -299,6 +299,11 @@ class SandboxState:
         # (office, daybook, invoicenumber) -> transaction number; sales invoice numbers are unique
         self.invoice_numbers: dict[tuple[str, str, str], int] = {}
         self.match_sets: dict[str, list[MatchSet]] = {}
+        # Browse indexes of customer (open-item) lines, keyed (daybook, number, line id). Browsing
+        # by invoice number or customer must stay cheap with tens of thousands of invoices.
+        self.customer_lines: dict[str, dict[tuple[str, int, int], None]] = {}
+        self.lines_by_invoice: dict[tuple[str, str], dict[tuple[str, int, int], None]] = {}
+        self.lines_by_customer: dict[tuple[str, str], dict[tuple[str, int, int], None]] = {}
         # (office, customer) -> last match number
         self.match_numbers: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1000)
@@ -328,6 +333,19 @@ class SandboxState:
 
     def daybook_transactions(self, office: str, code: str) -> dict[int, Transaction]:
         return self.transactions.setdefault(office, {}).setdefault(code, {})
+
+    def store_transaction(self, tx: Transaction) -> None:
+        """Record a new or updated transaction and index its customer lines. Index entries of
+        replaced lines may linger; readers re-check every candidate line."""
+        self.daybook_transactions(tx.office, tx.code)[tx.number] = tx
+        for line in tx.lines:
+            if not line.matchable:
+                continue
+            key = (tx.code, tx.number, line.id)
+            self.customer_lines.setdefault(tx.office, {})[key] = None
+            if line.invoicenumber:
+                self.lines_by_invoice.setdefault((tx.office, line.invoicenumber.lower()), {})[key] = None
+            self.lines_by_customer.setdefault((tx.office, line.dim2.lower()), {})[key] = None
 
     def find_transaction(self, office: str, code: str, number: int) -> Transaction | None:
         return self.transactions.get(office, {}).get(code, {}).get(number)

@@ -159,7 +159,6 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
             inputdate=now,
             modificationdate=now,
         )
-        ctx.state.daybook_transactions(office.code, daybook.code)[number] = tx
     tx.raisewarning = raisewarning
     tx.invoicenumber = invoicenumber
     tx.paymentreference = text_of(header, "paymentreference")
@@ -168,6 +167,7 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     tx.freetext = {key: value for key, value in tx.freetext.items() if value}
     if daybook.kind == "sales":
         ctx.state.invoice_numbers[(office.code, daybook.code, invoicenumber)] = tx.number
+    ctx.state.store_transaction(tx)
     return render(ctx, office, tx)
 
 

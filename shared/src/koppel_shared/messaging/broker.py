@@ -9,6 +9,7 @@ tries those rows again.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
@@ -20,20 +21,37 @@ from koppel_shared.messaging.topology import declare_exchange
 log = get_logger(__name__)
 
 
-def to_message(envelope: Envelope, headers: dict[str, object] | None = None) -> aio_pika.Message:
+def to_message(envelope: Envelope) -> aio_pika.Message:
+    return build_message(
+        envelope.to_json(),
+        event_id=envelope.id,
+        type=envelope.type,
+        tenant_id=envelope.tenant_id,
+        correlation_id=envelope.correlation_id,
+        occurred_at=envelope.occurred_at,
+    )
+
+
+def build_message(
+    body: bytes,
+    *,
+    event_id: object,
+    type: str,
+    tenant_id: object | None,
+    correlation_id: str | None,
+    occurred_at: datetime,
+) -> aio_pika.Message:
+    """A persistent message whose properties repeat the envelope's, so the broker, the
+    management UI and the dead-letter tools can tell what it is without parsing the body."""
     return aio_pika.Message(
-        body=envelope.to_json(),
+        body=body,
         content_type="application/json",
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        message_id=str(envelope.id),
-        type=envelope.type,
-        correlation_id=envelope.correlation_id,
-        timestamp=envelope.occurred_at,
-        headers={
-            "x-koppel-tenant": str(envelope.tenant_id) if envelope.tenant_id else "",
-            "x-koppel-version": envelope.version,
-            **(headers or {}),
-        },
+        message_id=str(event_id),
+        type=type,
+        correlation_id=correlation_id,
+        timestamp=occurred_at,
+        headers={"x-koppel-tenant": str(tenant_id) if tenant_id else ""},
     )
 
 

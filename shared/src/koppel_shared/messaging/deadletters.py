@@ -14,7 +14,7 @@ from typing import Any
 import aio_pika
 
 from koppel_shared.messaging.broker import Broker
-from koppel_shared.messaging.inbox import ATTEMPT_HEADER
+from koppel_shared.messaging.inbox import ATTEMPT_HEADER, header_int
 from koppel_shared.messaging.topology import dead_letter_queue_name
 
 
@@ -48,7 +48,7 @@ def _describe(message: aio_pika.abc.AbstractIncomingMessage) -> DeadLetter:
         type=message.type or "",
         queue=str(headers.get("x-koppel-queue", "")),
         reason=str(headers.get("x-koppel-reason", "")),
-        attempts=int(headers.get(ATTEMPT_HEADER, 0) or 0),  # type: ignore[call-overload]
+        attempts=header_int(headers, ATTEMPT_HEADER, 0),
         failed_at=str(headers.get("x-koppel-failed-at", "")),
         tenant_id=str(headers.get("x-koppel-tenant", "")),
         body=message.body[:2000].decode(errors="replace"),

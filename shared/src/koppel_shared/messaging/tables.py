@@ -8,7 +8,6 @@ migration keeps producing the same schema after these definitions change.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = sa.MetaData()
 
@@ -19,7 +18,10 @@ outbox = sa.Table(
     sa.Column("id", sa.Uuid, nullable=False, unique=True),
     sa.Column("type", sa.String(200), nullable=False),
     sa.Column("tenant_id", sa.Uuid, nullable=True),
-    sa.Column("payload", JSONB, nullable=False),
+    # The envelope as the JSON text that is published, so the relay sends it as is.
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("correlation_id", sa.String(200), nullable=True),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
@@ -47,7 +49,9 @@ def create_messaging_tables_v1() -> None:
         sa.Column("id", sa.Uuid, nullable=False, unique=True),
         sa.Column("type", sa.String(200), nullable=False),
         sa.Column("tenant_id", sa.Uuid, nullable=True),
-        sa.Column("payload", JSONB, nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("correlation_id", sa.String(200), nullable=True),
+        sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

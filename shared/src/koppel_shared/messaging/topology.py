@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aiormq.abc import FieldTable
 
 UNROUTED_SUFFIX = ".unrouted"
 
@@ -47,8 +48,8 @@ def dead_letter_queue_name(service: str, prefix: str = "") -> str:
     return f"{prefix}{service}.dead-letter"
 
 
-def _queue_args(queue_type: str, expires_ms: int | None = None) -> dict[str, object]:
-    args: dict[str, object] = {"x-queue-type": queue_type}
+def _queue_args(queue_type: str, expires_ms: int | None = None) -> FieldTable:
+    args: FieldTable = {"x-queue-type": queue_type}
     if expires_ms:
         args["x-expires"] = expires_ms
     return args

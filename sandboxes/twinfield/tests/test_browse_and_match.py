@@ -1,0 +1,212 @@
+"""Browse 100 (open customer items) and `<match>`, full and partial."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from twinfield_sandbox.testing import OFFICE, el_text, memo_xml, seed_customers, seed_invoices
+
+
+def _browse(*filters: tuple[str, str, str, str], visible: tuple[str, ...] = ()) -> str:
+    root = etree.Element("columns", code="100")
+    shown = [
+        "fin.trs.head.code",
+        "fin.trs.head.number",
+        "fin.trs.line.dim2",
+        "fin.trs.line.invnumber",
+        "fin.trs.line.openbasevaluesigned",
+        "fin.trs.line.matchstatus",
+        "fin.trs.head.date",
+        *visible,
+    ]
+    filtered = {f[0] for f in filters}
+    for name in shown:
+        if name not in filtered:
+            column = etree.SubElement(root, "column")
+            etree.SubElement(column, "field").text = name
+            etree.SubElement(column, "visible").text = "true"
+    for name, operator, low, high in filters:
+        column = etree.SubElement(root, "column")
+        etree.SubElement(column, "field").text = name
+        etree.SubElement(column, "visible").text = "true"
+        etree.SubElement(column, "ask").text = "true"
+        etree.SubElement(column, "operator").text = operator
+        etree.SubElement(column, "from").text = low
+        etree.SubElement(column, "to").text = high
+    return etree.tostring(root, encoding="unicode")
+
+
+def _cells(tr: etree._Element) -> dict[str, str]:
+    return {td.get("field"): (td.text or "") for td in tr.findall("td")}
+
+
+def _setup(http) -> list[dict]:
+    seed_customers(
+        http,
+        {"code": "1001", "name": "De Korf", "email": "a@dekorf.nl"},
+        {"code": "1002", "name": "Het Anker", "email": "b@anker.nl"},
+    )
+    return seed_invoices(
+        http,
+        {"customer": "1001", "invoice_number": "F2025-0042", "amount": "121.00", "date": "20250314"},
+        {"customer": "1001", "invoice_number": "F2025-0043", "amount": "50.00", "date": "20250315"},
+        {"customer": "1002", "invoice_number": "F2025-0044", "amount": "121.00", "date": "20250316"},
+    )
+
+
+def test_browse_by_invoice_number_finds_the_open_sales_line_with_its_key(tw, http) -> None:
+    created = _setup(http)
+    result = tw.ok(_browse(("fin.trs.line.invnumber", "equal", "F2025-0042", "")))
+    assert result.tag == "browse"
+    assert (result.get("first"), result.get("last"), result.get("total")) == ("1", "1", "1")
+    headers = [td.text for td in result.findall("th/td")]
+    assert "fin.trs.line.invnumber" in headers
+    tr = result.find("tr")
+    cells = _cells(tr)
+    assert cells["fin.trs.head.code"] == "VRK"
+    assert cells["fin.trs.line.dim2"] == "1001"
+    assert cells["fin.trs.line.openbasevaluesigned"] == "121.00"
+    assert cells["fin.trs.line.matchstatus"] == "available"
+    status_td = tr.find("td[@field='fin.trs.line.matchstatus']")
+    assert status_td.get("name") == "Beschikbaar"
+    assert tr.find("td[@field='fin.trs.head.date']").get("name") == "14/03/2025"
+    assert el_text(tr, "key/office") == OFFICE
+    assert el_text(tr, "key/number") == str(created[0]["number"])
+    assert el_text(tr, "key/line") == "1"
+
+
+def test_browse_filters_on_customer_amount_status_and_wildcards(tw, http) -> None:
+    _setup(http)
+    by_customer = tw.ok(_browse(("fin.trs.line.dim2", "equal", "1001", "")))
+    assert by_customer.get("total") == "2"
+    by_amount = tw.ok(_browse(("fin.trs.line.openbasevaluesigned", "between", "100.00", "130.00")))
+    assert sorted(_cells(tr)["fin.trs.line.invnumber"] for tr in by_amount.findall("tr")) == [
+        "F2025-0042",
+        "F2025-0044",
+    ]
+    like = tw.ok(_browse(("fin.trs.line.invnumber", "like", "F2025-004*", "")))
+    assert like.get("total") == "3"
+    sales_only = tw.ok(
+        _browse(("fin.trs.head.code", "equal", "VRK", ""), ("fin.trs.head.status", "equal", "normal", ""))
+    )
+    assert sales_only.get("total") == "3"
+    none_matched = tw.ok(_browse(("fin.trs.line.matchstatus", "equal", "matched", "")))
+    assert none_matched.get("total") == "0"
+    assert none_matched.findall("tr") == []
+
+
+def test_browse_invisible_columns_filter_but_are_not_returned(tw, http) -> None:
+    _setup(http)
+    root = etree.fromstring(_browse())
+    column = etree.SubElement(root, "column")
+    etree.SubElement(column, "field").text = "fin.trs.line.dim2name"
+    etree.SubElement(column, "visible").text = "false"
+    etree.SubElement(column, "operator").text = "equal"
+    etree.SubElement(column, "from").text = "Het Anker"
+    result = tw.ok(etree.tostring(root, encoding="unicode"))
+    assert result.get("total") == "1"
+    assert "fin.trs.line.dim2name" not in _cells(result.find("tr"))
+
+
+def test_browse_unknown_field_is_an_error_on_that_field(tw, http) -> None:
+    result = tw.failed(_browse(("fin.trs.line.nonsense", "equal", "x", "")))
+    field = next(f for f in result.iter("field") if f.text == "fin.trs.line.nonsense")
+    assert field.get("msgtype") == "error"
+
+
+def _match(*lines: tuple[str, int, int, str | None], matchdate: str = "20250320") -> str:
+    root = etree.Element("match")
+    set_el = etree.SubElement(root, "set")
+    etree.SubElement(set_el, "office").text = OFFICE
+    etree.SubElement(set_el, "matchcode").text = "170"
+    etree.SubElement(set_el, "matchdate").text = matchdate
+    lines_el = etree.SubElement(set_el, "lines")
+    for code, number, line_id, value in lines:
+        line = etree.SubElement(lines_el, "line")
+        etree.SubElement(line, "transcode").text = code
+        etree.SubElement(line, "transnumber").text = str(number)
+        etree.SubElement(line, "transline").text = str(line_id)
+        if value is not None:
+            etree.SubElement(line, "matchvalue").text = value
+    return etree.tostring(root, encoding="unicode")
+
+
+def test_full_match_closes_invoice_and_payment_with_one_match_number(tw, http) -> None:
+    invoice = _setup(http)[0]
+    payment = int(el_text(tw.ok(memo_xml(amount="121.00")), "transaction/header/number"))
+    result = tw.ok(_match(("VRK", invoice["number"], 1, None), ("MEMO", payment, 2, None)))
+    set_el = result.find("set")
+    assert set_el.get("result") == "1"
+    assert set_el.find("matchcode").get("name") == "Debiteuren afletteren"
+    assert [el_text(line, "valueopen") for line in set_el.findall("lines/line")] == ["0.00", "0.00"]
+    assert set_el.find("dimensions/dimension").get("matchnumber") == "1"
+    assert el_text(set_el, "value") == "0.00"
+
+    still_open = tw.ok(_browse(("fin.trs.line.invnumber", "equal", "F2025-0042", "")))
+    statuses = sorted(_cells(tr)["fin.trs.line.matchstatus"] for tr in still_open.findall("tr"))
+    assert statuses == ["matched", "matched"]  # the invoice line and the payment line
+    read = tw.ok(
+        f"<read><type>transaction</type><office>{OFFICE}</office><code>VRK</code>"
+        f"<number>{invoice['number']}</number></read>"
+    )
+    total_line = read.find("lines/line[@id='1']")
+    assert el_text(total_line, "matchstatus") == "matched"
+    assert el_text(total_line, "openbasevalue") == "0.00"
+    assert el_text(total_line, "matches/set/lines/line/code") == "MEMO"
+    matches = http.get(f"/_sandbox/offices/{OFFICE}/matches").json()
+    assert matches[0]["customer"] == "1001" and matches[0]["matchnumber"] == 1
+
+    # Matching again fails: the lines are no longer available.
+    again = tw.failed(_match(("VRK", invoice["number"], 1, None), ("MEMO", payment, 2, None)))
+    assert "niet beschikbaar" in again.find("set/lines/line").get("msg")
+
+
+def test_partial_match_leaves_the_invoice_available_with_the_rest_open(tw, http) -> None:
+    invoice = _setup(http)[0]
+    payment = int(el_text(tw.ok(memo_xml(amount="50.00")), "transaction/header/number"))
+    result = tw.ok(_match(("VRK", invoice["number"], 1, "50.00"), ("MEMO", payment, 2, None)))
+    lines = result.findall("set/lines/line")
+    assert el_text(lines[0], "valueopen") == "71.00"
+    assert el_text(lines[1], "valueopen") == "0.00"
+    browse = tw.ok(
+        _browse(
+            ("fin.trs.head.code", "equal", "VRK", ""),
+            ("fin.trs.line.invnumber", "equal", "F2025-0042", ""),
+            visible=("fin.trs.line.matchnumber",),
+        )
+    )
+    cells = _cells(browse.find("tr"))
+    assert cells["fin.trs.line.openbasevaluesigned"] == "71.00"
+    assert cells["fin.trs.line.matchstatus"] == "available"
+    assert cells["fin.trs.line.matchnumber"] == "1"
+
+    # The rest can be matched by a second payment.
+    second = int(el_text(tw.ok(memo_xml(amount="71.00")), "transaction/header/number"))
+    closing = tw.ok(_match(("VRK", invoice["number"], 1, None), ("MEMO", second, 2, None)))
+    assert el_text(closing, "set/dimensions/dimension") == "1001"
+    assert closing.find("set/dimensions/dimension").get("matchnumber") == "2"
+
+
+def test_partial_payment_without_matchvalue_is_refused_with_the_difference(tw, http) -> None:
+    invoice = _setup(http)[0]
+    payment = int(el_text(tw.ok(memo_xml(amount="50.00")), "transaction/header/number"))
+    result = tw.failed(_match(("VRK", invoice["number"], 1, None), ("MEMO", payment, 2, None)))
+    assert result.find("set").get("result") == "0"
+    assert el_text(result, "set/value") == "71.00"
+    booked = http.get(f"/_sandbox/offices/{OFFICE}/transactions/VRK/{invoice['number']}").json()
+    assert booked["lines"][0]["open"] == "121.00"
+
+
+def test_match_with_a_line_that_does_not_exist(tw, http) -> None:
+    invoice = _setup(http)[0]
+    result = tw.failed(_match(("VRK", invoice["number"], 1, None), ("MEMO", 202599999, 2, None)))
+    bad = result.findall("set/lines/line")[1]
+    assert bad.get("msg") == "De regel bestaat niet."
+    assert bad.get("result") == "0"
+    assert result.find("set/lines").get("result") == "0"
+
+
+def test_match_across_two_customers_is_refused(tw, http) -> None:
+    created = _setup(http)
+    result = tw.failed(_match(("VRK", created[0]["number"], 1, None), ("VRK", created[2]["number"], 1, None)))
+    assert result.find("set").get("msg").startswith("De regels behoren niet tot dezelfde debiteur")
