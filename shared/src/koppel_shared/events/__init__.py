@@ -1,6 +1,7 @@
 """Events: the envelope every message travels in, and the registry of typed, versioned payloads."""
 
-from koppel_shared.events import system as _system  # noqa: F401  (registers system.ping)
+# Importing the schema modules registers every event type of Koppel.
+from koppel_shared.events import booking, collection, commands, mandate, system, twikey  # noqa: F401
 from koppel_shared.events.envelope import Envelope, new_event
 from koppel_shared.events.registry import (
     EventData,

@@ -1,0 +1,62 @@
+"""collection-svc's public events. Each carries the whole current collection (``Collection``)
+with a growing ``version``; bookkeeping-svc books from ``collection.paid`` and reverses on
+``collection.reversed``."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from koppel_shared.events.registry import EventData, event_type
+
+
+class Collection(EventData):
+    collection_id: str
+    invoice_id: str
+    invoice_number: str
+    customer_number: str
+    customer_email: str | None = None
+    customer_name: str | None = None
+    description: str | None = None
+    amount_cents: int
+    currency: str = "EUR"
+    status: str  # scheduled|submitted|paid|failed|reversed|skipped|withdrawn
+    method: str  # direct_debit|paylink
+    reason: str | None = None  # why skipped/failed, in words
+    mandate_number: str | None = None
+    twikey_transaction_id: str | None = None
+    r_code: str | None = None
+    due_date: date | None = None
+    collect_on: date | None = None
+    paid_at: datetime | None = None
+    version: int
+    updated_at: datetime
+
+
+@event_type("collection.scheduled", version=1)
+class CollectionScheduled(Collection):
+    pass
+
+
+@event_type("collection.skipped", version=1)
+class CollectionSkipped(Collection):
+    pass
+
+
+@event_type("collection.submitted", version=1)
+class CollectionSubmitted(Collection):
+    pass
+
+
+@event_type("collection.paid", version=1)
+class CollectionPaid(Collection):
+    pass
+
+
+@event_type("collection.failed", version=1)
+class CollectionFailed(Collection):
+    pass
+
+
+@event_type("collection.reversed", version=1)
+class CollectionReversed(Collection):
+    pass
