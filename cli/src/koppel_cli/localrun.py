@@ -7,7 +7,9 @@ ready, and prints the URLs and a demo tenant's token. Process output goes to ``v
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -23,6 +26,9 @@ from koppel_shared.settings import KoppelSettings
 
 SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 8104, "notify": 8105}
 SANDBOXES = {"twikey": 8601, "twinfield": 8602}
+GATEWAY_PORT = 8080
+CONSOLE_PORT = 8100
+REPO = Path(__file__).resolve().parents[3]
 DEMO_TENANT = uuid.uuid5(uuid.NAMESPACE_URL, "https://koppel.dev/tenants/demo")
 
 
@@ -32,6 +38,7 @@ class Plan:
     prefix: str = ""
     log_dir: Path = Path("var/log")
     sandboxes: bool = True
+    gateway: bool = True
     env: dict[str, str] = field(default_factory=dict)
 
     def port(self, base: int) -> int:
@@ -91,6 +98,34 @@ class Supervisor:
             if proc.returncode != 0:
                 raise SystemExit(f"migrations of {name}-svc failed:\n{err[-2000:]}")
 
+    def start_gateway(self) -> bool:
+        """nginx from the same template as the containers, rendered for local ports."""
+        if not self.plan.gateway:
+            return False
+        nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+        if nginx is None:
+            self.say("nginx is not installed (apt-get install nginx): starting without the gateway")
+            return False
+        render = _load_render()
+        prefix = (self.plan.log_dir.parent / "gateway").resolve()
+        resolv = Path("/etc/resolv.conf")
+        values = {
+            "GATEWAY_LISTEN": f"127.0.0.1:{self.plan.port(GATEWAY_PORT)}",
+            "CONSOLE_UPSTREAM": f"127.0.0.1:{self.plan.port(CONSOLE_PORT)}",
+            "NGINX_LOCAL_RESOLVERS": render.local_resolvers(resolv.read_text() if resolv.exists() else ""),
+            **{f"{n.upper()}_UPSTREAM": f"127.0.0.1:{self.plan.port(b)}" for n, b in SERVICES.items()},
+        }
+        user = "root" if os.geteuid() == 0 else None
+        conf = render.write_standalone(prefix, values, user=user)
+        log = open(self.plan.log_dir / "gateway.log", "ab")  # noqa: SIM115 (kept open for the child)
+        self.children["gateway"] = subprocess.Popen(
+            [nginx, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return True
+
     def start(self) -> None:
         if self.plan.sandboxes:
             for name, base in SANDBOXES.items():
@@ -102,8 +137,10 @@ class Supervisor:
             self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))])
             self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"])
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def wait_ready(self, timeout: float = 90.0) -> None:
         urls = {f"{n}-api": f"http://127.0.0.1:{self.plan.port(b)}/readyz" for n, b in SERVICES.items()}
+        if "gateway" in self.children:
+            urls["gateway"] = f"http://127.0.0.1:{self.plan.port(GATEWAY_PORT)}/healthz"
         deadline = time.monotonic() + timeout
         pending = dict(urls)
         while pending:
@@ -142,8 +179,21 @@ def demo_token(settings: KoppelSettings) -> str:
     return issue_token(settings.jwt_secret.get_secret_value(), DEMO_TENANT, ["erp", "operator"], subject="demo")
 
 
-def summary(plan: Plan, token: str) -> str:
+def _load_render() -> Any:
+    """deploy/gateway/render.py renders the one gateway template for containers and for here."""
+    spec = importlib.util.spec_from_file_location("koppel_gateway_render", REPO / "deploy/gateway/render.py")
+    if spec is None or spec.loader is None:
+        raise SystemExit("deploy/gateway/render.py is missing")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def summary(plan: Plan, token: str, gateway: bool) -> str:
     lines = ["", "Koppel is running.", ""]
+    if gateway:
+        url = f"http://127.0.0.1:{plan.port(GATEWAY_PORT)}"
+        lines += [f"  {'gateway':16} {url}   (ERP API under {url}/v1/..., console {url}/console/)", ""]
     for name, base in SERVICES.items():
         port = plan.port(base)
         lines.append(f"  {name + '-svc':16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")

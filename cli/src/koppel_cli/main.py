@@ -40,12 +40,13 @@ def run(
     port_offset: Annotated[int, typer.Option(help="Add this to every port (to run beside another copy).")] = 0,
     prefix: Annotated[str, typer.Option(help="Prefix for databases, exchange and queues.")] = "",
     no_sandboxes: Annotated[bool, typer.Option("--no-sandboxes", help="Do not start the sandboxes.")] = False,
+    no_gateway: Annotated[bool, typer.Option("--no-gateway", help="Do not start the nginx gateway.")] = False,
     log_dir: Annotated[Path, typer.Option(help="Where process logs go.")] = Path("var/log"),
 ) -> None:
     """Start everything locally: PostgreSQL and RabbitMQ (if down), migrations, every service's API
     and worker, the sandboxes; then print the URLs and a demo tenant token. Ctrl-C stops it all."""
     infra.ensure_infrastructure(say=typer.echo)
-    plan = Plan(offset=port_offset, prefix=prefix, log_dir=log_dir, sandboxes=not no_sandboxes)
+    plan = Plan(offset=port_offset, prefix=prefix, log_dir=log_dir, sandboxes=not no_sandboxes, gateway=not no_gateway)
     supervisor = Supervisor(plan, say=typer.echo)
     stopping = False
 
@@ -60,8 +61,9 @@ def run(
         supervisor.migrate()
         typer.echo("starting services ...")
         supervisor.start()
+        gateway = supervisor.start_gateway()
         supervisor.wait_ready()
-        typer.echo(summary(plan, demo_token(KoppelSettings())))
+        typer.echo(summary(plan, demo_token(KoppelSettings()), gateway))
         while not stopping:
             supervisor.check_alive()
             time.sleep(0.5)
