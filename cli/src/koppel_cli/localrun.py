@@ -136,11 +136,13 @@ class Supervisor:
         for name, base in SERVICES.items():
             self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))])
             self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"])
+        self._spawn("console", ["-m", "koppel_console", "--port", str(self.plan.port(CONSOLE_PORT))])
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         urls = {f"{n}-api": f"http://127.0.0.1:{self.plan.port(b)}/readyz" for n, b in SERVICES.items()}
         if "gateway" in self.children:
             urls["gateway"] = f"http://127.0.0.1:{self.plan.port(GATEWAY_PORT)}/healthz"
+        urls["console"] = f"http://127.0.0.1:{self.plan.port(CONSOLE_PORT)}/healthz"
         deadline = time.monotonic() + timeout
         pending = dict(urls)
         while pending:
@@ -193,7 +195,11 @@ def summary(plan: Plan, token: str, gateway: bool) -> str:
     lines = ["", "Koppel is running.", ""]
     if gateway:
         url = f"http://127.0.0.1:{plan.port(GATEWAY_PORT)}"
-        lines += [f"  {'gateway':16} {url}   (ERP API under {url}/v1/..., console {url}/console/)", ""]
+        lines += [
+            f"  {'gateway':16} {url}   (ERP API under {url}/v1/...)",
+            f"  {'console':16} {url}/console/   (sign in with the tenant token below)",
+            "",
+        ]
     for name, base in SERVICES.items():
         port = plan.port(base)
         lines.append(f"  {name + '-svc':16} http://127.0.0.1:{port}   docs: http://127.0.0.1:{port}/docs")

@@ -1,0 +1,1 @@
+"""The operators' console: server-rendered pages over the services' own REST APIs."""

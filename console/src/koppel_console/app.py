@@ -1,0 +1,276 @@
+"""The console's pages. Sign-in is a tenant token with the operator scope (pasted once, kept in
+an HttpOnly, SameSite=Strict cookie); every form carries a CSRF token derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from koppel_console.services import ServiceApi
+from koppel_console.settings import Settings
+from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
+from koppel_shared.messaging.broker import Broker
+from koppel_shared.messaging.deadletters import list_dead_letters, replay_dead_letters
+from koppel_shared.web.app import create_app
+from koppel_shared.web.errors import Problem
+
+COOKIE = "koppel_console_token"
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+BOOKING_TABS = {"open": "Open", "booked": "Booked", "errors": "Errors"}
+FEEDS = ("mandate", "transaction", "paylink")
+
+
+class NotSignedIn(Exception):
+    pass
+
+
+def csrf_for(settings: Settings, token: str) -> str:
+    return hmac.new(settings.jwt_secret.get_secret_value().encode(), token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def signed_in(request: Request) -> tuple[TenantPrincipal, str]:
+    token = request.cookies.get(COOKIE, "")
+    settings: Settings = request.app.state.settings
+    try:
+        principal = verify_token(settings.jwt_secret.get_secret_value(), token, settings.jwt_issuer)
+    except TokenError as exc:
+        raise NotSignedIn from exc
+    if not principal.has("operator"):
+        raise NotSignedIn
+    return principal, token
+
+
+Session = Annotated[tuple[TenantPrincipal, str], Depends(signed_in)]
+
+
+def check_csrf(request: Request, token: str, value: str) -> None:
+    if not hmac.compare_digest(csrf_for(request.app.state.settings, token), value):
+        raise Problem(403, "csrf_failed", "the form is stale; reload the page and try again")
+
+
+def api(request: Request) -> ServiceApi:
+    service_api: ServiceApi = request.app.state.service_api
+    return service_api
+
+
+def page(request: Request, name: str, session: tuple[TenantPrincipal, str], **context: Any) -> HTMLResponse:
+    principal, token = session
+    return templates.TemplateResponse(
+        request,
+        name,
+        {
+            "tenant_id": principal.tenant_id,
+            "csrf": csrf_for(request.app.state.settings, token),
+            "flash": request.query_params.get("flash"),
+            **context,
+        },
+    )
+
+
+def back(path: str, flash: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}{'&' if '?' in path else '?'}flash={flash}", status_code=303)
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    # Tokens are only ever posted, never put in a URL (URLs end up in access logs).
+    return templates.TemplateResponse(request, "login.html", {"error": None})
+
+
+@router.post("/login")
+async def login(request: Request, token: Annotated[str, Form()]) -> Response:
+    return _sign_in(request, token.strip())
+
+
+def _sign_in(request: Request, token: str) -> Response:
+    settings: Settings = request.app.state.settings
+    try:
+        principal = verify_token(settings.jwt_secret.get_secret_value(), token, settings.jwt_issuer)
+    except TokenError:
+        return templates.TemplateResponse(request, "login.html", {"error": "That token is not valid."}, status_code=401)
+    if not principal.has("operator"):
+        return templates.TemplateResponse(
+            request, "login.html", {"error": "That token has no operator scope."}, status_code=403
+        )
+    response = RedirectResponse("/console/mandates", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/console", secure=not settings.is_dev)
+    return response
+
+
+@router.get("/logout")
+async def logout() -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/console")
+    return response
+
+
+@router.get("/")
+async def home(session: Session) -> Response:
+    return RedirectResponse("/console/mandates", status_code=303)
+
+
+@router.get("/mandates")
+async def mandates(request: Request, session: Session, status: str | None = None) -> HTMLResponse:
+    params = {"status": status} if status else {}
+    answer = await api(request).call("mandate", "GET", "/v1/mandates", session[1], params=params)
+    return page(request, "mandates.html", session, answer=answer, status=status)
+
+
+@router.post("/mandates/{mandate_id}/remind")
+async def remind(request: Request, session: Session, mandate_id: str, csrf: Annotated[str, Form()]) -> Response:
+    check_csrf(request, session[1], csrf)
+    answer = await api(request).call("mandate", "POST", f"/v1/mandates/{mandate_id}/remind", session[1])
+    return back("/console/mandates", "Invite sent again." if answer.ok else answer.error or "failed")
+
+
+@router.post("/mandates/{mandate_id}/cancel")
+async def cancel(
+    request: Request,
+    session: Session,
+    mandate_id: str,
+    csrf: Annotated[str, Form()],
+    reason: Annotated[str, Form()] = "Cancelled by operator",
+) -> Response:
+    check_csrf(request, session[1], csrf)
+    answer = await api(request).call(
+        "mandate", "DELETE", f"/v1/mandates/{mandate_id}", session[1], params={"reason": reason}
+    )
+    return back("/console/mandates", "Mandate cancelled." if answer.ok else answer.error or "failed")
+
+
+@router.get("/invoices")
+async def invoices(request: Request, session: Session, status: str | None = None) -> HTMLResponse:
+    params = {"status": status} if status else {}
+    answer = await api(request).call("collection", "GET", "/v1/invoices", session[1], params=params)
+    return page(request, "invoices.html", session, answer=answer, status=status)
+
+
+@router.get("/bookings")
+async def bookings(request: Request, session: Session, tab: str = "open") -> HTMLResponse:
+    tab = tab if tab in BOOKING_TABS else "open"
+    status = "error" if tab == "errors" else tab
+    answer = await api(request).call("bookkeeping", "GET", "/v1/bookings", session[1], params={"status": status})
+    return page(request, "bookings.html", session, answer=answer, tab=tab, tabs=BOOKING_TABS)
+
+
+@router.post("/bookings/{booking_id}/retry")
+async def retry_booking(request: Request, session: Session, booking_id: str, csrf: Annotated[str, Form()]) -> Response:
+    check_csrf(request, session[1], csrf)
+    answer = await api(request).call("bookkeeping", "POST", f"/v1/bookings/{booking_id}/retry", session[1])
+    return back("/console/bookings?tab=errors", "Retry scheduled." if answer.ok else answer.error or "failed")
+
+
+@router.get("/feeds")
+async def feeds(request: Request, session: Session) -> HTMLResponse:
+    answer = await api(request).call("sync", "GET", "/v1/twikey/feeds", session[1])
+    return page(request, "feeds.html", session, answer=answer, feeds=FEEDS)
+
+
+@router.post("/feeds/reset")
+async def feed_reset(
+    request: Request,
+    session: Session,
+    csrf: Annotated[str, Form()],
+    feed: Annotated[str, Form()],
+    since: Annotated[str, Form()] = "",
+) -> Response:
+    check_csrf(request, session[1], csrf)
+    body: dict[str, Any] = {"feed": feed}
+    if since.strip():
+        body["since"] = since.strip()
+    answer = await api(request).call("sync", "POST", "/v1/twikey/feeds/reset", session[1], json=body)
+    return back("/console/feeds", f"Feed {feed} reset." if answer.ok else answer.error or "failed")
+
+
+@router.get("/deliveries")
+async def deliveries(request: Request, session: Session) -> HTMLResponse:
+    answer = await api(request).call("notify", "GET", "/v1/deliveries", session[1])
+    endpoints = await api(request).call("notify", "GET", "/v1/webhook-endpoints", session[1])
+    return page(request, "deliveries.html", session, answer=answer, endpoints=endpoints)
+
+
+@router.get("/dead-letters")
+async def dead_letters(request: Request, session: Session) -> HTMLResponse:
+    settings: Settings = request.app.state.settings
+    tenant = str(session[0].tenant_id)
+    letters: dict[str, list[Any]] = {}
+    error = None
+    try:
+        broker = await _broker(request)
+        for service in settings.services:
+            found = await list_dead_letters(broker, service, settings.queue_prefix, limit=200)
+            letters[service] = [d for d in found if d.tenant_id == tenant]  # another tenant's stay hidden
+    except Exception as exc:
+        error = f"RabbitMQ is not reachable: {type(exc).__name__}"
+    return page(request, "dead_letters.html", session, letters=letters, error=error)
+
+
+@router.post("/dead-letters/replay")
+async def replay(
+    request: Request,
+    session: Session,
+    csrf: Annotated[str, Form()],
+    service: Annotated[str, Form()],
+    message_id: Annotated[str, Form()],
+) -> Response:
+    check_csrf(request, session[1], csrf)
+    settings: Settings = request.app.state.settings
+    if service not in settings.services:
+        raise Problem(422, "unknown_service", f"no service {service!r}")
+    broker = await _broker(request)
+    mine = {
+        d.message_id
+        for d in await list_dead_letters(broker, service, settings.queue_prefix, limit=1000)
+        if d.tenant_id == str(session[0].tenant_id)
+    }
+    if message_id not in mine:
+        return back("/console/dead-letters", "No such dead letter.")
+    count = await replay_dead_letters(broker, service, settings.queue_prefix, {message_id})
+    return back("/console/dead-letters", f"Replayed {count} message(s).")
+
+
+async def _broker(request: Request) -> Broker:
+    broker: Broker = request.app.state.broker
+    if not broker.is_connected:
+        await broker.connect(attempts=2)
+    return broker
+
+
+def build_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=3.0)) as client:
+            app.state.service_api = ServiceApi(
+                client,
+                {
+                    "mandate": settings.mandate_url,
+                    "collection": settings.collection_url,
+                    "sync": settings.sync_url,
+                    "bookkeeping": settings.bookkeeping_url,
+                    "notify": settings.notify_url,
+                },
+            )
+            app.state.broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
+            try:
+                yield
+            finally:
+                await app.state.broker.close()
+
+    app = create_app(title="Koppel console", settings=settings, routers=[router], lifespan=lifespan)
+
+    @app.exception_handler(NotSignedIn)
+    async def _to_login(request: Request, exc: NotSignedIn) -> Response:
+        return RedirectResponse("/console/login", status_code=303)
+
+    return app

@@ -1,0 +1,97 @@
+"""The console without a browser: sign-in, CSRF, pages that say so when a service is down, and
+dead letters limited to the operator's own tenant. (Browser tests: tests/e2e.)"""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from koppel_console.app import build_app
+from koppel_console.settings import Settings
+from koppel_shared.auth import issue_token
+from koppel_shared.testing.fixtures import settings_for_test
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def console(database_url: str, broker_prefix: str, cleanup_exchange: None):
+    # Every service URL points at a closed port: the pages must still render, with an error box.
+    dead = "http://127.0.0.1:9"
+    settings = settings_for_test(
+        Settings, database_url, broker_prefix,
+        mandate_url=dead, collection_url=dead, sync_url=dead, bookkeeping_url=dead, notify_url=dead,
+    )  # fmt: skip
+    app = build_app(settings)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://console") as client:
+            yield client, settings
+
+
+def token(settings: Settings, scopes: list[str], tenant: uuid.UUID | None = None) -> str:
+    return issue_token(settings.jwt_secret.get_secret_value(), tenant or uuid.uuid4(), scopes)
+
+
+async def test_pages_need_sign_in(console):
+    client, _ = console
+    r = await client.get("/console/mandates")
+    assert r.status_code == 303 and r.headers["location"] == "/console/login"
+
+
+async def test_erp_token_without_operator_scope_is_refused(console):
+    client, settings = console
+    r = await client.post("/console/login", data={"token": token(settings, ["erp"])})
+    assert r.status_code == 403 and "operator scope" in r.text
+    r = await client.post("/console/login", data={"token": "not-a-token"})
+    assert r.status_code == 401
+
+
+async def test_signed_in_operator_sees_pages_with_a_clear_error_when_a_service_is_down(console):
+    client, settings = console
+    r = await client.post("/console/login", data={"token": token(settings, ["operator"])})
+    assert r.status_code == 303
+    assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
+    for path, service in [
+        ("/console/mandates", "mandate-svc"),
+        ("/console/invoices", "collection-svc"),
+        ("/console/bookings?tab=errors", "bookkeeping-svc"),
+        ("/console/feeds", "sync-svc"),
+        ("/console/deliveries", "notify-svc"),
+    ]:
+        page = await client.get(path)
+        assert page.status_code == 200, path
+        assert f"{service} is not reachable" in page.text, path
+
+
+async def test_forms_without_the_csrf_token_change_nothing(console):
+    client, settings = console
+    await client.post("/console/login", data={"token": token(settings, ["operator"])})
+    r = await client.post("/console/feeds/reset", data={"feed": "mandate", "csrf": "forged"})
+    assert r.status_code == 403 and r.json()["code"] == "csrf_failed"
+
+
+async def test_dead_letters_page_lists_only_this_tenants_messages(console):
+    from koppel_shared.events import new_event
+    from koppel_shared.events.system import Ping
+    from koppel_shared.messaging.broker import Broker, to_message
+    from koppel_shared.messaging.topology import declare_dead_letter_queue
+
+    client, settings = console
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
+    await broker.connect()
+    try:
+        await declare_dead_letter_queue(broker.channel, "sync", settings.queue_prefix, settings.queue_expires_ms)
+        for tenant, note in [(mine, "mine"), (other, "theirs")]:
+            msg = to_message(new_event(Ping(sender="t", note=note), tenant_id=tenant))
+            msg.headers.update({"x-koppel-reason": f"reason-{note}", "x-koppel-queue": "x"})
+            await broker.channel.default_exchange.publish(msg, routing_key=f"{settings.queue_prefix}sync.dead-letter")
+        await client.post("/console/login", data={"token": token(settings, ["operator"], mine)})
+        page = await client.get("/console/dead-letters")
+        assert "reason-mine" in page.text and "reason-theirs" not in page.text
+    finally:
+        await broker.close()
