@@ -45,7 +45,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 class _Wait:
     def __init__(self, initial: float, max_wait: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial, max=max_wait)
+        self._backoff = wait_exponential_jitter(multiplier=initial, max=max_wait, jitter=initial)
         self._max = max_wait
 
     def __call__(self, state: RetryCallState) -> float:

@@ -111,3 +111,26 @@ async def test_health_ready_and_metrics(client: httpx.AsyncClient):
     assert ready.json()["checks"]["database"] == "ok" and "failing" in ready.json()["checks"]["broker"]
     metrics = await client.get("/metrics")
     assert "koppel_http_requests_total" in metrics.text
+
+
+async def test_log_lines_carry_correlation_and_tenant_id(settings: KoppelSettings, capsys: pytest.CaptureFixture[str]):
+    import json
+
+    from koppel_shared.logging import configure_logging, get_logger
+
+    configure_logging("test-svc", "INFO", json=True)
+    log_router = APIRouter()
+
+    @log_router.get("/v1/log-something")
+    async def log_something(principal: Principal) -> dict[str, str]:
+        get_logger("t").info("something.happened")
+        return {"ok": "yes"}
+
+    app = create_app(title="t", settings=settings, routers=[log_router])
+    tenant = uuid.uuid4()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/v1/log-something", headers={**bearer(settings, tenant), "X-Request-ID": "corr-42"})
+    assert r.status_code == 200
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    line = next(x for x in lines if x["event"] == "something.happened")
+    assert line["correlation_id"] == "corr-42" and line["tenant_id"] == str(tenant) and line["service"] == "test-svc"

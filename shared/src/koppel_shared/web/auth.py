@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import structlog
 from fastapi import Depends, Request
 
 from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
 from koppel_shared.web.errors import Problem
 
 
-def current_principal(request: Request) -> TenantPrincipal:
+async def current_principal(request: Request) -> TenantPrincipal:
+    # async so that the tenant bound to the log context is seen by the route as well
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -26,6 +28,7 @@ def current_principal(request: Request) -> TenantPrincipal:
     except TokenError as exc:
         raise Problem(401, "invalid_token", f"the tenant token is not valid: {exc}") from exc
     request.state.tenant_id = principal.tenant_id
+    structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
     return principal
 
 
