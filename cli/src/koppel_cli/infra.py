@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -48,6 +49,22 @@ def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, s
 def ensure_infrastructure(say=print) -> None:
     ensure_up("postgresql", POSTGRES, say=say)
     ensure_up("rabbitmq", RABBITMQ, say=say)
+
+
+def ensure_debian_package(command: str, package: str, say=print) -> bool:
+    """Install a Debian package when its command is missing and we may (root with apt-get)."""
+    if shutil.which(command) or os.path.exists(f"/usr/sbin/{command}"):
+        return True
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        say(f"{command} is missing; install the Debian package {package}")
+        return False
+    say(f"installing {package} ...")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for args in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", package]):
+        if subprocess.run(args, capture_output=True, env=env, timeout=600).returncode != 0:
+            say(f"could not install {package}")
+            return False
+    return True
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 token_app = typer.Typer(help="Tenant tokens (signed JWTs).", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead letters: messages a service could not handle.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="Run a sandbox on its own.", no_args_is_help=True)
+feed_app = typer.Typer(help="Twikey feeds (sync-svc).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(token_app, name="token")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(feed_app, name="feed")
 
 SERVICE_NAMES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 
@@ -46,6 +48,8 @@ def run(
     """Start everything locally: PostgreSQL and RabbitMQ (if down), migrations, every service's API
     and worker, the sandboxes; then print the URLs and a demo tenant token. Ctrl-C stops it all."""
     infra.ensure_infrastructure(say=typer.echo)
+    if not no_gateway:
+        no_gateway = not infra.ensure_debian_package("nginx", "nginx", say=typer.echo)
     plan = Plan(offset=port_offset, prefix=prefix, log_dir=log_dir, sandboxes=not no_sandboxes, gateway=not no_gateway)
     supervisor = Supervisor(plan, say=typer.echo)
     stopping = False
@@ -165,6 +169,37 @@ def dlq_discard(
     _check_service(service)
     count = _with_broker(lambda b, s: discard_dead_letters(b, service, s.queue_prefix, set(id)))
     typer.echo(f"discarded {count} message(s)")
+
+
+@feed_app.command("reset")
+def feed_reset(
+    tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
+    feed: Annotated[str, typer.Option(help="mandate, transaction, paylink or all.")] = "all",
+    since: Annotated[str | None, typer.Option(help="ISO date-time to replay from (default: the start).")] = None,
+) -> None:
+    """Replay a tenant's Twikey feed through sync-svc (KOPPEL_SYNC_URL); replays cause no duplicates."""
+    import os
+
+    import httpx
+
+    settings = KoppelSettings()
+    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"], ttl=timedelta(minutes=5))
+    base = os.environ.get("KOPPEL_SYNC_URL", "http://127.0.0.1:8103")
+    body: dict[str, str] = {"feed": feed}
+    if since:
+        body["since"] = since
+    try:
+        reply = httpx.post(
+            f"{base.rstrip('/')}/v1/twikey/feeds/reset",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(f"sync-svc at {base} is not reachable: {exc}") from exc
+    typer.echo(json.dumps(reply.json(), indent=2))
+    if reply.status_code != 200:
+        raise typer.Exit(1)
 
 
 @sandbox_app.command("twikey")
