@@ -1,0 +1,46 @@
+"""The koppel command: tokens, tenants, dead letters against the real broker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from typer.testing import CliRunner
+
+from koppel_cli.main import app
+from koppel_shared.auth import verify_token
+from koppel_shared.settings import DEV_JWT_SECRET
+
+runner = CliRunner()
+
+
+def test_token_issue_gives_a_token_the_services_accept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_JWT_SECRET", raising=False)
+    tenant = uuid.uuid4()
+    result = runner.invoke(app, ["token", "issue", "--tenant", str(tenant), "--scope", "erp", "--scope", "operator"])
+    assert result.exit_code == 0, result.output
+    principal = verify_token(DEV_JWT_SECRET, result.output.strip())
+    assert principal.tenant_id == tenant and principal.has("operator")
+
+
+def test_token_issue_refuses_an_unknown_scope() -> None:
+    result = runner.invoke(app, ["token", "issue", "--tenant", str(uuid.uuid4()), "--scope", "root"])
+    assert result.exit_code != 0 and "unknown scopes" in result.output
+
+
+def test_tenant_create_prints_id_and_token() -> None:
+    result = runner.invoke(app, ["tenant", "create", "--name", "Acme BV"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert verify_token(DEV_JWT_SECRET, body["token"]).tenant_id == uuid.UUID(body["tenant_id"])
+
+
+@pytest.mark.integration
+def test_dlq_list_and_replay_need_a_known_service_and_talk_to_the_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KOPPEL_QUEUE_PREFIX", f"t_cli_{uuid.uuid4().hex[:8]}.")
+    assert runner.invoke(app, ["dlq", "list", "--service", "nope"]).exit_code != 0
+    listed = runner.invoke(app, ["dlq", "list", "--service", "mandate"])
+    assert listed.exit_code == 0 and "no dead letters for mandate-svc" in listed.output
+    replayed = runner.invoke(app, ["dlq", "replay", "--service", "mandate", "--all"])
+    assert replayed.exit_code == 0 and "replayed 0" in replayed.output
