@@ -134,3 +134,31 @@ async def test_log_lines_carry_correlation_and_tenant_id(settings: KoppelSetting
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     line = next(x for x in lines if x["event"] == "something.happened")
     assert line["correlation_id"] == "corr-42" and line["tenant_id"] == str(tenant) and line["service"] == "test-svc"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"text": "a\\u0000b"}', b'{"text": "\\ud83d"}', b'{"text": "x\\udc00"}'],
+    ids=["nul", "lone-high-surrogate", "lone-low-surrogate"],
+)
+async def test_text_no_field_can_hold_is_refused_before_any_route_runs(
+    client: httpx.AsyncClient, settings: KoppelSettings, body: bytes
+):
+    r = await client.put(
+        "/v1/notes/n9", content=body, headers={**bearer(settings, uuid.uuid4()), "content-type": "application/json"}
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_characters"
+    assert all(key[1] != "n9" for key in notes)
+
+
+async def test_emoji_and_other_real_text_still_pass(client: httpx.AsyncClient, settings: KoppelSettings):
+    r = await client.put(
+        "/v1/notes/n10", content=b'{"text": "caf\\u00e9 \\ud83d\\ude00"}',
+        headers={**bearer(settings, uuid.uuid4()), "content-type": "application/json"},
+    )  # fmt: skip
+    assert r.status_code == 200 and r.json()["text"] == "café 😀"
+
+
+async def test_nul_in_the_query_string_is_refused(client: httpx.AsyncClient):
+    r = await client.get("/v1/notes/n1?x=%00")
+    assert r.status_code == 422 and r.json()["code"] == "invalid_characters"

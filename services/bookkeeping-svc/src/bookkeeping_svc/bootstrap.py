@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bookkeeping_svc.entrypoints.api import routers
 from bookkeeping_svc.entrypoints.consumers import consumers
+from bookkeeping_svc.entrypoints.loops import loops
 from bookkeeping_svc.settings import Settings
 from koppel_shared.service import ServiceDefinition
 
@@ -16,5 +18,7 @@ definition = ServiceDefinition(
     description="The only service that talks to Twinfield: connections, memo bookings, matching, retries.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
+    routers=routers,
     consumers=consumers,
+    loops=loops,
 )

@@ -1,8 +1,17 @@
-"""Settings of bookkeeping-svc: `KOPPEL_BOOKKEEPING_*` first, then the common `KOPPEL_*`."""
+"""Settings of bookkeeping-svc: `KOPPEL_BOOKKEEPING_*` first, then the common `KOPPEL_*`.
+
+The Twinfield client is written against the real API; only the login URL differs between
+Twinfield (`https://login.twinfield.com`) and the sandbox. The cluster URL is never configured:
+it comes from access-token validation, as Twinfield prescribes.
+"""
 
 from __future__ import annotations
 
+from pydantic import SecretStr
+
 from koppel_shared.settings import KoppelSettings
+
+TWINFIELD_SCOPES = "openid offline_access twf.organisation twf.organisationUser twf.user"
 
 
 class Settings(KoppelSettings):
@@ -10,3 +19,33 @@ class Settings(KoppelSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel_bookkeeping"
     api_port: int = 8104
+
+    # OAuth client registered at developers.twinfield.com (the sandbox's default client here).
+    twinfield_login_url: str = "http://127.0.0.1:8602"
+    twinfield_client_id: str = "koppel-sandbox"
+    twinfield_client_secret: SecretStr = SecretStr("koppel-sandbox-secret")
+    twinfield_redirect_uri: str = "http://127.0.0.1:8104/v1/twinfield/oauth/callback"
+    twinfield_scopes: str = TWINFIELD_SCOPES
+    # Where the callback sends the operator's browser once connected (the console), if set.
+    console_url: str | None = None
+
+    # HTTP: reads may be retried freely; writes are never retried blindly (see booker.py).
+    twinfield_timeout_seconds: float = 30.0
+    # Refresh the access token this long before it expires.
+    token_refresh_margin_seconds: float = 120.0
+    # Fair-use budget this client keeps to per organisation (credits per sliding minute):
+    # Twinfield gives a certified client 500 per client+organisation.
+    twinfield_credits_per_minute: int = 500
+    # Longest wait on a 429 before the batch is put back for later.
+    max_rate_limit_wait_seconds: float = 90.0
+
+    # Booking engine.
+    batch_size: int = 25  # Twinfield's advice: at most 25 items per request
+    booker_poll_seconds: float = 1.0
+    # Transient failures (5xx, timeouts before a write, 429 beyond the wait) back off and retry
+    # by themselves this many times before the booking lands on the errors list.
+    transient_attempts: int = 8
+    transient_backoff_seconds: float = 5.0
+    # The nightly sweep: every error and every open booking is retried once per interval.
+    sweep_interval_seconds: float = 24 * 3600.0
+    oauth_state_ttl_seconds: int = 900

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from koppel_shared.service import ServiceDefinition
+from koppel_shared.service import Runtime, ServiceDefinition
+from mandate_svc.adapters.sync_client import HttpSyncClient
+from mandate_svc.entrypoints.api import routers
 from mandate_svc.entrypoints.consumers import consumers
 from mandate_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def on_open(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    client = HttpSyncClient(
+        settings.sync_url,
+        settings.jwt_secret.get_secret_value(),
+        issuer=settings.jwt_issuer,
+        timeout=settings.sync_timeout_seconds,
+        attempts=settings.sync_attempts,
+    )
+    runtime.extras["sync_client"] = client
+    runtime.extras.setdefault("closers", []).append(client.close)
+
 
 definition = ServiceDefinition(
     name="mandate",
@@ -16,5 +33,7 @@ definition = ServiceDefinition(
     description="Mandates and their lifecycle: the ERP's mandate API, Twikey signing states.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
+    routers=routers,
     consumers=consumers,
+    on_open=on_open,
 )

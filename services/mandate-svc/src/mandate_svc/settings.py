@@ -10,3 +10,8 @@ class Settings(KoppelSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel_mandate"
     api_port: int = 8101
+    # sync-svc's internal API (KOPPEL_MANDATE_SYNC_URL, else KOPPEL_SYNC_URL as `koppel run` sets it).
+    sync_url: str = "http://127.0.0.1:8103"
+    # sync-svc retries Twikey itself; this bounds one invite call as the ERP waits for it.
+    sync_timeout_seconds: float = 30.0
+    sync_attempts: int = 3

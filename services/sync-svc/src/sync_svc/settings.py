@@ -10,3 +10,28 @@ class Settings(KoppelSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel_sync"
     api_port: int = 8103
+
+    # Where Twikey reaches us (the gateway); the webhook URL shown to operators is built from it.
+    public_base_url: str = "http://127.0.0.1:8080"
+    # Default Twikey base URL for a new connection (the sandbox is usually given explicitly).
+    twikey_default_base_url: str = "https://api.twikey.com/creditor"
+
+    twikey_timeout_seconds: float = 10.0
+    twikey_retry_attempts: int = 5
+    twikey_retry_initial_seconds: float = 0.2
+    twikey_retry_max_wait_seconds: float = 30.0
+    # Twikey sessions live 24 h; renew a little before, as Twikey's own SDKs do (23 h).
+    twikey_session_max_age_seconds: float = 23 * 3600
+
+    # The decrypted API key is cached this long per tenant for webhook signature checks.
+    webhook_key_cache_seconds: float = 30.0
+    # At most one NOTIFY per tenant and API process in this window; the worker polls anyway.
+    webhook_notify_throttle_seconds: float = 0.05
+
+    # Worker: how often pending drain requests are looked for without a NOTIFY, and the
+    # safety-net drain of every connected tenant in case webhooks were lost.
+    drain_poll_seconds: float = 1.0
+    safety_net_drain_seconds: float = 300.0
+    drain_concurrency: int = 4
+    # Transactions of one collect command are created with this many parallel calls.
+    collect_concurrency: int = 8

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from koppel_shared.web.errors import install_error_handlers
-from koppel_shared.web.middleware import RequestContextMiddleware
+from koppel_shared.web.middleware import InputSanityMiddleware, RequestContextMiddleware
 
 ReadyCheck = Callable[[], Awaitable[None]]
 
@@ -40,6 +40,7 @@ def create_app(
     app.state.settings = settings
     app.state.ready_checks = dict(ready_checks or {})
     install_error_handlers(app)
+    app.add_middleware(InputSanityMiddleware)
     app.add_middleware(RequestContextMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
@@ -66,4 +67,62 @@ def create_app(
 
     for router in routers:
         app.include_router(router)
+    _document_problems(app)
     return app
+
+
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["status", "code", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "code": {"type": "string", "description": "stable, machine-readable error code"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "correlation_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "rule": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_COMMON_PROBLEMS = {
+    "400": "Malformed request",
+    "401": "Missing or invalid tenant token",
+    "403": "The token lacks the scope this call needs",
+    "404": "Not found (or owned by another tenant)",
+    "409": "Conflict (e.g. an idempotency key reused with another body)",
+    "413": "Request too large",
+    "422": "Invalid input: each offending field with the rule it broke",
+    "429": "Too many requests",
+    "502": "A dependency (Twikey, Twinfield) answered something unusable",
+    "503": "A dependency is unavailable; retry later",
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Every operation may answer with a problem+json error; say so in the OpenAPI document so
+    that clients (and schema-based tests) know the shape of every answer."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+        ref = {"$ref": "#/components/schemas/Problem"}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                for status, text in _COMMON_PROBLEMS.items():
+                    responses[status] = {"description": text, "content": {"application/problem+json": {"schema": ref}}}
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,11 +1,131 @@
-"""bookkeeping-svc's tables (its own database; no other service reads them)."""
+"""bookkeeping-svc's tables (its own database; no other service reads them).
+
+- ``twinfield_connections``: one per tenant: office, accounts, the encrypted refresh token and
+  the cached (encrypted) access token with its expiry and cluster URL; the row is also the lock
+  that makes token refresh single-flight across workers (``SELECT … FOR UPDATE``).
+- ``oauth_states``: the signed ``state`` of each connect attempt, single use.
+- ``bookings``: one per (tenant, collection) and per (tenant, Twikey transaction id): the
+  database half of "never twice".
+- ``customer_updates``: bank account + collect mandate to put on a Twinfield customer.
+"""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from koppel_shared.messaging.tables import metadata as messaging_metadata
 
 metadata = sa.MetaData()
+
+connections = sa.Table(
+    "twinfield_connections",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid, primary_key=True),
+    sa.Column("status", sa.String(32), nullable=False),  # not_connected|connected|consent_lost
+    sa.Column("status_reason", sa.Text, nullable=True),
+    sa.Column("office", sa.String(64), nullable=True),
+    sa.Column("organisation", sa.String(64), nullable=True),
+    sa.Column("debtor_account", sa.String(16), nullable=False, server_default="1300"),
+    sa.Column("cross_accounts", JSONB, nullable=False),
+    sa.Column("memo_daybook", sa.String(16), nullable=False, server_default="MEMO"),
+    sa.Column("freetext_field", sa.SmallInteger, nullable=True),
+    sa.Column("refresh_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("access_token", sa.Text, nullable=True),  # encrypted
+    sa.Column("access_expires_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("cluster_url", sa.String(300), nullable=True),
+    sa.Column("connected_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("nonce", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("collection_id", sa.String(64), nullable=False),
+    sa.Column("twikey_transaction_id", sa.String(64), nullable=True),
+    sa.Column("reference", sa.String(64), nullable=False),  # the transaction id, else the collection id
+    sa.Column("invoice_id", sa.String(64), nullable=True),
+    sa.Column("invoice_number", sa.String(200), nullable=False),
+    sa.Column("customer_number", sa.String(64), nullable=False),
+    sa.Column("customer_email", sa.String(320), nullable=True),
+    sa.Column("customer_name", sa.String(200), nullable=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("paid_on", sa.Date, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paused_from", sa.String(16), nullable=True),  # the status to resume with
+    sa.Column("office", sa.String(64), nullable=True),
+    sa.Column("customer_code", sa.String(64), nullable=True),  # Twinfield dim2
+    sa.Column("memo_number", sa.String(32), nullable=True),
+    sa.Column("memo_line", sa.Integer, nullable=True),
+    sa.Column("sales_daybook", sa.String(16), nullable=True),
+    sa.Column("sales_number", sa.String(32), nullable=True),
+    sa.Column("sales_line", sa.Integer, nullable=True),
+    sa.Column("reverse_requested", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reversal_memo_number", sa.String(32), nullable=True),
+    sa.Column("reversal_posting", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reversed_on", sa.Date, nullable=True),
+    sa.Column("error_code", sa.String(32), nullable=True),
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("hint", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("transient_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("correlation_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("booked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("matched_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("tenant_id", "collection_id", name="uq_bookings_tenant_collection"),
+    sa.Index(
+        "uq_bookings_tenant_transaction",
+        "tenant_id",
+        "twikey_transaction_id",
+        unique=True,
+        postgresql_where=sa.text("twikey_transaction_id IS NOT NULL"),
+    ),
+    sa.Index("ix_bookings_due", "status", "next_attempt_at"),
+    sa.Index("ix_bookings_tenant_status", "tenant_id", "status", "created_at"),
+)
+
+customer_updates = sa.Table(
+    "customer_updates",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("mandate_id", sa.String(64), nullable=False),
+    sa.Column("mandate_version", sa.Integer, nullable=False),
+    sa.Column("customer_code", sa.String(64), nullable=False),
+    sa.Column("iban", sa.String(34), nullable=False),
+    sa.Column("bic", sa.String(11), nullable=True),
+    sa.Column("ascription", sa.String(200), nullable=True),
+    sa.Column("mandate_number", sa.String(64), nullable=True),
+    sa.Column("signature_date", sa.Date, nullable=True),
+    sa.Column("scheme", sa.String(8), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # open|done|error
+    sa.Column("error_message", sa.Text, nullable=True),
+    sa.Column("hint", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("tenant_id", "mandate_id", "mandate_version", name="uq_customer_updates_mandate_version"),
+    sa.Index("ix_customer_updates_due", "status", "next_attempt_at"),
+)
 
 TARGET_METADATA = (metadata, messaging_metadata)

@@ -1,13 +1,30 @@
-"""What bookkeeping-svc consumes from the broker."""
+"""What bookkeeping-svc consumes from the broker: paid and reversed collections (to book), and
+signed mandates (bank account and collect mandate on the Twinfield customer)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bookkeeping_svc.service_layer import intake
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
 
 
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
-    return [ping_consumer()]
+    return [
+        ping_consumer(),
+        ConsumerSpec(
+            purpose="collections",
+            bindings=("collection.paid", "collection.reversed"),
+            handlers={
+                "collection.paid": intake.on_collection_paid,
+                "collection.reversed": intake.on_collection_reversed,
+            },
+        ),
+        ConsumerSpec(
+            purpose="mandates",
+            bindings=("mandate.signed",),
+            handlers={"mandate.signed": intake.on_mandate_signed},
+        ),
+    ]

@@ -1,13 +1,39 @@
-"""What sync-svc consumes from the broker."""
+"""What sync-svc consumes from the broker: the commands other services send it."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from koppel_shared.db import UnitOfWork
+from koppel_shared.events import Envelope
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
+from sync_svc.service_layer import commands
 
 
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
-    return [ping_consumer()]
+    # The handlers commit their effects in their own transactions (one per Twikey call, with its
+    # result event), so the inbox transaction only records the command as handled.
+    async def collect(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+        await commands.collect(runtime, envelope, data)
+
+    async def mandate_action(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+        await commands.mandate_action(runtime, envelope, data)
+
+    async def paylink(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+        await commands.paylink(runtime, envelope, data)
+
+    return [
+        ping_consumer(),
+        ConsumerSpec(
+            purpose="commands",
+            bindings=("sync.collect_requested", "sync.mandate_action_requested", "sync.paylink_requested"),
+            handlers={
+                "sync.collect_requested": collect,
+                "sync.mandate_action_requested": mandate_action,
+                "sync.paylink_requested": paylink,
+            },
+        ),
+    ]

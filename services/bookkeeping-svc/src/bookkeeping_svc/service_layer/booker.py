@@ -1,0 +1,654 @@
+"""The booking engine: a worker loop that books paid collections in Twinfield, per tenant, in
+batches of at most 25, within the fair-use credits.
+
+One writer per organisation: a tenant's work runs under a PostgreSQL advisory lock on its
+Twinfield organisation, so with several workers exactly one talks to an organisation at a time.
+
+One round for a tenant, each step one request for up to 25 bookings:
+
+1. **look up** (``<columns code="100">``, 1 credit): the customer lines of the batch's invoice
+   numbers, every daybook and year. The same rows answer two questions: is *our* MEMO already
+   there (same invoice number, our description "<transaction id> betaling")? then it is booked,
+   never posted again (this is how a timeout after Twinfield applied the write is resolved); and
+   which open sales line does the payment belong to?
+2. **post** (``<transactions>``, 3 credits): the MEMOs; bookings are marked ``posting`` and
+   committed *before* the request, so an unanswered post is looked up, not repeated.
+3. **match** (``<match>`` with one set per booking, 3 credits).
+
+So 25 payments cost 7 credits. Reversals (counter MEMOs) and customer bank/mandate updates run
+in the same turn, in their own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bookkeeping_svc.adapters.orm import bookings, connections, customer_updates
+from bookkeeping_svc.adapters.twinfield import documents
+from bookkeeping_svc.adapters.twinfield.client import (
+    ConsentLost,
+    Fault,
+    OutcomeUnknown,
+    RateLimited,
+    TokenRejected,
+    TwinfieldError,
+)
+from bookkeeping_svc.domain.booking import (
+    ACTIVE,
+    Memo,
+    MissingCrossAccount,
+    Payment,
+    Status,
+    last40,
+    payment_description,
+    payment_memo,
+    reversal_description,
+    reversal_memo,
+)
+from bookkeeping_svc.domain.errors import HINTS, classify
+from bookkeeping_svc.domain.invoices import Found, NeedEmails, NotFound, OpenItem, find_own_memo, resolve_invoice
+from bookkeeping_svc.service_layer.events import booking_event
+from bookkeeping_svc.service_layer.gateway import Access, Gateway, NotConnected
+from bookkeeping_svc.settings import Settings
+from koppel_shared.events.booking import BookingBooked, BookingFailed, BookingReversed
+from koppel_shared.logging import get_logger, log_context
+from koppel_shared.service import Runtime
+
+log = get_logger(__name__)
+
+MAX_BATCHES_PER_TURN = 20
+TENANTS_IN_PARALLEL = 4
+
+
+def payment_of(row: Any) -> Payment:
+    return Payment(
+        reference=row.reference,
+        invoice_number=row.invoice_number,
+        customer_number=row.customer_number,
+        customer_email=row.customer_email,
+        amount_cents=row.amount_cents,
+        method=row.method,
+        paid_on=row.paid_on,
+    )
+
+
+class Booker:
+    def __init__(self, runtime: Runtime, gateway: Gateway, settings: Settings) -> None:
+        self.runtime = runtime
+        self.gw = gateway
+        self.settings = settings
+        self._backoff: dict[uuid.UUID, float] = {}
+
+    # -- loop ------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                worked = await self.round()
+            except Exception as exc:  # a broken round must not end the loop
+                log.exception("booker.round_failed", error=repr(exc))
+                worked = False
+            if not worked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.booker_poll_seconds)
+
+    async def round(self) -> bool:
+        now = time.monotonic()
+        tenants = [t for t in await self._due_tenants() if self._backoff.get(t, 0.0) <= now]
+        if not tenants:
+            return False
+        gate = asyncio.Semaphore(TENANTS_IN_PARALLEL)
+
+        async def one(tenant_id: uuid.UUID) -> bool:
+            async with gate:
+                return await self.tenant_turn(tenant_id)
+
+        return any(await asyncio.gather(*(one(t) for t in tenants)))
+
+    async def _due_tenants(self) -> list[uuid.UUID]:
+        connected = sa.select(connections.c.tenant_id).where(connections.c.status == "connected")
+        due_bookings = sa.select(bookings.c.tenant_id).where(
+            bookings.c.status.in_(ACTIVE),
+            bookings.c.next_attempt_at <= sa.func.now(),
+            bookings.c.tenant_id.in_(connected),
+        )
+        due_updates = sa.select(customer_updates.c.tenant_id).where(
+            customer_updates.c.status == "open",
+            customer_updates.c.next_attempt_at <= sa.func.now(),
+            customer_updates.c.tenant_id.in_(connected),
+        )
+        async with self.runtime.engine.connect() as conn:
+            rows = await conn.execute(sa.union(due_bookings, due_updates))
+            return [uuid.UUID(str(r[0])) for r in rows]
+
+    async def tenant_turn(self, tenant_id: uuid.UUID) -> bool:
+        """Work off a tenant's due bookings while holding its organisation's writer lock."""
+        async with self.runtime.engine.connect() as conn:
+            org = (
+                await conn.execute(
+                    sa.select(
+                        sa.func.coalesce(connections.c.organisation, sa.cast(connections.c.tenant_id, sa.Text))
+                    ).where(connections.c.tenant_id == tenant_id)
+                )
+            ).scalar_one_or_none()
+            key = sa.func.hashtext(f"koppel-twinfield-writer:{org or tenant_id}")
+            if not (await conn.execute(sa.select(sa.func.pg_try_advisory_lock(key)))).scalar():
+                return False  # another worker writes to this organisation now
+            await conn.commit()
+            try:
+                with log_context(tenant_id=tenant_id):
+                    return await self._turn(tenant_id)
+            finally:
+                await conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                await conn.commit()
+
+    async def _turn(self, tenant_id: uuid.UUID) -> bool:
+        try:
+            access = await self.gw.access(tenant_id)
+        except ConsentLost:
+            return True
+        except NotConnected:
+            return False
+        except TwinfieldError as exc:
+            log.warning("booker.no_access", error=str(exc))
+            self._backoff[tenant_id] = time.monotonic() + self.settings.transient_backoff_seconds
+            return False
+        worked = False
+        try:
+            for _ in range(MAX_BATCHES_PER_TURN):
+                step = False
+                access, did = await self.book_batch(access)
+                step |= did
+                access, did = await self.match_batch(access)
+                step |= did
+                access, did = await self.reverse_batch(access)
+                step |= did
+                access, did = await self.update_customers(access)
+                step |= did
+                worked |= step
+                if not step:
+                    break
+        except ConsentLost:
+            return True
+        except NotConnected:
+            return worked
+        return worked
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    async def _due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any) -> list[Any]:
+        async with self.runtime.uow() as uow:
+            stmt = (
+                sa.select(bookings)
+                .where(
+                    bookings.c.tenant_id == tenant_id,
+                    bookings.c.status.in_(statuses),
+                    bookings.c.next_attempt_at <= sa.func.now(),
+                    *extra,
+                )
+                .order_by(bookings.c.next_attempt_at, bookings.c.created_at)
+                .limit(self.settings.batch_size)
+            )
+            return list((await uow.session.execute(stmt)).all())
+
+    def _backoff_at(self, failures: int) -> datetime:
+        delay = self.settings.transient_backoff_seconds * (2 ** min(failures, 6))
+        return datetime.now(UTC) + timedelta(seconds=delay)
+
+    async def _set(self, booking_id: uuid.UUID, event: type | None = None, **values: Any) -> None:
+        """Change one booking (bumping its version) and, for an event-worthy change, emit it in
+        the same transaction."""
+        async with self.runtime.uow() as uow:
+            await self._set_in(uow, booking_id, event, **values)
+            await uow.commit()
+
+    async def _set_in(self, uow: Any, booking_id: uuid.UUID, event: type | None = None, **values: Any) -> None:
+        values.setdefault("updated_at", sa.func.now())
+        row = (
+            await uow.session.execute(
+                sa.update(bookings)
+                .where(bookings.c.id == booking_id)
+                .values(version=bookings.c.version + 1, **values)
+                .returning(bookings)
+            )
+        ).one()
+        if event is not None:
+            await uow.emit(booking_event(event, row))
+
+    async def _fail(self, uow: Any, booking_id: uuid.UUID, code: str, message: str, hint: str | None = None) -> None:
+        await self._set_in(
+            uow,
+            booking_id,
+            BookingFailed,
+            status=Status.ERROR,
+            error_code=code,
+            error_message=message[:2000],
+            hint=hint or HINTS[code].hint if code in HINTS else hint,
+        )
+
+    async def _transient(self, rows: list[Any], exc: Exception, keep_status: bool = True) -> None:
+        """Nothing was applied (or we will look before acting): back off, and after too many
+        tries put the bookings on the errors list."""
+        code = "rate_limited" if isinstance(exc, RateLimited) else "unavailable"
+        async with self.runtime.uow() as uow:
+            for row in rows:
+                failures = row.transient_failures + 1
+                if failures >= self.settings.transient_attempts:
+                    await self._fail(uow, row.id, code, f"{type(exc).__name__}: {exc}")
+                    continue
+                await uow.session.execute(
+                    sa.update(bookings)
+                    .where(bookings.c.id == row.id)
+                    .values(
+                        transient_failures=failures,
+                        next_attempt_at=self._backoff_at(failures),
+                        error_message=f"{type(exc).__name__}: {exc}"[:2000],
+                        updated_at=sa.func.now(),
+                    )
+                )
+            await uow.commit()
+        log.warning("booker.transient", code=code, bookings=len(rows), error=str(exc)[:300])
+
+    async def _browse(self, access: Access, invoice_numbers: list[str]) -> tuple[Access, list[OpenItem]]:
+        """Customer lines of these invoice numbers: one request when the numbers can be listed
+        with ``in`` (no separators inside), otherwise one per number."""
+        numbers = sorted({n for n in invoice_numbers})
+        plain = [n for n in numbers if "," not in n and ";" not in n]
+        odd = [n for n in numbers if n not in plain]
+        rows: list[OpenItem] = []
+        groups = ([plain] if plain else []) + [[n] for n in odd]
+        for group in groups:
+            access, root = await self.gw.call(access, documents.browse_customer_lines(access.office, group))
+            if not documents.ok(root):
+                raise Fault("browse", documents.summary(documents.messages(root)))
+            rows += documents.parse_browse(root)
+        return access, rows
+
+    async def _emails(self, access: Access, customers: tuple[str, ...]) -> tuple[Access, dict[str, str | None]]:
+        emails: dict[str, str | None] = {}
+        for code in customers:
+            access, root = await self.gw.call(access, documents.read_customer(access.office, code))
+            emails[code] = documents.customer_email(root) if documents.ok(root) else None
+        return access, emails
+
+    # -- 1 + 2: look up, then post ---------------------------------------------------------------
+
+    async def book_batch(self, access: Access) -> tuple[Access, bool]:
+        rows = await self._due(access.tenant_id, (Status.OPEN, Status.POSTING))
+        if not rows:
+            return access, False
+        accounts = access.accounts
+        try:
+            access, items = await self._browse(access, [last40(r.invoice_number) for r in rows])
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            await self._transient(rows, exc)
+            return access, True
+
+        to_post: list[tuple[Any, Memo, OpenItem]] = []
+        async with self.runtime.uow() as uow:
+            for row in rows:
+                payment = payment_of(row)
+                own = find_own_memo(items, row.invoice_number, payment_description(row.reference))
+                if own is not None and own.daybook == accounts.memo_daybook and own.value_cents < 0:
+                    # Already in Twinfield (an earlier post whose answer was lost): never again.
+                    await self._set_in(
+                        uow,
+                        row.id,
+                        None,
+                        status=Status.REVERSING if row.reverse_requested else Status.BOOKED,
+                        memo_number=own.number,
+                        memo_line=own.line,
+                        office=access.office,
+                        customer_code=row.customer_code or own.customer,
+                        booked_at=sa.func.now(),
+                        error_code=None,
+                        next_attempt_at=sa.func.now(),
+                    )
+                    log.info("booking.found_existing_memo", booking_id=str(row.id), memo=own.number)
+                    continue
+                if row.reverse_requested:
+                    # Reversed while its post was unanswered, and the post did not land: nothing to undo.
+                    await self._set_in(uow, row.id, BookingReversed, status=Status.REVERSED)
+                    continue
+                resolution = resolve_invoice(payment, items, accounts.memo_daybook)
+                if isinstance(resolution, NeedEmails):
+                    try:
+                        access, emails = await self._emails(access, resolution.customers)
+                    except TwinfieldError as exc:
+                        if isinstance(exc, ConsentLost):
+                            raise
+                        await self._transient([row], exc)
+                        continue
+                    resolution = resolve_invoice(payment, items, accounts.memo_daybook, emails)
+                if isinstance(resolution, NotFound):
+                    await self._fail(uow, row.id, resolution.code, resolution.message)
+                    continue
+                assert isinstance(resolution, Found)
+                invoice = resolution.item
+                try:
+                    memo = payment_memo(payment, invoice.customer, accounts)
+                except MissingCrossAccount as exc:
+                    await self._fail(uow, row.id, "not_configured", str(exc))
+                    continue
+                to_post.append((row, memo, invoice))
+            if to_post:
+                await uow.session.execute(
+                    sa.update(bookings)
+                    .where(bookings.c.id == sa.bindparam("b_id"))
+                    .values(
+                        status=Status.POSTING,
+                        office=access.office,
+                        customer_code=sa.bindparam("b_customer"),
+                        sales_daybook=sa.bindparam("b_daybook"),
+                        sales_number=sa.bindparam("b_number"),
+                        sales_line=sa.bindparam("b_line"),
+                        attempts=bookings.c.attempts + 1,
+                        version=bookings.c.version + 1,
+                        updated_at=sa.func.now(),
+                    ),
+                    [
+                        {
+                            "b_id": row.id,
+                            "b_customer": invoice.customer,
+                            "b_daybook": invoice.daybook,
+                            "b_number": invoice.number,
+                            "b_line": invoice.line,
+                        }
+                        for row, _, invoice in to_post
+                    ],
+                )
+            # Committed before the request: from here an unanswered post is looked up, not repeated.
+            await uow.commit()
+        if not to_post:
+            return access, True
+
+        request = documents.transactions(access.office, [memo for _, memo, _ in to_post])
+        try:
+            access, root = await self.gw.call(access, request)
+        except OutcomeUnknown as exc:
+            log.warning("booker.post_outcome_unknown", bookings=len(to_post), error=str(exc)[:300])
+            await self._transient([r for r, _, _ in to_post], exc)
+            return access, True
+        except (ConsentLost, NotConnected):
+            raise
+        except (RateLimited, TokenRejected, TwinfieldError) as exc:
+            # Not processed by Twinfield (429, 401, never connected): the next round looks up
+            # (they are ``posting``) and posts.
+            await self._transient([r for r, _, _ in to_post], exc)
+            return access, True
+
+        results = documents.parse_transactions(root)
+        async with self.runtime.uow() as uow:
+            if len(results) != len(to_post):
+                log.error("booker.post_answer_mismatch", sent=len(to_post), answered=len(results))
+                await uow.commit()
+                return access, True
+            booked: list[dict[str, Any]] = []
+            for (row, memo, _), result in zip(to_post, results, strict=True):
+                if result.ok and result.number:
+                    booked.append(
+                        {
+                            "b_id": row.id,
+                            "b_status": Status.REVERSING if row.reverse_requested else Status.BOOKED,
+                            "b_memo": result.number,
+                            "b_line": memo.customer_line_id,
+                        }
+                    )
+                else:
+                    errors = [m for m in result.messages if m.kind == "error"] or result.messages
+                    first = errors[0] if errors else None
+                    classified = classify(first.text if first else "", first.node if first else None)
+                    await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
+            if booked:
+                await uow.session.execute(
+                    sa.update(bookings)
+                    .where(bookings.c.id == sa.bindparam("b_id"))
+                    .values(
+                        status=sa.bindparam("b_status"),
+                        memo_number=sa.bindparam("b_memo"),
+                        memo_line=sa.bindparam("b_line"),
+                        booked_at=sa.func.now(),
+                        transient_failures=0,
+                        error_code=None,
+                        error_message=None,
+                        hint=None,
+                        next_attempt_at=sa.func.now(),
+                        version=bookings.c.version + 1,
+                        updated_at=sa.func.now(),
+                    ),
+                    booked,
+                )
+            await uow.commit()
+        return access, True
+
+    # -- 3: match --------------------------------------------------------------------------------
+
+    async def match_batch(self, access: Access) -> tuple[Access, bool]:
+        rows = await self._due(
+            access.tenant_id,
+            (Status.BOOKED,),
+            bookings.c.memo_number.is_not(None),
+            bookings.c.sales_number.is_not(None),
+        )
+        if not rows:
+            return access, False
+        accounts = access.accounts
+        sets = [
+            (
+                documents.MatchLine(r.sales_daybook, r.sales_number, r.sales_line),
+                documents.MatchLine(accounts.memo_daybook, r.memo_number, r.memo_line),
+            )
+            for r in rows
+        ]
+        today = datetime.now(UTC).date()
+        try:
+            access, root = await self.gw.call(access, documents.match(access.office, sets, today))
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            # Matching is naturally idempotent: a repeat of an applied match says "status matched".
+            await self._transient(rows, exc)
+            return access, True
+        results = documents.parse_match(root)
+        async with self.runtime.uow() as uow:
+            matched: list[uuid.UUID] = []
+            for row, result in zip(rows, results, strict=False):
+                memo_key = (accounts.memo_daybook, row.memo_number, row.memo_line)
+                if result.ok or memo_key in result.already_matched:
+                    matched.append(row.id)
+                else:
+                    errors = [m for m in result.messages if m.kind == "error"] or result.messages
+                    first = errors[0] if errors else None
+                    classified = classify(first.text if first else "", first.node if first else None)
+                    await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
+            if matched:
+                done = (
+                    await uow.session.execute(
+                        sa.update(bookings)
+                        .where(bookings.c.id.in_(matched))
+                        .values(
+                            status=Status.MATCHED,
+                            matched_at=sa.func.now(),
+                            transient_failures=0,
+                            error_code=None,
+                            error_message=None,
+                            hint=None,
+                            version=bookings.c.version + 1,
+                            updated_at=sa.func.now(),
+                        )
+                        .returning(bookings)
+                    )
+                ).all()
+                await uow.emit(*(booking_event(BookingBooked, r) for r in done))
+            await uow.commit()
+        return access, True
+
+    # -- reversals -------------------------------------------------------------------------------
+
+    async def reverse_batch(self, access: Access) -> tuple[Access, bool]:
+        """Counter MEMOs for reversed collections. UndoMatch (matching.asmx) is not part of
+        ProcessXml (and not in the sandbox); the counter MEMO's customer line is a debit open item
+        carrying the invoice number, so the receivable is open again and the cross-account is
+        cleared. A payment that was never matched is matched against its counter MEMO."""
+        rows = await self._due(access.tenant_id, (Status.REVERSING,), bookings.c.memo_number.is_not(None))
+        if not rows:
+            return access, False
+        accounts = access.accounts
+        try:
+            access, items = await self._browse(access, [last40(r.invoice_number) for r in rows])
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            await self._transient(rows, exc)
+            return access, True
+        to_post: list[tuple[Any, Memo]] = []
+        async with self.runtime.uow() as uow:
+            for row in rows:
+                own = find_own_memo(items, row.invoice_number, reversal_description(row.reference))
+                if own is not None and own.daybook == accounts.memo_daybook and own.value_cents > 0:
+                    await self._set_in(
+                        uow, row.id, BookingReversed, status=Status.REVERSED, reversal_memo_number=own.number
+                    )
+                    continue
+                on = row.reversed_on or datetime.now(UTC).date()
+                try:
+                    memo = reversal_memo(payment_of(row), row.customer_code, accounts, on)
+                except MissingCrossAccount as exc:
+                    await self._fail(uow, row.id, "not_configured", str(exc))
+                    continue
+                to_post.append((row, memo))
+                await self._set_in(uow, row.id, None, reversal_posting=True)
+            await uow.commit()
+        if not to_post:
+            return access, True
+        try:
+            access, root = await self.gw.call(access, documents.transactions(access.office, [m for _, m in to_post]))
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            await self._transient([r for r, _ in to_post], exc)
+            return access, True
+        results = documents.parse_transactions(root)
+        unmatched: list[tuple[documents.MatchLine, documents.MatchLine]] = []
+        async with self.runtime.uow() as uow:
+            for (row, memo), result in zip(to_post, results, strict=False):
+                if result.ok and result.number:
+                    await self._set_in(
+                        uow,
+                        row.id,
+                        BookingReversed,
+                        status=Status.REVERSED,
+                        reversal_memo_number=result.number,
+                        reversal_posting=False,
+                    )
+                    if row.matched_at is None:
+                        unmatched.append(
+                            (
+                                documents.MatchLine(accounts.memo_daybook, row.memo_number, row.memo_line),
+                                documents.MatchLine(accounts.memo_daybook, result.number, memo.customer_line_id),
+                            )
+                        )
+                else:
+                    first = next((m for m in result.messages if m.kind == "error"), None)
+                    classified = classify(first.text if first else "", first.node if first else None)
+                    await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
+            await uow.commit()
+        if unmatched:
+            with contextlib.suppress(TwinfieldError):
+                access, _ = await self.gw.call(
+                    access, documents.match(access.office, unmatched, datetime.now(UTC).date())
+                )
+        return access, True
+
+    # -- customers: bank account and collect mandate ---------------------------------------------
+
+    async def update_customers(self, access: Access) -> tuple[Access, bool]:
+        async with self.runtime.uow() as uow:
+            rows = list(
+                (
+                    await uow.session.execute(
+                        sa.select(customer_updates)
+                        .where(
+                            customer_updates.c.tenant_id == access.tenant_id,
+                            customer_updates.c.status == "open",
+                            customer_updates.c.next_attempt_at <= sa.func.now(),
+                        )
+                        .order_by(customer_updates.c.created_at)
+                        .limit(self.settings.batch_size)
+                    )
+                ).all()
+            )
+        if not rows:
+            return access, False
+        updates = [
+            documents.CustomerBank(
+                code=r.customer_code,
+                iban=r.iban,
+                bic=r.bic,
+                ascription=r.ascription,
+                mandate_id=r.mandate_number,
+                signature_date=r.signature_date,
+                scheme=r.scheme,
+            )
+            for r in rows
+        ]
+        try:
+            access, root = await self.gw.call(access, documents.customer_bank_update(access.office, updates))
+            results = documents.parse_dimensions(root)
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            # A repeated bank/mandate update is harmless (banks merge on IBAN), so no look-up.
+            async with self.runtime.uow() as uow:
+                for r in rows:
+                    await uow.session.execute(
+                        sa.update(customer_updates)
+                        .where(customer_updates.c.id == r.id)
+                        .values(
+                            attempts=r.attempts + 1,
+                            next_attempt_at=self._backoff_at(r.attempts + 1),
+                            error_message=str(exc)[:2000],
+                            updated_at=sa.func.now(),
+                        )
+                    )
+                await uow.commit()
+            return access, True
+        async with self.runtime.uow() as uow:
+            for r, (ok, msgs) in zip(rows, results, strict=False):
+                values: dict[str, Any] = {"attempts": r.attempts + 1, "updated_at": sa.func.now()}
+                if ok:
+                    values.update(status="done", error_message=None, hint=None)
+                else:
+                    text = documents.summary(msgs)
+                    code = "unknown_customer" if ("Naam is verplicht" in text or "bestaat niet" in text) else None
+                    values.update(
+                        status="error",
+                        error_message=text,
+                        hint=HINTS[code].hint if code else classify(text).hint,
+                    )
+                await uow.session.execute(
+                    sa.update(customer_updates).where(customer_updates.c.id == r.id).values(**values)
+                )
+            await uow.commit()
+        return access, True
+
+
+async def sweep(runtime: Runtime) -> int:
+    """The nightly sweep: everything open or failed gets another go now."""
+    from bookkeeping_svc.service_layer.intake import retry_all
+
+    async with runtime.uow() as uow:
+        count = await retry_all(uow)
+        await uow.commit()
+    log.info("booker.sweep", requeued=count)
+    return count

@@ -1,0 +1,279 @@
+"""The per-process Twinfield gateway: HTTP clients, access tokens and credit meters.
+
+Access tokens are single-flight across workers: the tenant's ``twinfield_connections`` row is
+locked (``SELECT … FOR UPDATE``) while one worker refreshes, and the others then find the fresh
+token in the row instead of refreshing again; inside one process an ``asyncio.Lock`` per tenant
+keeps the database out of it. The access token is cached (encrypted in the row, plain in memory)
+with its expiry and cluster URL. A refused refresh (``invalid_grant``) marks the connection
+``consent_lost`` and pauses the tenant's bookings in the same transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import sqlalchemy as sa
+from lxml import etree
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bookkeeping_svc.adapters.orm import bookings, connections
+from bookkeeping_svc.adapters.twinfield.client import (
+    ConsentLost,
+    CreditMeter,
+    OAuthClient,
+    ProcessXml,
+    RateLimited,
+    TokenRejected,
+    TwinfieldError,
+    cost_of,
+)
+from bookkeeping_svc.domain.booking import Accounts, Status
+from bookkeeping_svc.domain.errors import hint_for
+from bookkeeping_svc.settings import Settings
+from koppel_shared.http import make_client
+from koppel_shared.logging import get_logger
+from koppel_shared.service import Runtime
+
+log = get_logger(__name__)
+
+
+class NotConnected(TwinfieldError):
+    """The tenant has no usable Twinfield connection (never connected, or consent lost)."""
+
+
+@dataclass(frozen=True)
+class Access:
+    tenant_id: uuid.UUID
+    token: str
+    expires_at: datetime
+    cluster_url: str
+    office: str
+    organisation: str
+    accounts: Accounts
+
+
+def accounts_of(row: sa.Row) -> Accounts:
+    return Accounts(
+        debtor_account=row.debtor_account,
+        cross_accounts=dict(row.cross_accounts or {}),
+        memo_daybook=row.memo_daybook,
+        freetext_field=row.freetext_field,
+    )
+
+
+async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> int:
+    result = await session.execute(
+        sa.update(bookings)
+        .where(
+            bookings.c.tenant_id == tenant_id,
+            bookings.c.status.in_([Status.OPEN, Status.POSTING, Status.BOOKED, Status.REVERSING]),
+        )
+        .values(
+            # What it was doing stays visible: memo_number / reverse_requested tell the booker
+            # where to pick up when the tenant reconnects.
+            status=Status.PAUSED,
+            paused_from=bookings.c.status,
+            error_code="auth_lost",
+            error_message=reason,
+            hint=hint_for("auth_lost"),
+            updated_at=sa.func.now(),
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def resume_bookings(session: AsyncSession, tenant_id: uuid.UUID) -> int:
+    """Paused bookings (and those that failed on lost consent) go back to the state they were
+    paused in: a posted MEMO is matched, an unknown outcome is looked up, a reversal goes on."""
+    values = {
+        "status": sa.func.coalesce(
+            bookings.c.paused_from,
+            sa.case((bookings.c.memo_number.is_not(None), Status.BOOKED), else_=Status.OPEN),
+        ),
+        "paused_from": None,
+        "error_code": None,
+        "error_message": None,
+        "hint": None,
+        "transient_failures": 0,
+        "next_attempt_at": sa.func.now(),
+        "updated_at": sa.func.now(),
+    }
+    result = await session.execute(
+        sa.update(bookings)
+        .where(
+            bookings.c.tenant_id == tenant_id,
+            sa.or_(
+                bookings.c.status == Status.PAUSED,
+                sa.and_(bookings.c.status == Status.ERROR, bookings.c.error_code == "auth_lost"),
+            ),
+        )
+        .values(**values)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class Gateway:
+    def __init__(self, runtime: Runtime, settings: Settings) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.http: httpx.AsyncClient = make_client(timeout=settings.twinfield_timeout_seconds)
+        self.oauth = OAuthClient(
+            self.http,
+            settings.twinfield_login_url,
+            settings.twinfield_client_id,
+            settings.twinfield_client_secret.get_secret_value(),
+        )
+        self.xml = ProcessXml(self.http)
+        self._cache: dict[uuid.UUID, Access] = {}
+        self._locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._meters: dict[str, CreditMeter] = {}
+        self.refreshes = 0  # counted for tests and metrics
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    def meter(self, organisation: str) -> CreditMeter:
+        meter = self._meters.get(organisation)
+        if meter is None:
+            meter = self._meters[organisation] = CreditMeter(self.settings.twinfield_credits_per_minute)
+        return meter
+
+    def forget(self, tenant_id: uuid.UUID) -> None:
+        self._cache.pop(tenant_id, None)
+
+    def _fresh(self, access: Access | None, stale: str | None) -> bool:
+        if access is None or access.token == stale:
+            return False
+        margin = timedelta(seconds=self.settings.token_refresh_margin_seconds)
+        return access.expires_at - margin > datetime.now(UTC)
+
+    async def access(self, tenant_id: uuid.UUID, stale: str | None = None) -> Access:
+        """A valid access token for the tenant; ``stale`` names a token Twinfield refused."""
+        cached = self._cache.get(tenant_id)
+        if self._fresh(cached, stale):
+            assert cached is not None
+            return cached
+        async with self._locks[tenant_id]:
+            cached = self._cache.get(tenant_id)
+            if self._fresh(cached, stale):
+                assert cached is not None
+                return cached
+            access = await self._refresh_single_flight(tenant_id, stale)
+            self._cache[tenant_id] = access
+            return access
+
+    async def _refresh_single_flight(self, tenant_id: uuid.UUID, stale: str | None) -> Access:
+        secrets = self.runtime.secrets
+        async with self.runtime.uow() as uow:
+            row = (
+                await uow.session.execute(
+                    sa.select(connections).where(connections.c.tenant_id == tenant_id).with_for_update()
+                )
+            ).first()
+            if row is None or row.status != "connected" or not row.refresh_token or not row.office:
+                raise NotConnected(f"tenant {tenant_id} has no usable Twinfield connection")
+            if row.access_token and row.access_expires_at and row.cluster_url:
+                stored = Access(
+                    tenant_id,
+                    secrets.decrypt(row.access_token),
+                    row.access_expires_at,
+                    row.cluster_url,
+                    row.office,
+                    row.organisation or "",
+                    accounts_of(row),
+                )
+                if self._fresh(stored, stale):
+                    return stored  # another worker refreshed while we waited for the lock
+            try:
+                tokens = await self.oauth.refresh(secrets.decrypt(row.refresh_token))
+            except ConsentLost as exc:
+                await mark_consent_lost(uow.session, tenant_id, str(exc))
+                await uow.commit()
+                self._cache.pop(tenant_id, None)
+                log.warning("twinfield.consent_lost", tenant_id=str(tenant_id), reason=str(exc))
+                raise
+            info = await self.oauth.validate(tokens.access_token)
+            self.refreshes += 1
+            expires_at = datetime.now(UTC) + timedelta(seconds=tokens.expires_in)
+            values: dict[str, object] = {
+                "access_token": secrets.encrypt(tokens.access_token),
+                "access_expires_at": expires_at,
+                "cluster_url": info.cluster_url,
+                "organisation": info.organisation or row.organisation,
+                "updated_at": sa.func.now(),
+            }
+            if tokens.refresh_token:
+                values["refresh_token"] = secrets.encrypt(tokens.refresh_token)
+            await uow.session.execute(
+                sa.update(connections).where(connections.c.tenant_id == tenant_id).values(**values)
+            )
+            await uow.commit()
+            log.info("twinfield.token_refreshed", tenant_id=str(tenant_id), cluster=info.cluster_url)
+            return Access(
+                tenant_id,
+                tokens.access_token,
+                expires_at,
+                info.cluster_url,
+                row.office,
+                info.organisation or row.organisation or "",
+                accounts_of(row),
+            )
+
+    async def call(self, access: Access, request_xml: str) -> tuple[Access, etree._Element]:
+        """One ProcessXml call within the fair-use budget: waits for credits, honours 429
+        ``Retry-After`` (the request was not processed, so it is sent again), refreshes the
+        token once on fault 354. Returns the access used (it may have been refreshed)."""
+        cost = cost_of(request_xml)
+        meter = self.meter(access.organisation or access.office)
+        waited = 0.0
+        refreshed = False
+        while True:
+            await meter.acquire(cost)
+            try:
+                root = await self.xml.call(access.cluster_url, access.token, access.office, request_xml)
+                return access, root
+            except RateLimited as exc:
+                meter.refund(cost)
+                meter.block(exc.retry_after)
+                waited += exc.retry_after
+                log.info("twinfield.rate_limited", retry_after=exc.retry_after, organisation=access.organisation)
+                if waited > self.settings.max_rate_limit_wait_seconds:
+                    raise
+            except TokenRejected:
+                if refreshed:
+                    raise
+                refreshed = True
+                access = await self.access(access.tenant_id, stale=access.token)
+
+
+async def mark_consent_lost(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> None:
+    await session.execute(
+        sa.update(connections)
+        .where(connections.c.tenant_id == tenant_id)
+        .values(
+            status="consent_lost",
+            status_reason=f"Twinfield refused the refresh token ({reason}); reconnect to resume bookings.",
+            access_token=None,
+            access_expires_at=None,
+            updated_at=sa.func.now(),
+        )
+    )
+    await pause_bookings(session, tenant_id, reason)
+
+
+def gateway(runtime: Runtime) -> Gateway:
+    """The process's gateway, made on first use and closed with the runtime."""
+    existing = runtime.extras.get("twinfield")
+    if isinstance(existing, Gateway):
+        return existing
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    made = Gateway(runtime, settings)
+    runtime.extras["twinfield"] = made
+    runtime.extras.setdefault("closers", []).append(made.close)
+    return made

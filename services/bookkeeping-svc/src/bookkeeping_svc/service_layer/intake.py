@@ -1,0 +1,235 @@
+"""What arrives from the broker, turned into work for the booker, and what operators do with it.
+
+Handlers only write rows (the booker loop does the Twinfield calls), so they are fast and run in
+the consumer's transaction with its inbox record. "Never twice" starts here: a booking is keyed
+on (tenant, collection) and on (tenant, Twikey transaction id); a second ``collection.paid`` for
+either finds the row and changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from bookkeeping_svc.adapters.orm import bookings, connections, customer_updates
+from bookkeeping_svc.domain.booking import RETRYABLE, TABS, Status
+from bookkeeping_svc.service_layer.events import booking_event
+from koppel_shared.db import UnitOfWork
+from koppel_shared.events.booking import BookingReversed
+from koppel_shared.events.collection import CollectionPaid, CollectionReversed
+from koppel_shared.events.envelope import Envelope
+from koppel_shared.events.mandate import MandateSigned
+from koppel_shared.logging import get_logger
+from koppel_shared.web.errors import Problem
+
+log = get_logger(__name__)
+
+
+def _tenant(envelope: Envelope) -> uuid.UUID:
+    if envelope.tenant_id is None:
+        raise ValueError(f"{envelope.type} {envelope.id} has no tenant_id")
+    return envelope.tenant_id
+
+
+async def _connection_status(uow: UnitOfWork, tenant_id: uuid.UUID) -> str | None:
+    return (
+        await uow.session.execute(sa.select(connections.c.status).where(connections.c.tenant_id == tenant_id))
+    ).scalar_one_or_none()
+
+
+def _row_values(tenant_id: uuid.UUID, data: CollectionPaid | CollectionReversed, envelope: Envelope) -> dict[str, Any]:
+    paid_at = data.paid_at or envelope.occurred_at
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "collection_id": data.collection_id,
+        "twikey_transaction_id": data.twikey_transaction_id,
+        "reference": data.twikey_transaction_id or data.collection_id,
+        "invoice_id": data.invoice_id,
+        "invoice_number": data.invoice_number,
+        "customer_number": data.customer_number,
+        "customer_email": data.customer_email,
+        "customer_name": data.customer_name,
+        "amount_cents": data.amount_cents,
+        "method": data.method,
+        "paid_on": paid_at.astimezone(UTC).date(),
+        "correlation_id": envelope.correlation_id,
+    }
+
+
+async def on_collection_paid(envelope: Envelope, data: CollectionPaid, uow: UnitOfWork) -> None:
+    tenant_id = _tenant(envelope)
+    status = Status.PAUSED if await _connection_status(uow, tenant_id) == "consent_lost" else Status.OPEN
+    values = _row_values(tenant_id, data, envelope)
+    values["status"] = status
+    if status == Status.PAUSED:
+        values["paused_from"] = Status.OPEN
+    # No conflict target: either unique key (collection, transaction id) makes it a duplicate.
+    inserted = (
+        await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings.c.id))
+    ).first()
+    if inserted is None:
+        log.info("booking.duplicate_paid", collection_id=data.collection_id, transaction=data.twikey_transaction_id)
+
+
+async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, uow: UnitOfWork) -> None:
+    tenant_id = _tenant(envelope)
+    row = (
+        await uow.session.execute(
+            sa.select(bookings)
+            .where(bookings.c.tenant_id == tenant_id, bookings.c.collection_id == data.collection_id)
+            .with_for_update()
+        )
+    ).first()
+    now = datetime.now(UTC)
+    if row is None:
+        # Reversed before we heard it was paid: nothing to book, and a late collection.paid for it
+        # is a duplicate of this row.
+        values = _row_values(tenant_id, data, envelope)
+        values.update(status=Status.REVERSED, reverse_requested=True, reversed_on=now.date())
+        inserted = (
+            await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings))
+        ).first()
+        if inserted is not None:
+            await uow.emit(booking_event(BookingReversed, inserted, envelope))
+        return
+    if row.reverse_requested or row.status in (Status.REVERSING, Status.REVERSED):
+        return
+    maybe_posted = Status.POSTING in (row.status, row.paused_from) or row.error_code == "unknown_outcome"
+    if row.memo_number is None and not maybe_posted:
+        # Never reached Twinfield: close it without a booking.
+        updated = (
+            await uow.session.execute(
+                sa.update(bookings)
+                .where(bookings.c.id == row.id)
+                .values(
+                    status=Status.REVERSED,
+                    reverse_requested=True,
+                    reversed_on=now.date(),
+                    paused_from=None,
+                    version=bookings.c.version + 1,
+                    updated_at=now,
+                )
+                .returning(bookings)
+            )
+        ).one()
+        await uow.emit(booking_event(BookingReversed, updated, envelope))
+        return
+    # Posted (or maybe posted): the booker books the counter memo once the memo is certain.
+    next_status = row.status
+    if row.status in (Status.BOOKED, Status.MATCHED, Status.ERROR):
+        next_status = Status.REVERSING
+    changes: dict[str, Any] = {
+        "reverse_requested": True,
+        "reversed_on": now.date(),
+        "next_attempt_at": now,
+        "updated_at": now,
+    }
+    if row.status == Status.PAUSED:
+        changes["paused_from"] = Status.REVERSING if row.memo_number else Status.POSTING
+    else:
+        changes["status"] = next_status
+    await uow.session.execute(sa.update(bookings).where(bookings.c.id == row.id).values(**changes))
+
+
+async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOfWork) -> None:
+    tenant_id = _tenant(envelope)
+    if not data.iban:
+        log.info("customer_update.skipped_no_iban", mandate_id=data.mandate_id)
+        return
+    await uow.session.execute(
+        insert(customer_updates)
+        .values(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            mandate_id=data.mandate_id,
+            mandate_version=data.version,
+            customer_code=data.customer_number,
+            iban=data.iban.replace(" ", "").upper(),
+            bic=data.bic,
+            ascription=data.company_name or data.name,
+            mandate_number=data.mandate_number,
+            signature_date=data.signature_date,
+            scheme=data.scheme.lower() if data.scheme else None,
+            status="open",
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+# -- operators ---------------------------------------------------------------------------------
+
+
+async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
+    row = (
+        await uow.session.execute(
+            sa.select(bookings).where(bookings.c.id == booking_id, bookings.c.tenant_id == tenant_id).with_for_update()
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+    if row.status not in RETRYABLE:
+        raise Problem(
+            409, "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
+        )
+    return (await uow.session.execute(_requeue().where(bookings.c.id == booking_id).returning(bookings))).one()
+
+
+def _requeue() -> Any:
+    """Back to work from where the booking stands (a posted memo is not posted again)."""
+    return sa.update(bookings).values(
+        # Without a memo number a retry looks first (posting = "look up, then post"): one read
+        # credit buys the certainty that an earlier, unanswered post is not repeated.
+        status=sa.case(
+            (bookings.c.status != Status.ERROR, bookings.c.status),
+            (bookings.c.reverse_requested.is_(True), Status.REVERSING),
+            (bookings.c.memo_number.is_not(None), Status.BOOKED),
+            else_=Status.POSTING,
+        ),
+        transient_failures=0,
+        next_attempt_at=sa.func.now(),
+        updated_at=sa.func.now(),
+    )
+
+
+async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_code: str | None = None) -> int:
+    stmt = _requeue().where(bookings.c.status.in_(RETRYABLE))
+    if tenant_id is not None:
+        stmt = stmt.where(bookings.c.tenant_id == tenant_id)
+    if error_code is not None:
+        stmt = stmt.where(bookings.c.error_code == error_code)
+    result = await uow.session.execute(stmt)
+    await uow.session.execute(
+        sa.update(customer_updates)
+        .where(customer_updates.c.status.in_(["open", "error"]))
+        .where(customer_updates.c.tenant_id == tenant_id if tenant_id is not None else sa.true())
+        .values(status="open", next_attempt_at=sa.func.now(), updated_at=sa.func.now())
+    )
+    return int(result.rowcount or 0)
+
+
+async def list_bookings(
+    uow: UnitOfWork, tenant_id: uuid.UUID, tab: str | None, limit: int, before: datetime | None
+) -> list[Any]:
+    stmt = sa.select(bookings).where(bookings.c.tenant_id == tenant_id)
+    if tab is not None:
+        stmt = stmt.where(bookings.c.status.in_(TABS[tab]))
+    if before is not None:
+        stmt = stmt.where(bookings.c.created_at < before)
+    stmt = stmt.order_by(bookings.c.created_at.desc(), bookings.c.id).limit(limit)
+    return list((await uow.session.execute(stmt)).all())
+
+
+async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
+    row = (
+        await uow.session.execute(
+            sa.select(bookings).where(bookings.c.id == booking_id, bookings.c.tenant_id == tenant_id)
+        )
+    ).first()
+    if row is None:
+        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+    return row

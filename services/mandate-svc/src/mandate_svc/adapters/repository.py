@@ -1,0 +1,176 @@
+"""Loading and saving mandates (SQLAlchemy Core on the unit of work's session). Every query is
+scoped to one tenant: another tenant's mandate simply does not exist here."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mandate_svc.adapters.orm import idempotency_keys, mandates
+from mandate_svc.domain.model import Mandate, Status
+
+_FIELDS = tuple(f.name for f in fields(Mandate))
+
+
+def _to_row(m: Mandate) -> dict[str, Any]:
+    row = {name: getattr(m, name) for name in _FIELDS}
+    row["base_status"] = m.base_status.value
+    row["status"] = m.status.value
+    return row
+
+
+def _from_row(row: Any) -> Mandate:
+    values = {name: row._mapping[name] for name in _FIELDS}
+    values["id"] = str(values["id"])
+    values["tenant_id"] = str(values["tenant_id"])
+    values["base_status"] = Status(values["base_status"])
+    return Mandate(**values)
+
+
+async def get(session: AsyncSession, tenant_id: str, mandate_id: str, lock: bool = False) -> Mandate | None:
+    try:
+        uuid.UUID(mandate_id)
+    except ValueError:
+        return None
+    query = sa.select(mandates).where(mandates.c.tenant_id == tenant_id, mandates.c.id == mandate_id)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
+    return _from_row(row) if row else None
+
+
+async def get_by_number(session: AsyncSession, tenant_id: str, number: str, lock: bool = False) -> Mandate | None:
+    query = sa.select(mandates).where(mandates.c.tenant_id == tenant_id, mandates.c.mandate_number == number)
+    if lock:
+        query = query.with_for_update()
+    row = (await session.execute(query)).first()
+    return _from_row(row) if row else None
+
+
+async def add(session: AsyncSession, m: Mandate) -> None:
+    await session.execute(sa.insert(mandates).values(**_to_row(m)))
+
+
+async def add_if_number_unseen(session: AsyncSession, m: Mandate) -> bool:
+    """Insert a mandate first known by its Twikey number; False if a concurrent consumer won."""
+    stmt = (
+        insert(mandates)
+        .values(**_to_row(m))
+        .on_conflict_do_nothing(
+            index_elements=["tenant_id", "mandate_number"], index_where=sa.text("mandate_number IS NOT NULL")
+        )
+        .returning(mandates.c.id)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+async def save(session: AsyncSession, m: Mandate) -> None:
+    row = _to_row(m)
+    del row["id"], row["tenant_id"]
+    await session.execute(
+        sa.update(mandates).where(mandates.c.tenant_id == m.tenant_id, mandates.c.id == m.id).values(**row)
+    )
+
+
+async def remove(session: AsyncSession, tenant_id: str, mandate_id: str) -> None:
+    await session.execute(
+        sa.delete(idempotency_keys).where(
+            idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.mandate_id == mandate_id
+        )
+    )
+    await session.execute(sa.delete(mandates).where(mandates.c.tenant_id == tenant_id, mandates.c.id == mandate_id))
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Mandate]
+    next_cursor: str | None
+
+
+def encode_cursor(created_at: datetime, mandate_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{mandate_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Raises ValueError for a cursor we did not hand out."""
+    raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    stamp, _, mandate_id = raw.partition("|")
+    created = datetime.fromisoformat(stamp)
+    uuid.UUID(mandate_id)
+    if created.tzinfo is None:
+        raise ValueError("cursor time without zone")
+    return created, mandate_id
+
+
+async def list_page(
+    session: AsyncSession,
+    tenant_id: str,
+    *,
+    statuses: list[str] | None = None,
+    customer_number: str | None = None,
+    scheme: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page:
+    """Newest first; the cursor is the (created_at, id) of the last item of the previous page."""
+    query = sa.select(mandates).where(mandates.c.tenant_id == tenant_id)
+    if statuses:
+        query = query.where(mandates.c.status.in_(statuses))
+    if customer_number is not None:
+        query = query.where(mandates.c.customer_number == customer_number)
+    if scheme is not None:
+        query = query.where(mandates.c.scheme == scheme)
+    if cursor is not None:
+        created, last_id = decode_cursor(cursor)
+        after = sa.tuple_(
+            sa.literal(created, type_=mandates.c.created_at.type), sa.literal(last_id, type_=mandates.c.id.type)
+        )
+        query = query.where(sa.tuple_(mandates.c.created_at, mandates.c.id) < after)
+    query = query.order_by(mandates.c.created_at.desc(), mandates.c.id.desc()).limit(limit + 1)
+    rows = (await session.execute(query)).all()
+    items = [_from_row(r) for r in rows[:limit]]
+    more = len(rows) > limit
+    return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if more and items else None)
+
+
+async def for_customer(session: AsyncSession, tenant_id: str, customer_number: str) -> list[Mandate]:
+    query = (
+        sa.select(mandates)
+        .where(mandates.c.tenant_id == tenant_id, mandates.c.customer_number == customer_number)
+        .order_by(mandates.c.created_at.desc(), mandates.c.id.desc())
+    )
+    return [_from_row(r) for r in (await session.execute(query)).all()]
+
+
+# --- Idempotency-Key ---------------------------------------------------------------------------
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, tenant_id: str, key: str, request_hash: str, mandate_id: str, now: datetime
+) -> tuple[str, str] | None:
+    """Record the key for this request. None when it is new; else the (hash, mandate id) that
+    claimed it first. A concurrent request with the same key waits on the unique index until the
+    first one commits."""
+    stmt = (
+        insert(idempotency_keys)
+        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, mandate_id=mandate_id, created_at=now)
+        .on_conflict_do_nothing()
+        .returning(idempotency_keys.c.key)
+    )
+    if (await session.execute(stmt)).first() is not None:
+        return None
+    row = (
+        await session.execute(
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.mandate_id).where(
+                idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
+            )
+        )
+    ).one()
+    return row.request_hash, str(row.mandate_id)

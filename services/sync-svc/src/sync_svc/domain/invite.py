@@ -1,0 +1,69 @@
+"""What an invite asks of Twikey (reference §2.1): the template of the scheme, the debtor's data,
+and whether Twikey sends the invitation itself.
+
+Delivery: ``email`` → ``sendInvite=true`` (Twikey e-mails the debtor). ``sms`` and ``link`` →
+Twikey sends nothing (``/invite`` has no SMS option; ``sendInvite`` is a boolean that means
+e-mail); the caller hands the sign URL to the debtor — by SMS through its own channel, or as a link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class InviteRequest:
+    reference: str
+    scheme: Literal["CORE", "B2B"]
+    delivery: Literal["email", "sms", "link"]
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    company_name: str | None = None
+    email: str | None = None
+    mobile: str | None = None
+    iban: str | None = None
+    bic: str | None = None
+    language: str | None = None
+    address: str | None = None
+    zip: str | None = None
+    city: str | None = None
+    country: str | None = None
+    customer_number: str | None = None
+    vat_number: str | None = None
+
+
+def split_name(request: InviteRequest) -> tuple[str | None, str | None]:
+    """Twikey wants first and last name apart; a single ``name`` is split at its first space."""
+    if request.first_name or request.last_name:
+        return request.first_name, request.last_name
+    if not request.name:
+        return None, None
+    first, _, last = request.name.strip().partition(" ")
+    return (first, last) if last else (None, first)
+
+
+def invite_form(request: InviteRequest, template_id: str) -> dict[str, str]:
+    first, last = split_name(request)
+    fields: dict[str, str | None] = {
+        "ct": template_id,
+        "l": request.language,
+        "email": request.email,
+        "firstname": first,
+        "lastname": last,
+        "companyName": request.company_name,
+        "vatno": request.vat_number,
+        "mobile": request.mobile,
+        "iban": request.iban,
+        "bic": request.bic,
+        "address": request.address,
+        "zip": request.zip,
+        "city": request.city,
+        "country": request.country,
+        "customerNumber": request.customer_number,
+        # Echoed back in the exit URL: our mandate id travels with the debtor.
+        "token": request.reference,
+        "sendInvite": "true" if request.delivery == "email" else None,
+    }
+    return {k: v for k, v in fields.items() if v}

@@ -1,0 +1,101 @@
+"""Service-to-service HTTP under ``/internal`` (scope ``internal``, not exposed by the gateway).
+
+``POST /internal/v1/mandates/invite``: mandate-svc invites a debtor at Twikey and needs the sign
+URL at once, for the ERP's response."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, model_validator
+
+from koppel_shared.deps import Internal, RuntimeDep
+from sync_svc.domain.invite import InviteRequest
+from sync_svc.service_layer import commands
+
+router = APIRouter(prefix="/internal/v1", tags=["internal"])
+
+CUSTOMER_FIELDS = [
+    "name",
+    "first_name",
+    "last_name",
+    "company_name",
+    "email",
+    "mobile",
+    "iban",
+    "bic",
+    "language",
+    "address",
+    "zip",
+    "city",
+    "country",
+    "customer_number",
+    "vat_number",
+]
+
+
+class InviteIn(BaseModel):
+    reference: str = Field(..., min_length=1, max_length=100, description="Our mandate id")
+    scheme: Literal["CORE", "B2B"]
+    delivery: Literal["email", "sms", "link"]
+    name: str | None = Field(None, max_length=140)
+    first_name: str | None = Field(None, max_length=70)
+    last_name: str | None = Field(None, max_length=70)
+    company_name: str | None = Field(None, max_length=140)
+    email: str | None = Field(None, max_length=254)
+    mobile: str | None = Field(None, max_length=30)
+    iban: str | None = Field(None, max_length=34)
+    bic: str | None = Field(None, max_length=11)
+    language: str | None = Field(None, max_length=5)
+    address: str | None = Field(None, max_length=140)
+    zip: str | None = Field(None, max_length=16)
+    city: str | None = Field(None, max_length=70)
+    country: str | None = Field(None, max_length=2)
+    customer_number: str | None = Field(None, max_length=50)
+    vat_number: str | None = Field(None, max_length=30)
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "reference": "0f5b8f3e-2a47-4c1e-9a55-0c3f1d0b7e21",
+                    "scheme": "CORE",
+                    "delivery": "email",
+                    "name": "An Peeters",
+                    "email": "an@example.be",
+                    "language": "nl",
+                    "customer_number": "C-1001",
+                }
+            ]
+        }
+    }
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten_customer(cls, data: Any) -> Any:
+        # Also accept the customer fields nested under "customer" (as in the events' Debtor).
+        if isinstance(data, dict) and isinstance(data.get("customer"), dict):
+            nested = {k: v for k, v in data["customer"].items() if k in CUSTOMER_FIELDS}
+            data = {**nested, **{k: v for k, v in data.items() if k != "customer"}}
+        return data
+
+
+class InviteOut(BaseModel):
+    mandate_number: str
+    sign_url: str
+    key: str | None = None
+
+    model_config = {
+        "json_schema_extra": {
+            "examples": [{"mandate_number": "KOP0001", "sign_url": "https://twikey.to/kop/Ab3x", "key": "Ab3x"}]
+        }
+    }
+
+
+@router.post("/mandates/invite", response_model=InviteOut)
+async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep) -> dict[str, Any]:
+    """Prepare a mandate at Twikey with the tenant's template for the scheme. Twikey's refusal →
+    422 ``twikey_<ApiErrorCode>``; Twikey unreachable → 503 ``twikey_unavailable``."""
+    request = InviteRequest(**body.model_dump())
+    return await commands.invite(runtime, principal.tenant_id, request)

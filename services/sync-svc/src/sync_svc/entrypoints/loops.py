@@ -1,0 +1,121 @@
+"""The worker's drain loop: wakes on NOTIFY (from the webhook endpoint or a feed reset), or every
+``drain_poll_seconds``, drains the tenants with pending requests, and every
+``safety_net_drain_seconds`` drains every connected tenant in case webhooks were lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from koppel_shared.db import asyncpg_dsn
+from koppel_shared.logging import get_logger
+from koppel_shared.service import Loop, Runtime
+from sync_svc.service_layer import connections, drain_requests
+from sync_svc.service_layer.drain_requests import Pending
+from sync_svc.service_layer.feeds import drain_tenant
+from sync_svc.service_layer.resources import DRAIN_CHANNEL
+from sync_svc.settings import Settings
+
+log = get_logger(__name__)
+
+
+class DrainLoop:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        settings = runtime.settings
+        assert isinstance(settings, Settings)
+        self.settings = settings
+        self.wake = asyncio.Event()
+        self._backoff: dict[uuid.UUID, tuple[float, float]] = {}  # tenant -> (not before, delay)
+        self._next_safety_net = time.monotonic() + settings.safety_net_drain_seconds
+
+    async def run(self, stop: asyncio.Event) -> None:
+        listener = asyncio.create_task(self._listen(stop))
+        try:
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    busy = await self.cycle()
+                except Exception as exc:  # database down etc.: keep the loop alive
+                    log.warning("drain.cycle_error", error=repr(exc))
+                    busy = False
+                if busy:
+                    continue  # something was drained: look again before sleeping
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first(self.wake.wait(), stop.wait()), self.settings.drain_poll_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+
+    async def cycle(self) -> bool:
+        async with self.runtime.uow() as uow:
+            requests = await drain_requests.pending(uow)
+            if time.monotonic() >= self._next_safety_net:
+                self._next_safety_net = time.monotonic() + self.settings.safety_net_drain_seconds
+                known = {r.tenant_id for r in requests}
+                requests += [Pending(t, None, None) for t in await connections.connected_tenants(uow) if t not in known]
+        now = time.monotonic()
+        due = [r for r in requests if self._backoff.get(r.tenant_id, (0.0, 0.0))[0] <= now]
+        if not due:
+            return False
+        gate = asyncio.Semaphore(self.settings.drain_concurrency)
+
+        async def one(request: Pending) -> bool:
+            async with gate:
+                return await self.drain(request)
+
+        results = await asyncio.gather(*(one(r) for r in due))
+        return any(results)
+
+    async def drain(self, request: Pending) -> bool:
+        result = await drain_tenant(self.runtime, request.tenant_id)
+        if result.ok:
+            self._backoff.pop(request.tenant_id, None)
+            async with self.runtime.uow() as uow:
+                await drain_requests.settle(uow, request)
+                await uow.commit()
+            return True
+        # Twikey down, or another replica holds the tenant: try again later, backing off.
+        _, delay = self._backoff.get(request.tenant_id, (0.0, 0.0))
+        delay = min(max(delay * 2, self.settings.drain_poll_seconds), 60.0)
+        self._backoff[request.tenant_id] = (time.monotonic() + delay, delay)
+        return False
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            conn: Any = None
+            try:
+                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
+                await conn.add_listener(DRAIN_CHANNEL, lambda *_: self.wake.set())
+                self.wake.set()  # notifications sent while we were not listening are lost
+                await _first(lost.wait(), stop.wait())
+            except Exception as exc:
+                log.warning("drain.listen_error", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await conn.close(timeout=2)
+
+
+async def _first(*aws: Any) -> None:
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+def loops(runtime: Runtime) -> Sequence[Loop]:
+    return [DrainLoop(runtime).run]

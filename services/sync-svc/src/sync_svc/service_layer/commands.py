@@ -1,0 +1,365 @@
+"""Carrying out Twikey commands for the other services.
+
+- invite (synchronous, internal HTTP): the ERP wants the sign URL in its response;
+- collect: one ``POST /transaction`` per item with ``Idempotency-Key`` = f(collection id), so a
+  retried command never collects twice. A 409 ``err_duplicate_ref`` means the first attempt got
+  through: we look the transaction up by its ``ref`` (= collection id) and carry on. Each item is
+  recorded in its own transaction with its result event, so a redelivered command skips the items
+  already done — even after Twikey's 24 h idempotency window. ``/transaction/bulk`` is not used:
+  it takes no Idempotency-Key, so a retry after a timeout could create every item twice;
+- mandate actions (cancel, suspend, resume, remind) and pay links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from koppel_shared.events import Envelope, new_event
+from koppel_shared.events.commands import CollectItem, CollectRequested, MandateActionRequested, PaylinkRequested
+from koppel_shared.events.registry import EventData
+from koppel_shared.events.twikey import (
+    TwikeyCommandFailed,
+    TwikeyPaylinkCreated,
+    TwikeyTransactionCreated,
+    TwikeyTransactionRefused,
+)
+from koppel_shared.logging import get_logger
+from koppel_shared.service import Runtime
+from koppel_shared.web.errors import Problem
+from sync_svc.adapters.orm import command_attempts, twikey_paylinks, twikey_transactions
+from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyUnavailable
+from sync_svc.domain.invite import InviteRequest, invite_form
+from sync_svc.domain.money import to_euros
+from sync_svc.service_layer import connections
+from sync_svc.service_layer.connections import Connection
+from sync_svc.service_layer.resources import resources_of
+
+log = get_logger(__name__)
+
+NAMESPACE = uuid.UUID("0b8f4a52-3c57-4b8e-9f0e-5d6f3f1f2a11")
+
+
+def idempotency_key(kind: str, tenant_id: uuid.UUID, business_id: str) -> str:
+    """≤ 64 characters, stable for a business id (Twikey keeps a key 24 h)."""
+    return f"koppel-{kind}-{uuid.uuid5(NAMESPACE, f'{tenant_id}/{business_id}').hex}"
+
+
+def result_event(cause: Envelope, data: EventData, key: str) -> Envelope:
+    """A command's result with an id derived from what it is about, so emitting it again (after a
+    redelivery) is a no-op in the outbox and downstream."""
+    event_id = uuid.uuid5(NAMESPACE, f"{cause.tenant_id}/{key}")
+    return new_event(
+        data, tenant_id=cause.tenant_id, correlation_id=cause.correlation_id, causation_id=str(cause.id), id=event_id
+    )
+
+
+async def _connection(runtime: Runtime, tenant_id: uuid.UUID) -> Connection:
+    async with runtime.uow() as uow:
+        return await connections.require(uow, runtime.secrets, tenant_id)
+
+
+def _client(runtime: Runtime, connection: Connection) -> TwikeyClient:
+    return resources_of(runtime).gateway.client(connection.credentials)
+
+
+# ---- invite ---------------------------------------------------------------------------------------
+async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest) -> dict[str, Any]:
+    connection = await _connection(runtime, tenant_id)
+    template = connection.template_for(request.scheme)
+    if not template:
+        raise Problem(
+            409,
+            "twikey_template_missing",
+            f"no {request.scheme} template is configured on this tenant's Twikey connection",
+        )
+    try:
+        answer = await _client(runtime, connection).invite(invite_form(request, template))
+    except TwikeyError as exc:
+        raise Problem(
+            422, f"twikey_{exc.code}", exc.message, twikey_code=exc.code, field=exc.extra, title="Refused by Twikey"
+        ) from exc
+    except TwikeyUnavailable as exc:
+        raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
+    log.info("mandate.invited", tenant_id=str(tenant_id), reference=request.reference, mandate=answer.get("mndtId"))
+    return {"mandate_number": answer.get("mndtId"), "sign_url": answer.get("url"), "key": answer.get("key")}
+
+
+# ---- attempts ---------------------------------------------------------------------------------------
+async def count_attempt(runtime: Runtime, envelope: Envelope) -> int:
+    """This command's attempt number, committed on its own (the handler's transaction rolls back
+    when it raises)."""
+    async with runtime.uow() as uow:
+        stmt = insert(command_attempts).values(event_id=envelope.id, tenant_id=envelope.tenant_id, attempts=1)
+        attempts = await uow.session.scalar(
+            stmt.on_conflict_do_update(
+                index_elements=["event_id"],
+                set_={"attempts": command_attempts.c.attempts + 1, "updated_at": sa.func.now()},
+            ).returning(command_attempts.c.attempts)
+        )
+        await uow.commit()
+    return int(attempts or 1)
+
+
+def _last_attempt(runtime: Runtime, attempt: int) -> bool:
+    return attempt >= runtime.settings.max_attempts
+
+
+# ---- collect ----------------------------------------------------------------------------------------
+async def _recorded(runtime: Runtime, tenant_id: uuid.UUID, collection_id: str) -> str | None:
+    async with runtime.uow() as uow:
+        return await uow.session.scalar(
+            sa.select(twikey_transactions.c.transaction_id).where(
+                twikey_transactions.c.tenant_id == tenant_id, twikey_transactions.c.collection_id == collection_id
+            )
+        )
+
+
+async def _record_created(runtime: Runtime, cause: Envelope, item: CollectItem, entry: dict[str, Any]) -> None:
+    tenant_id = cause.tenant_id
+    assert tenant_id is not None
+    tx_id = str(entry["id"])
+    async with runtime.uow() as uow:
+        stmt = insert(twikey_transactions).values(
+            tenant_id=tenant_id,
+            transaction_id=tx_id,
+            collection_id=item.collection_id,
+            mandate_number=item.mandate_number,
+            amount_cents=item.amount_cents,
+            last_state="OPEN",
+        )
+        # The feed may have recorded the transaction first (without our collection id).
+        await uow.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "transaction_id"], set_={"collection_id": item.collection_id}
+            )
+        )
+        await uow.emit(_created_event(cause, item, tx_id))
+        await uow.commit()
+
+
+def _created_event(cause: Envelope, item: CollectItem, tx_id: str) -> Envelope:
+    data = TwikeyTransactionCreated(
+        collection_id=item.collection_id,
+        transaction_id=tx_id,
+        mandate_number=item.mandate_number,
+        amount_cents=item.amount_cents,
+    )
+    return result_event(cause, data, f"transaction.created/{item.collection_id}")
+
+
+async def _refuse(runtime: Runtime, cause: Envelope, item: CollectItem, code: str, message: str) -> None:
+    data = TwikeyTransactionRefused(
+        collection_id=item.collection_id, mandate_number=item.mandate_number, code=code, message=message
+    )
+    async with runtime.uow() as uow:
+        await uow.emit(result_event(cause, data, f"transaction.refused/{item.collection_id}"))
+        await uow.commit()
+
+
+def transaction_form(item: CollectItem) -> dict[str, str]:
+    form = {
+        "mndtId": item.mandate_number,
+        "message": item.message,
+        "amount": to_euros(item.amount_cents),
+        # ref = our collection id: the transaction feed names it, and a 409 is looked up by it.
+        "ref": item.collection_id,
+    }
+    if item.requested_date is not None:
+        form["reqcolldt"] = item.requested_date.isoformat()
+    return form
+
+
+async def _collect_one(runtime: Runtime, client: TwikeyClient, cause: Envelope, item: CollectItem) -> None:
+    tenant_id = cause.tenant_id
+    assert tenant_id is not None
+    existing = await _recorded(runtime, tenant_id, item.collection_id)
+    if existing is not None:
+        async with runtime.uow() as uow:  # re-emit: same id, so a no-op if it was already sent
+            await uow.emit(_created_event(cause, item, existing))
+            await uow.commit()
+        return
+    key = idempotency_key("tx", tenant_id, item.collection_id)
+    try:
+        entry = await client.create_transaction(transaction_form(item), key)
+    except TwikeyError as exc:
+        if exc.code != "err_duplicate_ref":
+            log.info("collect.refused", collection_id=item.collection_id, code=exc.code, message=exc.message)
+            await _refuse(runtime, cause, item, exc.code, exc.message)
+            return
+        # An earlier attempt created it (its answer was lost): find it by our reference.
+        found = await client.transaction_by_ref(item.collection_id)
+        if found is None:
+            raise TwikeyUnavailable(f"Idempotency-Key used but no transaction with ref {item.collection_id}") from exc
+        entry = found
+    await _record_created(runtime, cause, item, entry)
+
+
+async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) -> None:
+    tenant_id = envelope.tenant_id
+    if tenant_id is None:
+        raise ValueError("sync.collect_requested without tenant_id")
+    attempt = await count_attempt(runtime, envelope)
+    try:
+        connection = await _connection(runtime, tenant_id)
+    except Problem:
+        for item in data.items:
+            await _refuse(runtime, envelope, item, "not_connected", "the tenant has no Twikey connection")
+        return
+    client = _client(runtime, connection)
+    gate = asyncio.Semaphore(resources_of(runtime).settings.collect_concurrency)
+
+    async def one(item: CollectItem) -> BaseException | None:
+        async with gate:
+            try:
+                await _collect_one(runtime, client, envelope, item)
+            except TwikeyUnavailable as exc:
+                return exc
+            return None
+
+    failures = [
+        (item, exc) for item, exc in zip(data.items, await asyncio.gather(*map(one, data.items)), strict=True) if exc
+    ]
+    if not failures:
+        return
+    if not _last_attempt(runtime, attempt):
+        # Raise: the command comes back from the delayed-retry queue; done items are skipped.
+        raise failures[0][1]
+    for item, exc in failures:
+        await _refuse(runtime, envelope, item, "unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
+
+
+# ---- mandate actions ------------------------------------------------------------------------------
+async def _mandate_action(client: TwikeyClient, data: MandateActionRequested) -> None:
+    number = data.mandate_number
+    if data.action == "cancel":
+        try:
+            await client.cancel_mandate(number, data.reason or "Cancelled by creditor")
+        except TwikeyError as exc:
+            # A retry after a lost answer finds the mandate cancelled already: that is success.
+            if exc.code == "err_mandate_invalid_state" and await client.mandate_state(number) == "CANCELLED":
+                return
+            raise
+    elif data.action == "suspend":
+        await client.set_mandate_state(number, "passive")
+    elif data.action == "resume":
+        await client.set_mandate_state(number, "active")
+    else:
+        await client.remind(number)
+
+
+async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActionRequested) -> None:
+    tenant_id = envelope.tenant_id
+    if tenant_id is None:
+        raise ValueError("sync.mandate_action_requested without tenant_id")
+    attempt = await count_attempt(runtime, envelope)
+    failure: tuple[str, str] | None = None
+    try:
+        connection = await _connection(runtime, tenant_id)
+        await _mandate_action(_client(runtime, connection), data)
+    except Problem as exc:
+        failure = (exc.code, exc.detail)
+    except TwikeyError as exc:
+        failure = (exc.code, exc.message)
+    except TwikeyUnavailable as exc:
+        if not _last_attempt(runtime, attempt):
+            raise
+        failure = ("unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
+    if failure is None:
+        log.info("mandate.action_done", action=data.action, mandate=data.mandate_number)
+        return
+    log.warning("mandate.action_failed", action=data.action, mandate=data.mandate_number, code=failure[0])
+    event = TwikeyCommandFailed(
+        command=data.action, mandate_number=data.mandate_number, code=failure[0], message=failure[1]
+    )
+    async with runtime.uow() as uow:
+        await uow.emit(result_event(envelope, event, f"command.failed/{envelope.id}"))
+        await uow.commit()
+
+
+# ---- pay links --------------------------------------------------------------------------------------
+def paylink_form(data: PaylinkRequested) -> dict[str, str]:
+    c = data.customer
+    form = {"title": data.message, "amount": to_euros(data.amount_cents), "remittance": data.reference}
+    first, _, last = (c.name or "").partition(" ")
+    optional = {
+        "email": c.email,
+        "firstname": first or None,
+        "lastname": last or None,
+        "companyName": c.company_name,
+        "mobile": c.mobile,
+        "customerNumber": c.customer_number,
+        "l": c.language,
+        "address": c.address,
+        "zip": c.zip,
+        "city": c.city,
+        "country": c.country,
+        "ct": data.template_id,
+    }
+    form.update({k: v for k, v in optional.items() if v})
+    return form
+
+
+async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) -> None:
+    tenant_id = envelope.tenant_id
+    if tenant_id is None:
+        raise ValueError("sync.paylink_requested without tenant_id")
+    attempt = await count_attempt(runtime, envelope)
+    async with runtime.uow() as uow:
+        done = (
+            await uow.session.execute(
+                sa.select(twikey_paylinks).where(
+                    twikey_paylinks.c.tenant_id == tenant_id, twikey_paylinks.c.reference == data.reference
+                )
+            )
+        ).first()
+    if done is not None:
+        await _paylink_created(runtime, envelope, data.reference, done.paylink_id, done.url)
+        return
+    failure: tuple[str, str] | None = None
+    try:
+        client = _client(runtime, await _connection(runtime, tenant_id))
+        try:
+            link = await client.create_paylink(paylink_form(data), idempotency_key("link", tenant_id, data.reference))
+        except TwikeyError as exc:
+            if exc.code not in ("err_duplicate_ref", "err_duplicate_tx"):
+                raise
+            # Already made by an earlier attempt: find it by our reference.
+            found = await client.paylink_by_ref(data.reference)
+            if found is None:
+                raise
+            link = found
+        await _paylink_created(runtime, envelope, data.reference, str(link["id"]), str(link.get("url") or ""))
+        return
+    except Problem as exc:
+        failure = (exc.code, exc.detail)
+    except TwikeyError as exc:
+        failure = (exc.code, exc.message)
+    except TwikeyUnavailable as exc:
+        if not _last_attempt(runtime, attempt):
+            raise
+        failure = ("unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
+    # TwikeyCommandFailed has no reference field: the pay link's reference goes in the message.
+    event = TwikeyCommandFailed(
+        command="paylink", mandate_number="", code=failure[0], message=f"reference={data.reference}: {failure[1]}"
+    )
+    async with runtime.uow() as uow:
+        await uow.emit(result_event(envelope, event, f"command.failed/{envelope.id}"))
+        await uow.commit()
+
+
+async def _paylink_created(runtime: Runtime, cause: Envelope, reference: str, link_id: str, url: str) -> None:
+    tenant_id = cause.tenant_id
+    async with runtime.uow() as uow:
+        await uow.session.execute(
+            insert(twikey_paylinks)
+            .values(tenant_id=tenant_id, reference=reference, paylink_id=link_id, url=url)
+            .on_conflict_do_nothing()
+        )
+        data = TwikeyPaylinkCreated(reference=reference, paylink_id=link_id, url=url)
+        await uow.emit(result_event(cause, data, f"paylink.created/{reference}"))
+        await uow.commit()

@@ -1,0 +1,88 @@
+"""What sync-svc keeps per process beside the shared runtime: the Twikey gateway (HTTP pool,
+session tokens), the decrypted-key cache for webhooks, and a plain asyncpg pool for the webhook
+hot path (one INSERT per request is several times cheaper there than an ORM session)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+
+from koppel_shared.db import asyncpg_dsn
+from koppel_shared.http import make_client
+from koppel_shared.service import Runtime
+from sync_svc.adapters.twikey_client import RetryPolicy, SessionCache, TwikeyGateway
+from sync_svc.adapters.webhook_store import BatchWriter
+from sync_svc.service_layer.connections import KeyCache
+from sync_svc.settings import Settings
+
+EXTRAS_KEY = "sync"
+# LISTENed to by the worker's drain loop; the webhook endpoint and feed resets NOTIFY it.
+DRAIN_CHANNEL = "sync_drain"
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    gateway: TwikeyGateway
+    keys: KeyCache
+    pool: Any = None  # asyncpg.Pool, opened lazily by the API process
+    _writer: BatchWriter | None = None
+    _notified: dict[uuid.UUID, float] = field(default_factory=dict)
+
+    async def pg(self) -> Any:
+        if self.pool is None:
+            self.pool = await asyncpg.create_pool(
+                asyncpg_dsn(self.settings.database_url), min_size=1, max_size=self.settings.db_pool_size
+            )
+        return self.pool
+
+    async def writer(self) -> BatchWriter:
+        if self._writer is None:
+            self._writer = BatchWriter(await self.pg(), DRAIN_CHANNEL)
+        return self._writer
+
+    def should_notify(self, tenant_id: uuid.UUID) -> bool:
+        """At most one NOTIFY per tenant per throttle window; the worker polls pending webhooks
+        anyway, so a skipped NOTIFY delays a drain by at most the poll interval."""
+        now = time.monotonic()
+        last = self._notified.get(tenant_id, 0.0)
+        if now - last < self.settings.webhook_notify_throttle_seconds:
+            return False
+        self._notified[tenant_id] = now
+        return True
+
+    async def aclose(self) -> None:
+        await self.gateway.aclose()
+        if self.pool is not None:
+            await self.pool.close()
+
+
+async def open_resources(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    gateway = TwikeyGateway(
+        http=make_client(timeout=settings.twikey_timeout_seconds, limits=_limits()),
+        sessions=SessionCache(max_age=settings.twikey_session_max_age_seconds),
+        retry=RetryPolicy(
+            attempts=settings.twikey_retry_attempts,
+            initial=settings.twikey_retry_initial_seconds,
+            max_wait=settings.twikey_retry_max_wait_seconds,
+        ),
+    )
+    resources = Resources(settings=settings, gateway=gateway, keys=KeyCache(ttl=settings.webhook_key_cache_seconds))
+    runtime.extras[EXTRAS_KEY] = resources
+    runtime.extras.setdefault("closers", []).append(resources.aclose)
+
+
+def _limits() -> httpx.Limits:
+    return httpx.Limits(max_connections=50, max_keepalive_connections=20)
+
+
+def resources_of(runtime: Runtime) -> Resources:
+    resources: Resources = runtime.extras[EXTRAS_KEY]
+    return resources
