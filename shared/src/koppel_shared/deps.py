@@ -14,7 +14,8 @@ from koppel_shared.service import Runtime
 from koppel_shared.web.auth import Principal, require_scope
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: a plain def would be run in the thread pool on every request
     return request.app.state.runtime
 
 

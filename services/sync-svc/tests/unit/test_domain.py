@@ -57,7 +57,7 @@ def test_a_signed_mandate_message_carries_bank_data_signature_and_no_limit_for_z
         "BE68539007547034",
         "GKCCBEBB",
     )
-    assert event.max_amount_cents is None
+    assert event.max_amount_cents == 0  # Twikey's "no maximum", passed on as 0
     assert event.signature_date is not None and event.signature_date.isoformat() == "2026-01-05"
     assert event.debtor is not None and event.debtor.customer_number == "C1"
     assert event.template_id == "1001"

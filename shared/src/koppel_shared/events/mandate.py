@@ -25,6 +25,10 @@ class Mandate(EventData):
     max_amount_cents: int | None = None
     signature_date: date | None = None
     sign_method: str | None = None
+    sign_place: str | None = None
+    signer: str | None = None
+    mobile: str | None = None
+    contract_number: str | None = None
     reason: str | None = None
     version: int
     updated_at: datetime

@@ -50,6 +50,8 @@ class TwikeyMandateChanged(EventData):
     iban: str | None = None
     bic: str | None = None
     debtor: Debtor | None = None
+    # The debtor's own maximum per collection: 0 = no maximum (Twikey's MaxAmt "0"),
+    # None = this message did not say.
     max_amount_cents: int | None = None
     signature_date: date | None = None
     sign_method: str | None = None
@@ -131,3 +133,4 @@ class TwikeyCommandFailed(EventData):
     mandate_number: str
     code: str
     message: str
+    reference: str | None = None  # for commands about something else than a mandate (pay links)

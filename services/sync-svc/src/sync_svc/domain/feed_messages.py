@@ -157,8 +157,8 @@ def mandate_changed(item: Item) -> TwikeyMandateChanged:
         iban=_str(mndt.get("DbtrAcct")),
         bic=_str(_dict(_dict(mndt.get("DbtrAgt")).get("FinInstnId")).get("BICFI")),
         debtor=_debtor(mndt, extra),
-        # "0" is Twikey's "no maximum": None, so a consumer comparing against it never blocks.
-        max_amount_cents=max_amount or None,
+        # Passed on as is: 0 is Twikey's "no maximum", None means the message did not say.
+        max_amount_cents=max_amount,
         signature_date=_date(extra.get("SignerDate#0")) or (_from_date(mndt) if change == "signed" else None),
         sign_method=_str(extra.get("SignerMethod#0")),
         sign_place=_str(extra.get("SignerPlace#0")),

@@ -343,9 +343,8 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
         if not _last_attempt(runtime, attempt):
             raise
         failure = ("unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
-    # TwikeyCommandFailed has no reference field: the pay link's reference goes in the message.
     event = TwikeyCommandFailed(
-        command="paylink", mandate_number="", code=failure[0], message=f"reference={data.reference}: {failure[1]}"
+        command="paylink", mandate_number="", code=failure[0], message=failure[1], reference=data.reference
     )
     async with runtime.uow() as uow:
         await uow.emit(result_event(envelope, event, f"command.failed/{envelope.id}"))
