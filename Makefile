@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: run test lint format typecheck bench bench-outbox install clean-logs
+.PHONY: run demo test lint format typecheck bench bench-outbox install clean-logs
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -10,6 +10,9 @@ install:
 
 run: install ## start everything locally (services, sandboxes, demo tenant); Ctrl-C stops it
 	uv run koppel run
+
+demo: install ## with `make run` going in another terminal: the whole story, step by step
+	uv run koppel demo
 
 test: install ## all tests against the local PostgreSQL and RabbitMQ (started if down)
 	uv run python -m koppel_cli.infra

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from koppel_cli.demo import DEMO_TWIKEY_KEY, Urls
 from koppel_shared.auth import issue_token
 from koppel_shared.settings import KoppelSettings
 
@@ -44,6 +45,23 @@ class Plan:
     def port(self, base: int) -> int:
         return base + self.offset
 
+    @property
+    def public_url(self) -> str:
+        """Where Twikey's webhooks and browsers reach Koppel: the gateway, or sync-svc without it."""
+        if self.gateway:
+            return f"http://127.0.0.1:{self.port(GATEWAY_PORT)}"
+        return f"http://127.0.0.1:{self.port(SERVICES['sync'])}"
+
+    def service_urls(self) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{self.port(base)}" for name, base in SERVICES.items()}
+
+    def demo_urls(self) -> Urls:
+        return Urls(
+            gateway=self.public_url,
+            twikey_sandbox=f"http://127.0.0.1:{self.port(SANDBOXES['twikey'])}",
+            twinfield_sandbox=f"http://127.0.0.1:{self.port(SANDBOXES['twinfield'])}",
+        )
+
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env.setdefault("KOPPEL_ENVIRONMENT", "dev")
@@ -61,6 +79,9 @@ class Plan:
             env[f"KOPPEL_{up}_URL"] = f"http://127.0.0.1:{self.port(base)}"
         for name, base in SANDBOXES.items():
             env[f"KOPPEL_SANDBOX_{name.upper()}_URL"] = f"http://127.0.0.1:{self.port(base)}"
+        env["KOPPEL_SYNC_PUBLIC_BASE_URL"] = self.public_url
+        env["KOPPEL_BOOKKEEPING_TWINFIELD_LOGIN_URL"] = f"http://127.0.0.1:{self.port(SANDBOXES['twinfield'])}"
+        env["KOPPEL_BOOKKEEPING_TWINFIELD_REDIRECT_URI"] = f"{self.public_url}/v1/twinfield/oauth/callback"
         env.update(self.env)
         return env
 
@@ -129,10 +150,11 @@ class Supervisor:
     def start(self) -> None:
         if self.plan.sandboxes:
             for name, base in SANDBOXES.items():
-                self._spawn(
-                    f"sandbox-{name}",
-                    ["-m", f"{name}_sandbox", "--host", "127.0.0.1", "--port", str(self.plan.port(base))],
-                )
+                args = ["-m", f"{name}_sandbox", "--host", "127.0.0.1", "--port", str(self.plan.port(base))]
+                if name == "twikey":  # the demo tenant's creditor, its webhooks going to Koppel
+                    args += ["--api-key", DEMO_TWIKEY_KEY]
+                    args += ["--webhook-url", f"{self.plan.public_url}/webhooks/twikey/{DEMO_TENANT}"]
+                self._spawn(f"sandbox-{name}", args)
         for name, base in SERVICES.items():
             self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))])
             self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"])
@@ -143,6 +165,11 @@ class Supervisor:
         if "gateway" in self.children:
             urls["gateway"] = f"http://127.0.0.1:{self.plan.port(GATEWAY_PORT)}/healthz"
         urls["console"] = f"http://127.0.0.1:{self.plan.port(CONSOLE_PORT)}/healthz"
+        if self.plan.sandboxes:
+            for name, base in SANDBOXES.items():
+                urls[f"sandbox-{name}"] = f"http://127.0.0.1:{self.plan.port(base)}/_sandbox/" + (
+                    "health" if name == "twikey" else "info"
+                )
         deadline = time.monotonic() + timeout
         pending = dict(urls)
         while pending:

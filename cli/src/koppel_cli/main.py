@@ -11,9 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from koppel_cli import infra
+from koppel_cli.demo import DemoFailed, run_demo, wire_demo_tenant
 from koppel_cli.localrun import DEMO_TENANT, Plan, Supervisor, demo_token, summary
 from koppel_shared.auth import SCOPES, issue_token
 from koppel_shared.messaging.broker import Broker
@@ -67,7 +69,14 @@ def run(
         supervisor.start()
         gateway = supervisor.start_gateway()
         supervisor.wait_ready()
-        typer.echo(summary(plan, demo_token(KoppelSettings()), gateway))
+        token = demo_token(KoppelSettings())
+        if plan.sandboxes:
+            typer.echo("connecting the demo tenant to the sandboxes ...")
+            try:
+                wire_demo_tenant(plan.demo_urls(), token, plan.service_urls())
+            except DemoFailed as exc:
+                typer.echo(f"warning: the demo tenant is not fully wired: {exc}")
+        typer.echo(summary(plan, token, gateway))
         while not stopping:
             supervisor.check_alive()
             time.sleep(0.5)
@@ -75,6 +84,21 @@ def run(
         typer.echo("stopping ...")
         supervisor.stop()
         typer.echo("stopped.")
+
+
+@app.command()
+def demo(
+    port_offset: Annotated[int, typer.Option(help="The --port-offset `koppel run` was started with.")] = 0,
+    no_gateway: Annotated[bool, typer.Option("--no-gateway", help="`koppel run` was started without it.")] = False,
+) -> None:
+    """Walk the whole story against a running `koppel run`: prepare a mandate, sign it as the
+    debtor, post an invoice, collect it, the bank pays, see it booked and matched in Twinfield."""
+    plan = Plan(offset=port_offset, gateway=not no_gateway)
+    try:
+        run_demo(plan.demo_urls(), demo_token(KoppelSettings()), say=typer.echo)
+    except (DemoFailed, httpx.HTTPError) as exc:
+        typer.echo(f"demo failed: {exc}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @tenant_app.command("create")
