@@ -166,7 +166,8 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
         name = (field_el.text or "").strip()
         if name in fields:
             descending = field_el.get("order", "ascending") == "descending"
-            rows.sort(key=lambda row, f=fields[name]: _sort_key(f, office, *row), reverse=descending)
+            field = fields[name]
+            rows.sort(key=lambda row, f=field: _sort_key(f, office, *row), reverse=descending)  # type: ignore[misc]
 
     visible = [c for c in cols if c.visible]
     root = etree.Element("browse", result="1")

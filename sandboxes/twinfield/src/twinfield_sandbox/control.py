@@ -287,7 +287,7 @@ async def seed_invoices(request: Request, office_code: str, body: InvoicesBody) 
     optional date (YYYYMMDD), period, due_date, status (final|temporary), vatcode, daybook."""
     sandbox = get_sandbox(request)
     office = _office(sandbox, office_code)
-    created = []
+    created: list[dict[str, Any]] = []
     for index, item in enumerate(body.invoices):
         try:
             tx = seed.add_sales_invoice(sandbox.state, office, item)

@@ -112,8 +112,8 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
         if duedate and parse_date(duedate) is None:
             mark(header.find("duedate"), f"Ongeldige vervaldatum {duedate}.")
 
-    all_parsed = len(lines) == len(line_els) and office is not None and daybook is not None
-    if all_parsed and not _has_error(echo):
+    all_parsed = len(lines) == len(line_els)
+    if all_parsed and office is not None and daybook is not None and not _has_error(echo):
         if daybook.kind == "sales":
             lines = _with_vat(office, lines)
         _check_balance(echo, lines, autobalancevat=echo.get("autobalancevat", "false") == "true")
