@@ -1,0 +1,389 @@
+"""Invoice use cases: post (idempotent on the Idempotency-Key and on the invoice number), read,
+list, withdraw, collect now. Reads always filter by the caller's tenant."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from collection_svc.adapters.orm import collections, invoices, pay_links, subscriptions
+from collection_svc.domain import invoices as rules
+from collection_svc.domain import rcodes
+from collection_svc.domain.policy import InvoiceFacts, Skipped, decide
+from collection_svc.domain.states import OPEN, Status
+from collection_svc.service_layer.engine import (
+    DIRECT_DEBIT,
+    apply_decision,
+    evaluate_new_invoice,
+    request_paylink,
+    subscription_view,
+)
+from collection_svc.service_layer.records import (
+    customer_mandate,
+    insert_record,
+    load_policy,
+    load_records,
+    new_record,
+    save_record,
+)
+from koppel_shared.db import UnitOfWork
+from koppel_shared.web.errors import Problem
+
+
+def _field_problem(errors: list[rules.FieldError]) -> Problem:
+    return Problem(
+        422,
+        "validation_error",
+        "; ".join(f"{e.field}: {e.message}" for e in errors),
+        "Invalid request",
+        errors=[{"field": e.field, "rule": e.rule, "message": e.message} for e in errors],
+    )
+
+
+def _as_input(row: Any) -> rules.InvoiceInput:
+    return rules.InvoiceInput(
+        invoice_number=row.invoice_number,
+        customer_number=row.customer_number,
+        customer_name=row.customer_name,
+        customer_email=row.customer_email,
+        amount_cents=row.amount_cents,
+        currency=row.currency,
+        invoice_date=row.invoice_date,
+        due_date=row.due_date,
+        description=row.description,
+        subscription_reference=row.subscription_reference,
+    )
+
+
+@dataclass
+class Posted:
+    invoice_id: uuid.UUID
+    created: bool
+
+
+async def post_invoice(
+    uow: UnitOfWork, tenant_id: uuid.UUID, data: rules.InvoiceInput, idempotency_key: str | None, now: datetime
+) -> Posted:
+    """Store a new invoice and decide its collection. Posting the same invoice again (same key or
+    same number with the same data) answers with the stored one; different data → 409."""
+    errors = rules.validate(data)
+    session = uow.session
+    if data.subscription_reference:
+        sub = (
+            await session.execute(
+                sa.select(subscriptions).where(
+                    subscriptions.c.tenant_id == tenant_id,
+                    subscriptions.c.reference == data.subscription_reference,
+                )
+            )
+        ).first()
+        if sub is None:
+            errors.append(rules.FieldError("subscription_reference", "exists", "no subscription with this reference"))
+        elif sub.customer_number != data.customer_number:
+            errors.append(
+                rules.FieldError(
+                    "subscription_reference", "same_customer", "the subscription belongs to another customer"
+                )
+            )
+    if errors:
+        raise _field_problem(errors)
+    fp = rules.fingerprint(data)
+
+    if idempotency_key:
+        row = (
+            await session.execute(
+                sa.select(invoices).where(
+                    invoices.c.tenant_id == tenant_id, invoices.c.idempotency_key == idempotency_key
+                )
+            )
+        ).first()
+        if row is not None:
+            if row.fingerprint != fp:
+                raise Problem(
+                    409,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different invoice",
+                    invoice_id=str(row.id),
+                )
+            return Posted(row.id, False)
+
+    invoice_id = uuid.uuid4()
+    inserted = await session.execute(
+        insert(invoices)
+        .values(
+            id=invoice_id,
+            tenant_id=tenant_id,
+            fingerprint=fp,
+            idempotency_key=idempotency_key,
+            created_at=now,
+            invoice_number=data.invoice_number,
+            customer_number=data.customer_number,
+            customer_name=data.customer_name,
+            customer_email=data.customer_email,
+            amount_cents=data.amount_cents,
+            currency=data.currency,
+            invoice_date=data.invoice_date,
+            due_date=data.due_date,
+            description=data.description,
+            subscription_reference=data.subscription_reference,
+        )
+        .on_conflict_do_nothing()
+        .returning(invoices.c.id)
+    )
+    if inserted.first() is None:
+        existing = (
+            await session.execute(
+                sa.select(invoices).where(
+                    invoices.c.tenant_id == tenant_id, invoices.c.invoice_number == data.invoice_number
+                )
+            )
+        ).first()
+        if existing is None:  # lost a race on the Idempotency-Key: the other request wins
+            raise Problem(409, "idempotency_key_in_use", "a request with this Idempotency-Key is in progress")
+        if existing.fingerprint != fp:
+            diff = rules.differences(_as_input(existing), data)
+            raise Problem(
+                409,
+                "invoice_number_conflict",
+                f"invoice number {data.invoice_number} exists with different {', '.join(diff)}",
+                invoice_id=str(existing.id),
+                errors=[
+                    {"field": f, "rule": "same_as_existing_invoice", "message": "differs from the stored invoice"}
+                    for f in diff
+                ],
+            )
+        return Posted(existing.id, False)
+
+    row = (await session.execute(sa.select(invoices).where(invoices.c.id == invoice_id))).one()
+    await evaluate_new_invoice(uow, row, now, now.date())
+    return Posted(invoice_id, True)
+
+
+async def _invoice_row(session: AsyncSession, tenant_id: uuid.UUID, invoice_id: uuid.UUID, lock: bool = False) -> Any:
+    stmt = sa.select(invoices).where(invoices.c.tenant_id == tenant_id, invoices.c.id == invoice_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise Problem(404, "invoice_not_found", f"no invoice {invoice_id}")
+    return row
+
+
+async def withdraw_invoice(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    """Withdraw an invoice whose collection has not been submitted; after that it is Twikey's."""
+    invoice = await _invoice_row(uow.session, tenant_id, invoice_id, lock=True)
+    if invoice.withdrawn_at is not None:
+        return
+    recs = await load_records(uow.session, collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
+    busy = [r for r in recs if r.status not in (*OPEN, Status.WITHDRAWN, Status.FAILED, Status.REVERSED)]
+    if busy:
+        raise Problem(
+            409,
+            "collection_in_progress",
+            f"the invoice's collection is already {busy[-1].status}; it can no longer be withdrawn",
+            collection_id=str(busy[-1].id),
+            collection_status=busy[-1].status,
+        )
+    await uow.session.execute(sa.update(invoices).where(invoices.c.id == invoice_id).values(withdrawn_at=now))
+    for rec in recs:
+        if rec.status in OPEN:
+            rec.status = Status.WITHDRAWN
+            rec.reason_code = "withdrawn"
+            rec.reason = "withdrawn by the ERP"
+            rec.withdrawn_at = now
+            await save_record(uow, rec, now)
+
+
+async def collect_now(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    """Collect by hand, today: an open attempt is scheduled for today; after a failure or a
+    reversal a new attempt is made. The mandate and both limits still apply."""
+    session = uow.session
+    invoice = await _invoice_row(session, tenant_id, invoice_id, lock=True)
+    if invoice.withdrawn_at is not None:
+        raise Problem(409, "invoice_withdrawn", "the invoice was withdrawn")
+    recs = await load_records(session, collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
+    live = [r for r in recs if r.status in (Status.SUBMITTED, Status.PAID)]
+    if live:
+        raise Problem(
+            409, "already_collected", f"the invoice is already {live[-1].status}", collection_status=live[-1].status
+        )
+    link = (await session.execute(sa.select(pay_links.c.state).where(pay_links.c.invoice_id == invoice_id))).first()
+    if link is not None and link.state in ("requested", "created", "started", "pending"):
+        raise Problem(409, "pay_link_open", "the invoice is offered by pay link; it is not also collected by debit")
+    policy, _ = await load_policy(session, tenant_id)
+    mandate = await customer_mandate(session, tenant_id, invoice.customer_number)
+    sub = await subscription_view(session, tenant_id, invoice.subscription_reference)
+    decision = decide(
+        InvoiceFacts(invoice.amount_cents, invoice.due_date), policy, mandate, now.date(), sub, manual=True
+    )
+    if isinstance(decision, Skipped):
+        raise Problem(422, f"cannot_collect_{decision.code}", decision.reason, reason_code=str(decision.code))
+    open_ = [r for r in recs if r.status in OPEN]
+    if open_:
+        rec = open_[-1]
+        apply_decision(rec, decision)
+        await save_record(uow, rec, now)
+    else:
+        attempt = max((r.attempt for r in recs), default=0) + 1
+        rec = new_record(invoice, attempt, DIRECT_DEBIT, Status.SCHEDULED, now)
+        apply_decision(rec, decision)
+        await insert_record(uow, rec)
+
+
+__all__ = ["Posted", "collect_now", "post_invoice", "request_paylink", "withdraw_invoice"]
+
+
+# --------------------------------------------------------------------------- reading
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"invoice:{seq}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind != "invoice":
+            raise ValueError(kind)
+        return int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(
+            422,
+            "validation_error",
+            "cursor: not a cursor this API returned",
+            errors=[{"field": "cursor", "rule": "valid_cursor", "message": "not a cursor this API returned"}],
+        ) from exc
+
+
+@dataclass
+class InvoiceFilter:
+    status: str | None = None
+    customer_number: str | None = None
+    invoice_number: str | None = None
+    subscription_reference: str | None = None
+    due_from: date | None = None
+    due_to: date | None = None
+
+
+async def list_invoices(
+    session: AsyncSession, tenant_id: uuid.UUID, filters: InvoiceFilter, limit: int, cursor: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    ranked = sa.select(
+        collections,
+        sa.func.row_number()
+        # the current attempt: the latest one that was not withdrawn (else the latest)
+        .over(
+            partition_by=collections.c.invoice_id,
+            order_by=[(collections.c.status == "withdrawn").asc(), collections.c.attempt.desc()],
+        )
+        .label("rank"),
+    ).where(collections.c.tenant_id == tenant_id)
+    current = ranked.subquery("ranked")
+    stmt = (
+        sa.select(invoices, *[current.c[c.name].label(f"c_{c.name}") for c in collections.columns])
+        .select_from(invoices.outerjoin(current, sa.and_(current.c.invoice_id == invoices.c.id, current.c.rank == 1)))
+        .where(invoices.c.tenant_id == tenant_id)
+    )
+    if filters.customer_number:
+        stmt = stmt.where(invoices.c.customer_number == filters.customer_number)
+    if filters.invoice_number:
+        stmt = stmt.where(invoices.c.invoice_number == filters.invoice_number)
+    if filters.subscription_reference:
+        stmt = stmt.where(invoices.c.subscription_reference == filters.subscription_reference)
+    if filters.due_from:
+        stmt = stmt.where(invoices.c.due_date >= filters.due_from)
+    if filters.due_to:
+        stmt = stmt.where(invoices.c.due_date <= filters.due_to)
+    if filters.status:
+        stmt = stmt.where(current.c.status == filters.status)
+    if cursor:
+        stmt = stmt.where(invoices.c.seq > decode_cursor(cursor))
+    stmt = stmt.order_by(invoices.c.seq).limit(limit + 1)
+    rows = (await session.execute(stmt)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    links = await _pay_links(session, [r.id for r in rows])
+    items = [invoice_view(r, [_prefixed(r)] if r.c_id else [], links.get(r.id)) for r in rows]
+    next_cursor = encode_cursor(rows[-1].seq) if more and rows else None
+    return items, next_cursor
+
+
+def _prefixed(row: Any) -> dict[str, Any]:
+    return {c.name: getattr(row, f"c_{c.name}") for c in collections.columns}
+
+
+async def _pay_links(session: AsyncSession, invoice_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    if not invoice_ids:
+        return {}
+    rows = (await session.execute(sa.select(pay_links).where(pay_links.c.invoice_id.in_(invoice_ids)))).all()
+    return {r.invoice_id: r for r in rows}
+
+
+async def get_invoice(session: AsyncSession, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> dict[str, Any]:
+    invoice = await _invoice_row(session, tenant_id, invoice_id)
+    rows = (
+        await session.execute(
+            sa.select(collections)
+            .where(collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
+            .order_by(collections.c.attempt)
+        )
+    ).all()
+    links = await _pay_links(session, [invoice_id])
+    return invoice_view(invoice, [dict(r._mapping) for r in rows], links.get(invoice_id))
+
+
+def collection_view(c: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "collection_id": str(c["id"]),
+        "attempt": c["attempt"],
+        "method": c["method"],
+        "status": c["status"],
+        "reason_code": c["reason_code"],
+        "reason": c["reason"],
+        "collect_on": c["collect_on"],
+        "requested_date": c["requested_date"],
+        "mandate_number": c["mandate_number"],
+        "twikey_transaction_id": c["twikey_transaction_id"],
+        "r_code": c["r_code"],
+        "r_code_meaning": rcodes.meaning(c["r_code"]),
+        "submitted_at": c["submitted_at"],
+        "paid_at": c["paid_at"],
+        "version": c["version"],
+        "updated_at": c["updated_at"],
+    }
+
+
+def invoice_view(invoice: Any, attempts: list[dict[str, Any]], link: Any) -> dict[str, Any]:
+    live = [a for a in attempts if a["status"] != "withdrawn"]
+    current = (live or attempts)[-1] if attempts else None
+    status = "withdrawn" if invoice.withdrawn_at else (current["status"] if current else "open")
+    return {
+        "id": str(invoice.id),
+        "invoice_number": invoice.invoice_number,
+        "customer": {
+            "number": invoice.customer_number,
+            "name": invoice.customer_name,
+            "email": invoice.customer_email,
+        },
+        "amount_cents": invoice.amount_cents,
+        "currency": invoice.currency,
+        "invoice_date": invoice.invoice_date,
+        "due_date": invoice.due_date,
+        "description": invoice.description,
+        "subscription_reference": invoice.subscription_reference,
+        "status": status,
+        "collection": collection_view(current) if current else None,
+        "attempts": [collection_view(a) for a in attempts],
+        "pay_link": (
+            {"state": link.state, "url": link.url, "paylink_id": link.paylink_id, "mandate_number": link.mandate_number}
+            if link is not None
+            else None
+        ),
+        "withdrawn_at": invoice.withdrawn_at,
+        "created_at": invoice.created_at,
+    }

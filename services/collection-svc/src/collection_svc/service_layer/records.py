@@ -1,0 +1,268 @@
+"""Loading and saving collections (with the invoice facts every event carries), and publishing
+each change as a ``collection.*`` event through the outbox with a growing version."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from collection_svc.adapters.orm import collection_policies, collections, invoices, mandates, pay_links
+from collection_svc.domain.policy import CollectionPolicy, MandateView, best_mandate
+from collection_svc.domain.states import Status
+from koppel_shared.db import UnitOfWork
+from koppel_shared.events import Envelope, new_event
+from koppel_shared.events.collection import (
+    Collection,
+    CollectionFailed,
+    CollectionPaid,
+    CollectionReversed,
+    CollectionScheduled,
+    CollectionSkipped,
+    CollectionSubmitted,
+)
+
+Clock = Callable[[], datetime]
+
+COLLECTION_EVENTS_NS = uuid.UUID("a4f0c0de-5b1e-4c1b-9e8e-6c0113c7e0a1")
+
+# withdrawn has no event type of its own in the contract: it travels as collection.skipped with
+# status "withdrawn" (consumers read ``status``).
+EVENT_MODEL: dict[str, type[Collection]] = {
+    Status.SCHEDULED: CollectionScheduled,
+    Status.SKIPPED: CollectionSkipped,
+    Status.WITHDRAWN: CollectionSkipped,
+    Status.SUBMITTED: CollectionSubmitted,
+    Status.PAID: CollectionPaid,
+    Status.FAILED: CollectionFailed,
+    Status.REVERSED: CollectionReversed,
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class CollectionRecord:
+    # the collection
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    attempt: int
+    method: str
+    status: str
+    reason_code: str | None
+    reason: str | None
+    mandate_number: str | None
+    collect_on: date | None
+    requested_date: date | None
+    twikey_transaction_id: str | None
+    r_code: str | None
+    last_feed_seq: int | None
+    submitted_at: datetime | None
+    paid_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    # the invoice
+    invoice_number: str
+    customer_number: str
+    customer_name: str | None
+    customer_email: str | None
+    description: str | None
+    amount_cents: int
+    currency: str
+    due_date: date
+    subscription_reference: str | None
+    withdrawn_at: datetime | None
+
+
+COLLECTION_FIELDS = [c.name for c in collections.columns]
+INVOICE_FIELDS = [
+    "invoice_number",
+    "customer_number",
+    "customer_name",
+    "customer_email",
+    "description",
+    "amount_cents",
+    "currency",
+    "due_date",
+    "subscription_reference",
+    "withdrawn_at",
+]
+MUTABLE_FIELDS = [
+    "status",
+    "reason_code",
+    "reason",
+    "mandate_number",
+    "collect_on",
+    "requested_date",
+    "twikey_transaction_id",
+    "r_code",
+    "last_feed_seq",
+    "submitted_at",
+    "paid_at",
+    "version",
+    "updated_at",
+]
+assert {f.name for f in fields(CollectionRecord)} == set(COLLECTION_FIELDS) | set(INVOICE_FIELDS)
+
+SELECT_RECORD = sa.select(
+    *[collections.c[n] for n in COLLECTION_FIELDS], *[invoices.c[n] for n in INVOICE_FIELDS]
+).select_from(collections.join(invoices, invoices.c.id == collections.c.invoice_id))
+
+
+def to_record(row: Any) -> CollectionRecord:
+    return CollectionRecord(**row._mapping)
+
+
+async def load_records(session: AsyncSession, *where: Any, lock: bool = True) -> list[CollectionRecord]:
+    stmt = SELECT_RECORD.where(*where).order_by(collections.c.created_at, collections.c.attempt)
+    if lock:
+        stmt = stmt.with_for_update(of=collections)
+    return [to_record(r) for r in (await session.execute(stmt)).all()]
+
+
+async def load_record(session: AsyncSession, tenant_id: uuid.UUID, collection_id: uuid.UUID) -> CollectionRecord | None:
+    found = await load_records(session, collections.c.tenant_id == tenant_id, collections.c.id == collection_id)
+    return found[0] if found else None
+
+
+def collection_data(rec: CollectionRecord) -> dict[str, Any]:
+    return {
+        "collection_id": str(rec.id),
+        "invoice_id": str(rec.invoice_id),
+        "invoice_number": rec.invoice_number,
+        "customer_number": rec.customer_number,
+        "customer_email": rec.customer_email,
+        "customer_name": rec.customer_name,
+        "description": rec.description,
+        "amount_cents": rec.amount_cents,
+        "currency": rec.currency,
+        "status": rec.status,
+        "method": rec.method,
+        "reason": rec.reason,
+        "mandate_number": rec.mandate_number,
+        "twikey_transaction_id": rec.twikey_transaction_id,
+        "r_code": rec.r_code,
+        "due_date": rec.due_date,
+        "collect_on": rec.collect_on,
+        "paid_at": rec.paid_at,
+        "version": rec.version,
+        "updated_at": rec.updated_at,
+    }
+
+
+def collection_event(rec: CollectionRecord, cause: Envelope | None = None) -> Envelope:
+    """The event for the record's current version; its id is derived from (collection, version),
+    so emitting one version twice is a no-op in the outbox."""
+    model = EVENT_MODEL[rec.status]
+    data = model.model_construct(**collection_data(rec))
+    event_id = uuid.uuid5(COLLECTION_EVENTS_NS, f"{rec.id}/{rec.version}")
+    if cause is not None:
+        return cause.caused(data, id=event_id)
+    return new_event(data, tenant_id=rec.tenant_id, id=event_id)
+
+
+async def insert_record(uow: UnitOfWork, rec: CollectionRecord, cause: Envelope | None = None) -> None:
+    await uow.session.execute(sa.insert(collections).values({n: getattr(rec, n) for n in COLLECTION_FIELDS}))
+    await uow.emit(collection_event(rec, cause))
+
+
+async def save_record(uow: UnitOfWork, rec: CollectionRecord, now: datetime, cause: Envelope | None = None) -> None:
+    """Persist a change: bump the version, stamp the time, emit the event."""
+    rec.version += 1
+    rec.updated_at = now
+    await uow.session.execute(
+        sa.update(collections).where(collections.c.id == rec.id).values({n: getattr(rec, n) for n in MUTABLE_FIELDS})
+    )
+    await uow.emit(collection_event(rec, cause))
+
+
+def new_record(
+    invoice: Any,
+    attempt: int,
+    method: str,
+    status: Status,
+    now: datetime,
+    **values: Any,
+) -> CollectionRecord:
+    base: dict[str, Any] = {
+        "id": uuid.uuid4(),
+        "tenant_id": invoice.tenant_id,
+        "invoice_id": invoice.id,
+        "attempt": attempt,
+        "method": method,
+        "status": str(status),
+        "reason_code": None,
+        "reason": None,
+        "mandate_number": None,
+        "collect_on": None,
+        "requested_date": None,
+        "twikey_transaction_id": None,
+        "r_code": None,
+        "last_feed_seq": None,
+        "submitted_at": None,
+        "paid_at": None,
+        "version": 1,
+        "created_at": now,
+        "updated_at": now,
+    }
+    base.update(values)
+    base.update({n: getattr(invoice, n) for n in INVOICE_FIELDS})
+    return CollectionRecord(**base)
+
+
+# --------------------------------------------------------------------------- policy, mandates
+async def load_policy(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[CollectionPolicy, int]:
+    row = (
+        await session.execute(sa.select(collection_policies).where(collection_policies.c.tenant_id == tenant_id))
+    ).first()
+    if row is None:
+        return CollectionPolicy(), 0
+    return (
+        CollectionPolicy(
+            auto_collect=row.auto_collect,
+            lead_days=row.lead_days,
+            max_amount_cents=row.max_amount_cents,
+            notify_debtor=row.notify_debtor,
+            paylink_when_no_mandate=row.paylink_when_no_mandate,
+            retry_r_codes=tuple(row.retry_r_codes),
+            retry_after_days=row.retry_after_days,
+            max_attempts=row.max_attempts,
+        ),
+        row.version,
+    )
+
+
+async def customer_mandate(session: AsyncSession, tenant_id: uuid.UUID, customer_number: str) -> MandateView | None:
+    rows = (
+        await session.execute(
+            sa.select(mandates).where(mandates.c.tenant_id == tenant_id, mandates.c.customer_number == customer_number)
+        )
+    ).all()
+    views = [
+        MandateView(r.mandate_number, r.status, r.max_amount_cents, int(r.updated_at.timestamp() * 1000)) for r in rows
+    ]
+    return best_mandate(views)
+
+
+OPEN_PAYLINK_STATES = ("requested", "created", "started", "pending", "paid")
+
+
+async def open_paylink_invoices(session: AsyncSession, invoice_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Invoices among these whose pay link is still in play (or paid): they stay on the link."""
+    if not invoice_ids:
+        return set()
+    rows = await session.execute(
+        sa.select(pay_links.c.invoice_id).where(
+            pay_links.c.invoice_id.in_(invoice_ids), pay_links.c.state.in_(OPEN_PAYLINK_STATES)
+        )
+    )
+    return {r[0] for r in rows}

@@ -1,0 +1,202 @@
+"""The REST API: bad input is refused naming the field and rule (nothing stored or sent),
+repeats are idempotent, lists filter and page, and every endpoint is tenant-isolated."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from collection_svc.bootstrap import definition
+
+pytestmark = pytest.mark.integration
+
+
+async def counts(harness: Any) -> tuple[int, int, int]:
+    async with harness.engine.connect() as conn:
+        invoices = (await conn.execute(sa.text("SELECT count(*) FROM invoices"))).scalar_one()
+        collections = (await conn.execute(sa.text("SELECT count(*) FROM collections"))).scalar_one()
+        outbox = (await conn.execute(sa.text("SELECT count(*) FROM outbox WHERE type <> 'system.ping'"))).scalar_one()
+    return invoices, collections, outbox
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "rule"),
+    [
+        ({"amount_cents": 0}, "amount_cents", "positive"),
+        ({"amount_cents": -100}, "amount_cents", "positive"),
+        ({"currency": "USD"}, "currency", "eur_only"),
+        ({"due_date": "2026-01-31"}, "due_date", "not_before_invoice_date"),
+        ({"subscription_reference": "NOPE"}, "subscription_reference", "exists"),
+        ({"amount_cents": "lots"}, "amount_cents", "int_parsing"),
+        ({"invoice_number": ""}, "invoice_number", "string_too_short"),
+    ],
+)
+async def test_bad_invoice_is_refused_naming_field_and_rule_and_nothing_is_stored(
+    harness: Any, overrides: dict[str, Any], field: str, rule: str
+) -> None:
+    tenant = uuid.uuid4()
+    before = await counts(harness)
+    response = await harness.client.post(
+        "/v1/invoices", json=harness.body(**overrides), headers=harness.headers(tenant)
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert {"field": field, "rule": rule} in [
+        {"field": e["field"], "rule": e["rule"]} for e in response.json()["errors"]
+    ]
+    assert await counts(harness) == before
+
+
+async def test_invoice_number_reused_with_different_data_is_a_conflict_naming_the_fields(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    headers = harness.headers(tenant)
+    body = harness.body(invoice_number="INV-DUP")
+    first = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert first.status_code == 201
+    same = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert same.status_code == 200 and same.json()["id"] == first.json()["id"]
+    before = await counts(harness)
+    other = await harness.client.post("/v1/invoices", json={**body, "amount_cents": 1}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "invoice_number_conflict"
+    assert [e["field"] for e in other.json()["errors"]] == ["amount_cents"]
+    assert await counts(harness) == before
+    # the same number in another tenant is another invoice
+    elsewhere = await harness.client.post("/v1/invoices", json=body, headers=harness.headers(uuid.uuid4()))
+    assert elsewhere.status_code == 201
+
+
+async def test_idempotency_key_replays_the_first_answer_and_refuses_other_data(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    headers = {**harness.headers(tenant), "Idempotency-Key": "key-1"}
+    body = harness.body()
+    first = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    again = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    other = await harness.client.post("/v1/invoices", json=harness.body(), headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "idempotency_key_reused"
+
+
+async def test_policy_defaults_update_and_validation(harness: Any) -> None:
+    headers = harness.headers(uuid.uuid4())
+    default = await harness.client.get("/v1/collection-policy", headers=headers)
+    assert default.json() == {
+        "auto_collect": True,
+        "lead_days": 3,
+        "max_amount_cents": None,
+        "notify_debtor": True,
+        "paylink_when_no_mandate": True,
+        "retry_r_codes": ["AM04"],
+        "retry_after_days": 5,
+        "max_attempts": 2,
+        "version": 0,
+    }
+    bad = await harness.client.put(
+        "/v1/collection-policy", json={"retry_r_codes": ["MD06"], "lead_days": 99}, headers=headers
+    )
+    assert bad.status_code == 422
+    assert {(e["field"], e["rule"]) for e in bad.json()["errors"]} == {
+        ("retry_r_codes", "never_retry"),
+        ("lead_days", "range"),
+    }
+    ok = await harness.client.put(
+        "/v1/collection-policy", json={"lead_days": 5, "notify_debtor": False}, headers=headers
+    )
+    assert ok.status_code == 200 and ok.json()["version"] == 1
+    again = await harness.client.put("/v1/collection-policy", json={"lead_days": 6}, headers=headers)
+    assert again.json()["version"] == 2 and again.json()["lead_days"] == 6
+
+
+async def test_list_filters_and_cursor_pagination(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    harness.clock.set_date(date(2026, 2, 1))
+    headers = harness.headers(tenant)
+    await harness.sign_mandate(tenant, "C-1", "KOP-L")
+    numbers = []
+    for i in range(5):
+        invoice = await harness.post_invoice(tenant, invoice_number=f"L-{i}", customer_number="C-1")
+        numbers.append(invoice["invoice_number"])
+    await harness.post_invoice(tenant, invoice_number="L-X", customer_number="C-2")
+
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 2, "customer_number": "C-1"}
+        if cursor:
+            params["cursor"] = cursor
+        page = (await harness.client.get("/v1/invoices", params=params, headers=headers)).json()
+        seen += [i["invoice_number"] for i in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == numbers
+    skipped = (await harness.client.get("/v1/invoices", params={"status": "skipped"}, headers=headers)).json()
+    assert [i["invoice_number"] for i in skipped["items"]] == ["L-X"]
+    assert skipped["items"][0]["collection"]["reason_code"] == "no_mandate"
+    by_number = (await harness.client.get("/v1/invoices", params={"invoice_number": "L-3"}, headers=headers)).json()
+    assert [i["invoice_number"] for i in by_number["items"]] == ["L-3"]
+    bad = await harness.client.get("/v1/invoices", params={"cursor": "nonsense"}, headers=headers)
+    assert bad.status_code == 422
+
+
+async def test_every_endpoint_is_tenant_isolated(harness: Any) -> None:
+    owner, intruder = uuid.uuid4(), uuid.uuid4()
+    mine, theirs = harness.headers(owner), harness.headers(intruder)
+    invoice = await harness.post_invoice(owner)
+    await harness.client.put("/v1/collection-policy", json={"lead_days": 9}, headers=mine)
+    sub = (
+        await harness.client.post(
+            "/v1/subscriptions", json={"reference": "S-ISO", "customer_number": "C-1"}, headers=mine
+        )
+    ).json()
+
+    assert (await harness.client.get(f"/v1/invoices/{invoice['id']}", headers=theirs)).status_code == 404
+    assert (await harness.client.delete(f"/v1/invoices/{invoice['id']}", headers=theirs)).status_code == 404
+    assert (await harness.client.post(f"/v1/invoices/{invoice['id']}/collect", headers=theirs)).status_code == 404
+    assert (await harness.client.get("/v1/invoices", headers=theirs)).json()["items"] == []
+    assert (await harness.client.get("/v1/collection-policy", headers=theirs)).json()["lead_days"] == 3
+    assert (await harness.client.get(f"/v1/subscriptions/{sub['id']}", headers=theirs)).status_code == 404
+    patch = await harness.client.patch(f"/v1/subscriptions/{sub['id']}", json={"active": False}, headers=theirs)
+    assert patch.status_code == 404
+    assert (await harness.client.get("/v1/subscriptions", headers=theirs)).json() == []
+    # the intruder cannot use the owner's subscription reference either
+    refused = await harness.client.post(
+        "/v1/invoices", json=harness.body(subscription_reference="S-ISO"), headers=theirs
+    )
+    assert refused.status_code == 422
+    # and the owner still sees everything unchanged
+    assert (await harness.client.get(f"/v1/invoices/{invoice['id']}", headers=mine)).json()["status"] == invoice[
+        "status"
+    ]
+    assert (await harness.client.get(f"/v1/subscriptions/{sub['id']}", headers=mine)).json()["active"] is True
+
+
+async def test_requests_without_a_token_are_refused(harness: Any) -> None:
+    for method, path in [
+        ("GET", "/v1/invoices"),
+        ("POST", "/v1/invoices"),
+        ("GET", "/v1/collection-policy"),
+        ("GET", "/v1/subscriptions"),
+    ]:
+        assert (await harness.client.request(method, path)).status_code == 401
+
+
+async def test_openapi_has_examples_for_the_invoice_and_policy_models(harness: Any) -> None:
+    spec = (await harness.client.get("/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    assert schemas["InvoiceIn"]["examples"] and schemas["PolicyIn"]["examples"]
+    assert "/v1/invoices/{invoice_id}/collect" in spec["paths"]
+    assert definition.name == "collection"
+
+
+async def test_subscription_create_is_idempotent_and_conflicts_on_other_data(harness: Any) -> None:
+    headers = harness.headers(uuid.uuid4())
+    body = {"reference": "S-1", "customer_number": "C-1", "collect_automatically": True}
+    assert (await harness.client.post("/v1/subscriptions", json=body, headers=headers)).status_code == 201
+    assert (await harness.client.post("/v1/subscriptions", json=body, headers=headers)).status_code == 200
+    other = await harness.client.post("/v1/subscriptions", json={**body, "customer_number": "C-2"}, headers=headers)
+    assert other.status_code == 409

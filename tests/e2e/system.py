@@ -1,0 +1,87 @@
+"""The whole system for end-to-end tests, started exactly as a newcomer does: ``koppel run``
+(with its own ports, database names and broker names, so it never meets a developer's run)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from koppel_cli.localrun import Plan, demo_token
+from koppel_shared.settings import KoppelSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class System:
+    plan: Plan
+    token: str
+    log_dir: Path
+    process: subprocess.Popen[str]
+    output: list[str]
+
+    @property
+    def urls(self):  # type: ignore[no-untyped-def]
+        return self.plan.demo_urls()
+
+    def service_url(self, name: str) -> str:
+        return self.plan.service_urls()[name]
+
+
+@contextmanager
+def running_system(tmp: Path) -> Iterator[System]:
+    offset = random.randrange(2000, 4000, 10)
+    prefix = f"e2e{uuid.uuid4().hex[:6]}_"
+    log_dir = tmp / "log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "koppel_cli.main", "run", "--port-offset", str(offset), "--prefix", prefix,
+         "--log-dir", str(log_dir)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output: list[str] = []
+    deadline = time.monotonic() + 240
+    assert process.stdout is not None
+    try:
+        while True:
+            line = process.stdout.readline()
+            if line:
+                output.append(line)
+            if "Koppel is running." in line:
+                break
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("koppel run did not start:\n" + "".join(output[-40:]))
+        plan = Plan(offset=offset, prefix=prefix, log_dir=log_dir)
+        yield System(plan, demo_token(KoppelSettings()), log_dir, process, output)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                out, _ = process.communicate(timeout=60)
+                output.append(out or "")
+            except subprocess.TimeoutExpired:
+                process.kill()
+        _drop_databases(prefix)
+
+
+def _drop_databases(prefix: str) -> None:
+    import asyncio
+
+    from koppel_cli.localrun import SERVICES
+    from koppel_shared.migrations import drop_database
+    from koppel_shared.testing.fixtures import PG_BASE
+
+    async def drop() -> None:
+        for name in SERVICES:
+            await drop_database(f"{PG_BASE}/{prefix}koppel_{name}")
+
+    asyncio.run(drop())
