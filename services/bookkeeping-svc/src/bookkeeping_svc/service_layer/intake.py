@@ -209,7 +209,7 @@ async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_c
         .where(customer_updates.c.tenant_id == tenant_id if tenant_id is not None else sa.true())
         .values(status="open", next_attempt_at=sa.func.now(), updated_at=sa.func.now())
     )
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def list_bookings(

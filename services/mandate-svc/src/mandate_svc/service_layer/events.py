@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from koppel_shared.db import UnitOfWork
-from koppel_shared.events import Envelope, new_event
+from koppel_shared.events import Envelope, EventData, new_event
 from koppel_shared.events.commands import MandateActionRequested
 from koppel_shared.events.mandate import (
     Mandate as MandateData,
@@ -60,7 +60,7 @@ async def emit_outcome(
 ) -> None:
     """Write the outcome's event and command to the outbox, in the caller's transaction."""
     m = outcome.mandate
-    items = []
+    items: list[EventData] = []
     if outcome.event is not None:
         items.append(mandate_data(outcome.event, m))
     if outcome.command is not None:

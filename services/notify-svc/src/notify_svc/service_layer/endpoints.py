@@ -185,7 +185,7 @@ async def delete_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: uu
             webhook_endpoints.c.tenant_id == tenant_id, webhook_endpoints.c.id == endpoint_id
         )
     )
-    if not result.rowcount:
+    if not result.rowcount:  # type: ignore[attr-defined]
         raise Problem(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}")
 
 
@@ -229,7 +229,7 @@ async def disable_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: u
         )
         .values(enabled=False, disabled_reason=reason, disabled_at=sa.func.now(), updated_at=sa.func.now())
     )
-    if not result.rowcount:
+    if not result.rowcount:  # type: ignore[attr-defined]
         return False
     await uow.session.execute(
         sa.update(deliveries)

@@ -123,4 +123,4 @@ async def purge_events(uow: UnitOfWork, older_than: datetime, batch: int = 5000)
         )
     )
     await uow.commit()
-    return int(result.rowcount or 0)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

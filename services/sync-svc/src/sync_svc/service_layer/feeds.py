@@ -99,6 +99,7 @@ async def _page_events(
     paid = await _transaction_memory(uow, tenant_id, items) if feed == "transaction" else {}
     memory_rows: dict[str, dict[str, Any]] = {}
     for item in items:
+        seq: int | None
         if not isinstance(item, dict):
             bad.append((BadMessage(f"feed item is not an object: {type(item).__name__}"), {"item": repr(item)[:500]}))
             continue
@@ -184,7 +185,7 @@ async def _commit_page(
                 last_error=None,
             )
         )
-        if moved.rowcount != 1:
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
             return None
         events, bad, _ = await _page_events(uow, tenant_id, feed, page.items)
         await uow.emit(*events)
