@@ -27,9 +27,15 @@ format: install
 	uv run ruff format .
 	uv run ruff check --fix .
 
-bench: install ## every benchmark; figures in bench/results/
+bench: install ## every benchmark, each beside its reference; report in bench/results/latest.md
 	uv run python -m koppel_cli.infra
+	uv run python -c "from koppel_cli.infra import ensure_debian_package as need; need('wrk', 'wrk')"
 	uv run python bench/outbox_inbox.py
+	uv run python bench/twikey_webhooks.py
+	uv run python bench/twikey_feed_drain.py
+	uv run python bench/collection_engine.py
+	uv run python bench/twinfield_bookings.py
+	uv run python bench/notify_deliveries.py
 	uv run python bench/report.py
 
 bench-outbox: install
