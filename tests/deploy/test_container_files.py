@@ -277,7 +277,7 @@ def test_each_service_runs_as_migrate_api_and_worker_from_its_own_image(compose:
 
 
 def test_compose_has_exactly_the_expected_services(compose: dict[str, Any]) -> None:
-    expected = {"rabbitmq", "postgres", "gateway", *SANDBOXES}
+    expected = {"rabbitmq", "postgres", "gateway", "console", *SANDBOXES}
     expected |= {f"{name}-{role}" for name in SERVICES for role in ROLES}
     assert set(compose["services"]) == expected
 
@@ -339,7 +339,8 @@ def test_infrastructure_uses_official_images_with_healthchecks(compose: dict[str
 
 def test_gateway_waits_for_every_api(compose: dict[str, Any]) -> None:
     assert compose["services"]["gateway"]["depends_on"] == {
-        f"{name}-api": {"condition": "service_healthy"} for name in SERVICES
+        **{f"{name}-api": {"condition": "service_healthy"} for name in SERVICES},
+        "console": {"condition": "service_healthy"},
     }
 
 
@@ -449,6 +450,7 @@ def _dockerfiles(compose: dict[str, Any]) -> dict[str, Dockerfile]:
 def test_every_dockerfile_compose_references_exists(compose: dict[str, Any]) -> None:
     paths = {svc["build"]["dockerfile"] for svc in built_services(compose).values()}
     expected = {f"services/{n}-svc/Dockerfile" for n in SERVICES} | {f"{d}/Dockerfile" for d in SANDBOXES.values()}
+    expected.add("console/Dockerfile")
     assert paths == expected
     for path in paths:
         assert (ROOT / path).is_file(), path
