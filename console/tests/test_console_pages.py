@@ -95,3 +95,12 @@ async def test_dead_letters_page_lists_only_this_tenants_messages(console):
         assert "reason-mine" in page.text and "reason-theirs" not in page.text
     finally:
         await broker.close()
+
+
+async def test_api_docs_page_lists_every_service_and_says_when_one_is_down(console):
+    client, _ = console
+    page = await client.get("/console/api-docs")
+    assert page.status_code == 200
+    for service in ("mandate", "collection", "sync", "bookkeeping", "notify"):
+        assert f"{service}-svc is not reachable" in page.text
+        assert f"/docs/{service}/openapi.json" in page.text

@@ -136,9 +136,11 @@ def test_feed_reset_from_the_console_replays_and_doubles_nothing(system: System)
                 await page.wait_for_url("**/console/feeds?flash=*")
                 assert f"Feed {feed} reset" in await page.inner_text(".flash")
             await screenshot(page, "console-feeds-after-reset")
-            for name in ("invoices", "deliveries", "dead-letters"):
+            for name in ("invoices", "deliveries", "dead-letters", "api-docs"):
                 await page.goto(f"{base}/console/{name}")
                 await screenshot(page, f"console-{name}")
+            assert "POST /v1/mandates" in await page.inner_text("#api-mandate")
+            assert "GET /v1/events" in await page.inner_text("#api-notify")
 
     asyncio.run(reset_feeds())
     time.sleep(5)  # the replay drains through the same path; nothing new may come of it

@@ -225,6 +225,7 @@ def summary(plan: Plan, token: str, gateway: bool) -> str:
         lines += [
             f"  {'gateway':16} {url}   (ERP API under {url}/v1/...)",
             f"  {'console':16} {url}/console/   (sign in with the tenant token below)",
+            f"  {'API docs':16} {url}/console/api-docs",
             "",
         ]
     for name, base in SERVICES.items():

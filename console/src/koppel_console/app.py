@@ -200,6 +200,16 @@ async def deliveries(request: Request, session: Session) -> HTMLResponse:
     return page(request, "deliveries.html", session, answer=answer, endpoints=endpoints)
 
 
+@router.get("/api-docs")
+async def api_docs(request: Request) -> HTMLResponse:
+    """Every service's API on one page (public: it is what an ERP developer reads first)."""
+    specs = {}
+    for service in request.app.state.settings.services:
+        answer = await api(request).call(service, "GET", "/openapi.json", token="")
+        specs[service] = answer
+    return templates.TemplateResponse(request, "api_docs.html", {"specs": specs, "tenant_id": None, "flash": None})
+
+
 @router.get("/dead-letters")
 async def dead_letters(request: Request, session: Session) -> HTMLResponse:
     settings: Settings = request.app.state.settings
