@@ -8,6 +8,7 @@ from koppel_shared.service import Runtime, ServiceDefinition
 from mandate_svc.adapters.sync_client import HttpSyncClient
 from mandate_svc.entrypoints.api import routers
 from mandate_svc.entrypoints.consumers import consumers
+from mandate_svc.entrypoints.loops import loops
 from mandate_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -35,5 +36,6 @@ definition = ServiceDefinition(
     migrations_dir=MIGRATIONS,
     routers=routers,
     consumers=consumers,
+    loops=loops,
     on_open=on_open,
 )

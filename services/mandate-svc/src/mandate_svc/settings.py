@@ -15,3 +15,6 @@ class Settings(KoppelSettings):
     # sync-svc retries Twikey itself; this bounds one invite call as the ERP waits for it.
     sync_timeout_seconds: float = 30.0
     sync_attempts: int = 3
+    # An invite nobody signed expires after this many days (and is withdrawn at Twikey).
+    invite_expiry_days: int = 30
+    expiry_sweep_seconds: float = 3600.0

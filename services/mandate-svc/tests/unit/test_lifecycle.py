@@ -470,3 +470,21 @@ def test_copy_is_independent() -> None:
     assert c.last_error is not None
     c.last_error["code"] = "changed"
     assert m.last_error is not None and m.last_error["code"] == "c"
+
+
+def test_prepared_invite_expires_after_the_period_and_is_withdrawn_at_twikey() -> None:
+    from mandate_svc.domain.model import expire_if_unsigned
+
+    prepared = mark_prepared(requested(), NUMBER, "https://sign", T0).mandate
+    early = expire_if_unsigned(prepared, T0 + timedelta(days=29), timedelta(days=30))
+    assert early.event is None and early.mandate.status == Status.PREPARED
+    late = expire_if_unsigned(prepared, T0 + timedelta(days=31), timedelta(days=30))
+    assert late.event == "expired" and late.mandate.status == Status.EXPIRED
+    assert late.command == "cancel" and late.mandate.version == prepared.version + 1
+
+
+def test_only_prepared_mandates_expire() -> None:
+    from mandate_svc.domain.model import expire_if_unsigned
+
+    active = replace(requested(), base_status=Status.ACTIVE, mandate_number=NUMBER)
+    assert expire_if_unsigned(active, T0 + timedelta(days=400), timedelta(days=30)).event is None

@@ -174,3 +174,15 @@ async def claim_idempotency_key(
         )
     ).one()
     return row.request_hash, str(row.mandate_id)
+
+
+async def claim_prepared_before(session: AsyncSession, created_before: datetime, limit: int) -> list[Mandate]:
+    """The one query across tenants: the expiry sweep, which acts on each mandate in its own tenant."""
+    rows = await session.execute(
+        sa.select(mandates)
+        .where(mandates.c.status == Status.PREPARED.value, mandates.c.created_at < created_before)
+        .order_by(mandates.c.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [_from_row(row) for row in rows]

@@ -22,7 +22,7 @@ an ``Outcome`` naming the public event to publish; the version grows by one with
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -400,3 +400,18 @@ def apply_feed(mandate: Mandate, message: FeedMessage, now: datetime) -> Outcome
         if pending in ACTION_TARGET and (after.base_status == ACTION_TARGET[pending] or after.base_status in TERMINAL):
             after.pending_action = None  # Twikey confirmed (or overtook) the ERP's command
     return _finish(mandate, after, now)
+
+
+# --- time ---------------------------------------------------------------------------------------
+
+
+def expire_if_unsigned(mandate: Mandate, now: datetime, after: timedelta) -> Outcome:
+    """An invite nobody signed within ``after`` expires; the invite is withdrawn at Twikey so
+    that its link stops working (a signature arriving later would otherwise meet a dead end)."""
+    if mandate.status != Status.PREPARED or mandate.created_at + after > now:
+        return Outcome(mandate)
+    changed = mandate.copy()
+    changed.base_status = Status.EXPIRED
+    changed.pending_action = None
+    changed.reason = f"not signed within {after.days} days"
+    return _finish(mandate, changed, now, command="cancel", command_reason=changed.reason)

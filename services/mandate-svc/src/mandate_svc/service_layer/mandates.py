@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from koppel_shared.db import UnitOfWork
@@ -251,3 +251,16 @@ async def record_command_failure(
     outcome = model.command_failed(m, command, code, message, utcnow())
     await repo.save(uow.session, outcome.mandate)
     await emit_outcome(uow, outcome, cause=envelope)
+
+
+async def expire_unsigned(uow: UnitOfWork, now: datetime, after: timedelta, limit: int = 500) -> int:
+    """Expire invites older than ``after`` (claimed SKIP LOCKED: safe with several workers)."""
+    expired = 0
+    for m in await repo.claim_prepared_before(uow.session, now - after, limit):
+        outcome = model.expire_if_unsigned(m, now, after)
+        if outcome.event is None:
+            continue
+        await repo.save(uow.session, outcome.mandate)
+        await emit_outcome(uow, outcome)
+        expired += 1
+    return expired
