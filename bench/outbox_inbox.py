@@ -39,6 +39,7 @@ from koppel_shared.messaging.topology import QueueSpec
 from koppel_shared.migrations import drop_database, ensure_database
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+PREFETCH = 256
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 effects = sa.Table(
@@ -192,7 +193,7 @@ def consumer_process(db: str, exchange: str, prefix: str, n: int, ready: Any, ou
                 done.set()
 
         spec = QueueSpec("bench", "events", ("system.ping",), prefix=prefix, queue_type="quorum")
-        consumer = InboxConsumer(broker, factory, spec, {"system.ping": effect}, prefetch=64, observer=observe)
+        consumer = InboxConsumer(broker, factory, spec, {"system.ping": effect}, prefetch=PREFETCH, observer=observe)
         await consumer.start()
         ready.set()
         await done.wait()

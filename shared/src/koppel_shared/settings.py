@@ -46,7 +46,8 @@ class KoppelSettings(BaseSettings):
     queue_type: Literal["classic", "quorum"] = "quorum"
     # Tests set this so that the queues they declare disappear once unused.
     queue_expires_ms: int | None = None
-    prefetch: int = 64
+    # Enough unacknowledged messages for the consumer's workers to keep full batches in flight.
+    prefetch: int = 256
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 10_000, 60_000, 600_000])
     max_attempts: int = 5
     relay_batch_size: int = 200

@@ -110,7 +110,7 @@ class InboxConsumer:
         queue: QueueSpec,
         handlers: dict[str, Handler],
         max_attempts: int = 5,
-        prefetch: int = 64,
+        prefetch: int = 256,
         batch_size: int = 32,
         workers: int = 4,
         observer: Callable[[str], None] | None = None,
