@@ -167,6 +167,139 @@ def test_feed_reset_from_the_console_replays_and_doubles_nothing(system: System)
     assert len([t for t in tx_items if seen["invoice_number"] in str(t)]) == 1
 
 
+def test_a_failed_collection_shows_the_banks_r_code_and_its_meaning(system: System):
+    seen = _submitted(system, in_twinfield=True)
+    with httpx.Client(timeout=30) as http:
+        http.post(
+            f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/fail",
+            json={"code": "AM04", "message": "Insufficient funds", "state": "ERROR"},
+        ).raise_for_status()
+        invoice = wait_for(
+            "the failure",
+            lambda: (
+                (
+                    inv := http.get(
+                        f"{system.urls.gateway}/v1/invoices/{seen['invoice_id']}", headers=auth(system)
+                    ).json()
+                )
+                and inv["attempts"][0]["status"] == "failed"
+                and inv
+            ),
+        )
+        failed = invoice["attempts"][0]
+        assert failed["r_code"] == "AM04" and "funds" in (failed.get("r_code_meaning") or "").lower()
+        events = http.get(f"{system.urls.gateway}/v1/events", headers=auth(system), params={"limit": 500}).json()[
+            "data"
+        ]
+    mine = [e for e in events if e["data"].get("invoice_number") == seen["invoice_number"]]
+    assert "collection.failed" in [e["type"] for e in mine]
+
+
+def test_a_reversal_after_paid_reverses_the_booking(system: System):
+    seen = _submitted(system, in_twinfield=True)
+    gw, a = system.urls.gateway, auth(system)
+    with httpx.Client(timeout=30) as http:
+        http.post(f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/paid", json={}).raise_for_status()
+        booking = wait_for(
+            "the booking",
+            lambda: next(
+                (
+                    b
+                    for b in http.get(f"{gw}/v1/bookings", headers=a, params={"status": "booked"}).json()["items"]
+                    if b["invoice_number"] == seen["invoice_number"]
+                ),
+                None,
+            ),
+            within=120,
+        )
+        http.post(
+            f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/reverse", json={"code": "MD06"}
+        ).raise_for_status()
+        wait_for(
+            "the collection to be reversed",
+            lambda: (
+                http.get(f"{gw}/v1/invoices/{seen['invoice_id']}", headers=a).json()["attempts"][0]["status"]
+                == "reversed"
+            ),
+        )
+        reversed_booking = wait_for(
+            "the booking to be reversed",
+            lambda: (
+                (b := http.get(f"{gw}/v1/bookings/{booking['id']}", headers=a).json())["status"] == "reversed" and b
+            ),
+            within=120,
+        )
+    assert reversed_booking["reversal_memo_number"]
+
+
+def test_b2b_mandate_rejected_by_the_debtors_bank(system: System):
+    import uuid
+
+    gw, a = system.urls.gateway, auth(system)
+    number = f"B-{uuid.uuid4().hex[:6].upper()}"
+    with httpx.Client(timeout=30) as http:
+        mandate = http.post(
+            f"{gw}/v1/mandates",
+            headers=a,
+            json={"customer": {"number": number, "company_name": "De Korf BV", "email": "ap@dekorf.be"},
+                  "scheme": "B2B", "delivery": "email"},
+        ).json()  # fmt: skip
+        assert mandate["status"] == "prepared", mandate
+        sandbox = f"{system.urls.twikey_sandbox}/_sandbox/mandates/{mandate['mandate_number']}"
+        http.post(
+            f"{sandbox}/sign", json={"iban": "BE68539007547034", "bic": "GKCCBEBB", "method": "itsme"}
+        ).raise_for_status()
+        http.post(f"{sandbox}/bank/reject", json={"reason": "not authorised by the debtor's bank"}).raise_for_status()
+        rejected = wait_for(
+            "the rejection",
+            lambda: (
+                (m := http.get(f"{gw}/v1/mandates/{mandate['id']}", headers=a).json())["status"] == "rejected" and m
+            ),
+        )
+        view = http.get(f"{gw}/v1/customers/{number}/mandates", headers=a).json()
+    assert rejected["status"] == "rejected" and view["collectable"] is False
+
+
+def test_no_secret_in_clear_text_in_any_database_or_log(system: System):
+    """The Twikey API key and a Twinfield refresh token, both in use, appear in no database dump
+    of any service and in no log line of Koppel's processes during the whole run."""
+    import shutil
+    import subprocess
+
+    from koppel_cli.demo import DEMO_TWIKEY_KEY, TWINFIELD_CLIENT, TWINFIELD_ORGANISATION
+    from koppel_cli.localrun import SERVICES
+
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump is not installed")
+    with httpx.Client(timeout=30) as http:
+        tokens = http.post(
+            f"{system.urls.twinfield_sandbox}/_sandbox/tokens",
+            json={"client_id": TWINFIELD_CLIENT, "organisation": TWINFIELD_ORGANISATION},
+        ).json()
+        http.post(
+            f"{system.service_url('bookkeeping')}/v1/twinfield/connection/refresh-token",
+            headers=auth(system),
+            json={"refresh_token": tokens["refresh_token"]},
+        ).raise_for_status()
+    run_demo(system.urls, system.token, say=lambda _: None)  # both secrets really used
+    secrets = {"twikey api key": DEMO_TWIKEY_KEY, "twinfield refresh token": tokens["refresh_token"]}
+    for name in SERVICES:
+        dump = subprocess.run(
+            ["pg_dump", "-h", "127.0.0.1", "-U", "postgres", f"{system.plan.prefix}koppel_{name}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert len(dump) > 1000
+        for what, value in secrets.items():
+            assert value not in dump, f"{what} in clear text in the {name} database"
+    # Koppel's own processes (the sandboxes stand in for Twikey and Twinfield, which know the secrets).
+    logs = "".join(
+        p.read_text(errors="replace") for p in system.log_dir.glob("*.log") if not p.name.startswith("sandbox-")
+    )
+    assert len(logs) > 1000
+    for what, value in secrets.items():
+        assert value not in logs, f"{what} in clear text in the logs"
+
+
 def test_ctrl_c_stops_everything_cleanly(system: System):
     """Last in this module: it stops the module's system."""
     system.process.send_signal(signal.SIGINT)
@@ -178,8 +311,9 @@ def test_ctrl_c_stops_everything_cleanly(system: System):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
 
-def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
-    """Like the demo up to the payment, but the sales invoice is missing in Twinfield."""
+def _submitted(system: System, in_twinfield: bool) -> dict[str, str]:
+    """A signed mandate and an invoice collected at Twikey (not yet answered by the bank). With
+    ``in_twinfield`` the sales invoice also exists in Twinfield."""
     import uuid
     from datetime import date, timedelta
 
@@ -200,10 +334,16 @@ def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
         wait_for(
             "active", lambda: http.get(f"{gw}/v1/mandates/{mandate['id']}", headers=a).json()["status"] == "active"
         )
+        twinfield = f"{system.urls.twinfield_sandbox}/_sandbox/offices/{TWINFIELD_OFFICE}"
         http.post(
-            f"{system.urls.twinfield_sandbox}/_sandbox/offices/{TWINFIELD_OFFICE}/customers",
+            f"{twinfield}/customers",
             json={"customers": [{"code": customer, "name": "Bart Claes", "email": "bart@example.be"}]},
         ).raise_for_status()
+        if in_twinfield:
+            http.post(
+                f"{twinfield}/invoices",
+                json={"invoices": [{"customer": customer, "invoice_number": invoice_number, "amount_cents": 12_100}]},
+            ).raise_for_status()
         invoice = http.post(
             f"{gw}/v1/invoices",
             headers=a,
@@ -223,5 +363,11 @@ def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
                 "twikey_transaction_id"
             ),
         )
-        http.post(f"{system.urls.twikey_sandbox}/_sandbox/transactions/{tx}/paid", json={}).raise_for_status()
-    return {"customer": customer, "invoice_number": invoice_number}
+    return {"customer": customer, "invoice_number": invoice_number, "invoice_id": invoice["id"], "tx": str(tx)}
+
+
+def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
+    """Like the demo up to the payment, but the sales invoice is missing in Twinfield."""
+    seen = _submitted(system, in_twinfield=False)
+    httpx.post(f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/paid", json={}).raise_for_status()
+    return seen

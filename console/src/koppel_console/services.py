@@ -36,7 +36,7 @@ class ServiceApi:
 
     async def call(self, service: str, method: str, path: str, token: str, **kwargs: Any) -> Answer:
         url = self._base[service].rstrip("/") + path
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             # Only reads are retried: a retried POST could act twice.
             if method == "GET":
