@@ -4,9 +4,6 @@ and a publisher that sends events to the test exchange as collection-svc and man
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.settings import Settings
@@ -26,14 +22,9 @@ from koppel_shared.messaging.broker import Broker
 from koppel_shared.migrations import migrate
 from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
+from koppel_shared.testing.serving import Served
 from twinfield_sandbox import SandboxConfig, create_app
 from twinfield_sandbox.testing import OFFICE, ORG
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -78,20 +69,8 @@ class Sandbox:
 @pytest.fixture(scope="session")
 def twinfield() -> Iterator[Sandbox]:
     app = create_app(SandboxConfig())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("twinfield sandbox did not start")
-        time.sleep(0.02)
-    base = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=base, timeout=30) as http:
-        yield Sandbox(app, base, http)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with Served(app, lifespan="off") as served, httpx.Client(base_url=served.base, timeout=30) as http:
+        yield Sandbox(app, served.base, http)
 
 
 @pytest.fixture(autouse=True)

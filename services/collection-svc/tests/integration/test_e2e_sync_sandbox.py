@@ -10,9 +10,6 @@ sandbox."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -22,7 +19,6 @@ import aio_pika
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from collection_svc.bootstrap import make_definition
@@ -36,6 +32,7 @@ from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
 from koppel_shared.testing.service_checks import api_client, worker
+from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
 
 sync_bootstrap = pytest.importorskip("sync_svc.bootstrap")
@@ -43,12 +40,6 @@ sync_settings_module = pytest.importorskip("sync_svc.settings")
 twikey_sandbox = pytest.importorskip("twikey_sandbox")
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FakeClock:
@@ -60,27 +51,6 @@ class FakeClock:
 
     def advance(self, days: int) -> None:
         self.now += timedelta(days=days)
-
-
-class Served:
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +70,7 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
     engine = create_async_engine(database_url)
     settings = settings_for_test(Settings, database_url, broker_prefix, scheduler_interval_seconds=0.1)
     sync_definition = sync_bootstrap.definition
-    sync_port = _free_port()
+    sync_port = free_port()
     sync_settings = settings_for_test(
         sync_settings_module.Settings,
         sync_database_url,

@@ -10,9 +10,6 @@ asked to (an invite retried after a timeout must not make a second mandate at Tw
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +18,6 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -32,15 +28,10 @@ from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
 from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
+from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.bootstrap import definition
 from mandate_svc.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -93,18 +84,9 @@ def settings(database_url: str, broker_prefix: str) -> Settings:
 def fake_sync(settings: Settings) -> Iterator[FakeSync]:
     port = free_port()
     fake = FakeSync(url=f"http://127.0.0.1:{port}", secret=settings.jwt_secret.get_secret_value())
-    server = uvicorn.Server(uvicorn.Config(_fake_sync_app(fake), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("fake sync-svc did not start")
-        time.sleep(0.05)
-    settings.sync_url = fake.url
-    yield fake
-    server.should_exit = True
-    thread.join(timeout=10)
+    with Served(_fake_sync_app(fake), port):
+        settings.sync_url = fake.url
+        yield fake
 
 
 @dataclass

@@ -9,9 +9,6 @@ and mandate-svc's worker in-process; both share the test exchange, each has its 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from koppel_shared.auth import issue_token
@@ -31,6 +27,7 @@ from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
 from koppel_shared.testing.service_checks import api_client, worker
+from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.bootstrap import definition as mandate_definition
 from mandate_svc.settings import Settings as MandateSettings
@@ -43,33 +40,6 @@ if TYPE_CHECKING:
     from conftest import Tap
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @dataclass
@@ -95,7 +65,7 @@ async def world(
     database_url: str, sync_database_url: str, broker_prefix: str, cleanup_exchange: None, tap: Tap
 ) -> AsyncIterator[World]:
     sync_definition = sync_bootstrap.definition
-    sync_port = _free_port()
+    sync_port = free_port()
     sync_settings = settings_for_test(
         sync_settings_module.Settings,
         sync_database_url,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +15,6 @@ from typing import Any
 
 import aio_pika
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,14 +29,9 @@ from koppel_shared.migrations import migrate
 from koppel_shared.service import Runtime
 from koppel_shared.testing.fixtures import AMQP_URL
 from koppel_shared.testing.service_checks import api_client, worker
+from koppel_shared.testing.serving import Served, free_port
 from notify_svc.bootstrap import definition
 from notify_svc.settings import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -86,19 +78,8 @@ class Receiver:
 def running_receiver() -> Any:
     port = free_port()
     receiver = Receiver(base=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(uvicorn.Config(receiver.app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("receiver did not start")
-        time.sleep(0.02)
-    try:
+    with Served(receiver.app(), port):
         yield receiver
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def notify_settings(database_url: str, prefix: str, **overrides: Any) -> Settings:

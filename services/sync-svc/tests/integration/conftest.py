@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,46 +16,17 @@ from typing import Any
 import aio_pika
 import httpx
 import pytest
-import uvicorn
 
 from koppel_shared.auth import issue_token
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
 from koppel_shared.service import Runtime, build_api
 from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
+from koppel_shared.testing.serving import Served, free_port
 from sync_svc.bootstrap import definition
 from sync_svc.service_layer.resources import open_resources
 from sync_svc.settings import Settings
 from twikey_sandbox import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Served:
-    """An ASGI app under uvicorn in a thread (its own event loop), on a free loopback port."""
-
-    def __init__(self, app: Any, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Served:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")
