@@ -144,6 +144,7 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
 
 
 async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, stop: asyncio.Event) -> None:
+    log.info("worker.starting")
     runtime = await Runtime.open(definition.name, settings)
     if definition.on_open:
         await definition.on_open(runtime)

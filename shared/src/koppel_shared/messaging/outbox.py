@@ -2,9 +2,11 @@
 publishes them.
 
 The relay claims unsent rows with ``FOR UPDATE SKIP LOCKED`` and holds the lock while it
-publishes, so several relay replicas never publish one row twice at the same time; it marks a row
-sent only after the broker confirmed it. A crash between confirm and commit republishes the row —
-at-least-once, which the consumers' inbox turns into exactly-once effects.
+publishes, so several relay replicas never publish one row twice at the same time; a row's mark
+"sent" commits only after the broker confirmed it (the claim marks the rows in the same statement,
+and the rows the broker did not confirm are unmarked again before the commit). A crash between
+confirm and commit republishes the row — at-least-once, which the consumers' inbox turns into
+exactly-once effects.
 It wakes on ``NOTIFY`` (sent in the writing transaction, so delivered only on commit) and also
 polls, in case a notification is missed while its listening connection was down.
 """
@@ -18,12 +20,12 @@ from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.logging import get_logger
-from koppel_shared.messaging.broker import Broker, build_message
+from koppel_shared.messaging.broker import Broker, message_properties
+from koppel_shared.messaging.longlived import freeze_long_lived
 from koppel_shared.messaging.tables import outbox
 from koppel_shared.metrics import OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
 
@@ -37,27 +39,40 @@ async def add_to_outbox(session: AsyncSession, *events: Envelope) -> None:
     deterministic ids (derived from an external identity) safe to emit again."""
     if not events:
         return
-    rows = [
+    await session.execute(
+        _INSERT_AND_NOTIFY,
         {
-            "id": e.id,
-            "type": e.type,
-            "tenant_id": e.tenant_id,
-            "body": e.model_dump_json(),
-            "correlation_id": e.correlation_id,
-            "occurred_at": e.occurred_at,
-        }
-        for e in events
-    ]
-    await session.execute(_INSERT, rows)
-    await session.execute(_NOTIFY)
+            "ids": [e.id for e in events],
+            "types": [e.type for e in events],
+            "tenants": [e.tenant_id for e in events],
+            "bodies": [e.model_dump_json() for e in events],
+            "correlations": [e.correlation_id for e in events],
+            "occurred": [e.occurred_at for e in events],
+        },
+    )
 
 
-# Built once: SQLAlchemy caches their compiled form, which matters at thousands of events a second.
-_INSERT = insert(outbox).on_conflict_do_nothing(index_elements=["id"])
-_NOTIFY = sa.text(f"NOTIFY {NOTIFY_CHANNEL}")  # delivered only when the transaction commits
-_CLAIM = sa.text(
-    "SELECT seq, id, type, tenant_id, correlation_id, occurred_at, body FROM outbox"
-    " WHERE sent_at IS NULL ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED"
+# One statement, one round trip, whatever the number of events: the rows as arrays, and the
+# NOTIFY riding along (pg_notify, like NOTIFY, is delivered only when the transaction commits).
+_INSERT_AND_NOTIFY = sa.text(
+    "WITH written AS ("
+    " INSERT INTO outbox (id, type, tenant_id, body, correlation_id, occurred_at)"
+    " SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:types AS text[]), CAST(:tenants AS uuid[]),"
+    " CAST(:bodies AS text[]), CAST(:correlations AS text[]), CAST(:occurred AS timestamptz[]))"
+    " ON CONFLICT (id) DO NOTHING)"
+    f" SELECT pg_notify('{NOTIFY_CHANNEL}', '')"
+)
+# Claim and mark in one statement (one round trip); the mark is seen by others only on commit.
+# RETURNING does not keep the subquery's order, hence the sort by seq after it.
+_CLAIM_AND_MARK = sa.text(
+    "UPDATE outbox SET sent_at = now() WHERE seq IN ("
+    " SELECT seq FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT :n FOR UPDATE SKIP LOCKED)"
+    " RETURNING seq, id, type, tenant_id, correlation_id, occurred_at, body"
+)
+# One array parameter rather than an IN list: one statement text whatever the batch size.
+_UNMARK_FAILED = sa.text(
+    "UPDATE outbox SET sent_at = NULL, attempts = attempts + 1, last_error = :error"
+    " WHERE seq = ANY(CAST(:seqs AS bigint[]))"
 )
 
 
@@ -83,43 +98,34 @@ class OutboxRelay:
     async def relay_batch(self) -> int:
         """Publish one batch of unsent rows; returns how many rows were claimed."""
         async with self._sf() as session, session.begin():
-            rows = (await session.execute(_CLAIM, {"n": self._batch})).all()
+            rows = sorted((await session.execute(_CLAIM_AND_MARK, {"n": self._batch})).all(), key=lambda r: r.seq)
             if not rows:
                 return 0
-            exchange = self._broker.exchange
-            results = await asyncio.gather(
-                *(
-                    exchange.publish(
-                        build_message(
-                            r.body.encode(),
+            results = await self._broker.publish_many(
+                [
+                    (
+                        r.type,
+                        r.body.encode(),
+                        message_properties(
                             event_id=r.id,
                             type=r.type,
                             tenant_id=r.tenant_id,
                             correlation_id=r.correlation_id,
                             occurred_at=r.occurred_at,
                         ),
-                        routing_key=r.type,
-                        mandatory=True,
                     )
                     for r in rows
-                ),
-                return_exceptions=True,
+                ]
             )
-            sent = [r.seq for r, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)]
-            failed = [(r.seq, res) for r, res in zip(rows, results, strict=True) if isinstance(res, BaseException)]
-            if sent:
-                await session.execute(sa.update(outbox).where(outbox.c.seq.in_(sent)).values(sent_at=sa.func.now()))
+            failed = [(r.seq, error) for r, error in zip(rows, results, strict=True) if error is not None]
             if failed:
                 error = repr(failed[0][1])[:500]
-                await session.execute(
-                    sa.update(outbox)
-                    .where(outbox.c.seq.in_([seq for seq, _ in failed]))
-                    .values(attempts=outbox.c.attempts + 1, last_error=error)
-                )
+                await session.execute(_UNMARK_FAILED, {"seqs": [seq for seq, _ in failed], "error": error})
                 OUTBOX_PUBLISH_ERRORS.inc(len(failed))
                 log.warning("outbox.publish_failed", count=len(failed), error=error)
-        self.published += len(sent)
-        OUTBOX_PUBLISHED.inc(len(sent))
+        sent = len(rows) - len(failed)
+        self.published += sent
+        OUTBOX_PUBLISHED.inc(sent)
         if failed:
             raise PublishFailed(f"{len(failed)} of {len(rows)} events not confirmed")
         return len(rows)
@@ -135,6 +141,7 @@ class OutboxRelay:
             return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def run(self, stop: asyncio.Event) -> None:
+        freeze_long_lived()
         listener = asyncio.create_task(self._listen(stop))
         backoff = 0.2
         try:
