@@ -27,6 +27,8 @@ class Settings(KoppelSettings):
     webhook_key_cache_seconds: float = 30.0
     # At most one NOTIFY per tenant and API process in this window; the worker polls anyway.
     webhook_notify_throttle_seconds: float = 0.05
+    # Group commit of received webhooks: at most this many batches on their way to disk at once.
+    webhook_store_flushers: int = 2
 
     # Worker: how often pending drain requests are looked for without a NOTIFY, and the
     # safety-net drain of every connected tenant in case webhooks were lost.

@@ -13,7 +13,8 @@ from urllib.parse import unquote
 
 
 def sign(api_key: str, message: str) -> str:
-    return hmac.new(api_key.encode(), message.encode(), hashlib.sha256).hexdigest().upper()
+    # hmac.digest: OpenSSL's one-shot HMAC, several times cheaper than building an hmac object
+    return hmac.digest(api_key.encode(), message.encode(), hashlib.sha256).hex().upper()
 
 
 def verify(api_key: str, raw_query: str, signature: str | None) -> bool:

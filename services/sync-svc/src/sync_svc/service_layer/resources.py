@@ -4,6 +4,7 @@ hot path (one INSERT per request is several times cheaper there than an ORM sess
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import httpx
 
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.http import make_client
+from koppel_shared.messaging.longlived import freeze_long_lived
 from koppel_shared.service import Runtime
 from sync_svc.adapters.twikey_client import RetryPolicy, SessionCache, TwikeyGateway
 from sync_svc.adapters.webhook_store import BatchWriter
@@ -31,6 +33,7 @@ class Resources:
     gateway: TwikeyGateway
     keys: KeyCache
     pool: Any = None  # asyncpg.Pool, opened lazily by the API process
+    key_lookups: dict[uuid.UUID, asyncio.Future[str | None]] = field(default_factory=dict)
     _writer: BatchWriter | None = None
     _notified: dict[uuid.UUID, float] = field(default_factory=dict)
 
@@ -43,7 +46,7 @@ class Resources:
 
     async def writer(self) -> BatchWriter:
         if self._writer is None:
-            self._writer = BatchWriter(await self.pg(), DRAIN_CHANNEL)
+            self._writer = BatchWriter(await self.pg(), DRAIN_CHANNEL, flushers=self.settings.webhook_store_flushers)
         return self._writer
 
     def should_notify(self, tenant_id: uuid.UUID) -> bool:
@@ -77,6 +80,9 @@ async def open_resources(runtime: Runtime) -> None:
     resources = Resources(settings=settings, gateway=gateway, keys=KeyCache(ttl=settings.webhook_key_cache_seconds))
     runtime.extras[EXTRAS_KEY] = resources
     runtime.extras.setdefault("closers", []).append(resources.aclose)
+    # Everything built so far lives as long as the process: keep the garbage collector's full
+    # collections (tens of ms with every request on hold) from walking it again and again.
+    freeze_long_lived()
 
 
 def _limits() -> httpx.Limits:

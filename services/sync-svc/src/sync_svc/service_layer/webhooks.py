@@ -8,6 +8,8 @@ throttled NOTIFY in the same commit → answer. The worker drains.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -26,12 +28,39 @@ from sync_svc.service_layer.resources import Resources
 log = get_logger(__name__)
 
 _KEY = "SELECT api_key_enc FROM twikey_connections WHERE tenant_id = $1"
+# Twikey's webhooks are a few hundred bytes; anything near this is not one of them.
+MAX_QUERY_LENGTH = 4096
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def parse_query(raw_query: str) -> dict[str, str]:
+    """The webhook's parameters, strictly. A query no Twikey webhook would send (an invalid
+    escape, bytes that are not UTF-8, a parameter given twice) is refused rather than guessed at:
+    which of two ``type`` values would be the right one?"""
+    if _BAD_ESCAPE.search(raw_query):
+        raise ValueError("invalid percent-escape")
+    pairs = parse_qsl(raw_query, keep_blank_values=True, strict_parsing=True, errors="strict")
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise ValueError("a parameter is given more than once")
+    return params
 
 
 async def api_key_for(resources: Resources, secrets: Any, tenant_id: uuid.UUID) -> str | None:
     cached, key = resources.keys.get(tenant_id)
     if cached:
         return key
+    # One lookup per tenant at a time: when the cached key expires under load, the requests that
+    # arrive meanwhile share that lookup instead of each taking a connection and decrypting.
+    lookup = resources.key_lookups.get(tenant_id)
+    if lookup is None:
+        lookup = asyncio.ensure_future(_look_up_key(resources, secrets, tenant_id))
+        resources.key_lookups[tenant_id] = lookup
+        lookup.add_done_callback(lambda _: resources.key_lookups.pop(tenant_id, None))
+    return await asyncio.shield(lookup)  # a request that goes away does not cancel the others' lookup
+
+
+async def _look_up_key(resources: Resources, secrets: Any, tenant_id: uuid.UUID) -> str | None:
     pool = await resources.pg()
     encrypted = await pool.fetchval(_KEY, tenant_id)
     try:
@@ -59,9 +88,14 @@ async def receive(
             query=raw_query[:300],
         )
         raise Problem(401, "invalid_signature", "X-Signature is missing or does not match the query string")
+    if len(raw_query) > MAX_QUERY_LENGTH:
+        log.warning("webhook.too_large", tenant_id=str(tenant_id), length=len(raw_query))
+        raise Problem(
+            414, "webhook_too_large", f"a Twikey webhook's query string is at most {MAX_QUERY_LENGTH} characters"
+        )
     try:
-        params = dict(parse_qsl(raw_query, keep_blank_values=True, strict_parsing=True))
-    except ValueError:
+        params = parse_query(raw_query)
+    except ValueError:  # UnicodeDecodeError included
         params = {}
     if not params.get("type"):
         log.warning("webhook.malformed", tenant_id=str(tenant_id), query=raw_query[:300])
