@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import Field, field_validator, model_validator
 
 from koppel_shared.settings import KoppelSettings
+from notify_svc.domain.breaker import BreakerPolicy
 from notify_svc.domain.delivery import DEFAULT_SCHEDULE, DisablePolicy
 from notify_svc.domain.urls import UrlPolicy
 
@@ -30,8 +31,21 @@ class Settings(KoppelSettings):
     delivery_jitter: float = 0.2
     delivery_timeout_seconds: float = 10.0
     delivery_connect_timeout_seconds: float = 3.0
+    # Attempts in flight in one worker, at most ``..._per_endpoint`` to any one endpoint. The
+    # main budget is for attempts that are answered promptly; probes of paused endpoints and
+    # attempts unanswered after ``delivery_slow_after_seconds`` use the slow budget (while it has
+    # room), so endpoints that hang, however many, do not take slots from the ones that answer.
     delivery_max_in_flight: int = 256
     delivery_max_in_flight_per_endpoint: int = 4
+    delivery_max_slow_in_flight: int = Field(64, ge=1)  # at least one, or a paused endpoint is never probed
+    delivery_slow_after_seconds: float = Field(2.0, gt=0)
+    # Circuit breaker per endpoint (``domain.breaker``): after this many failed attempts in a row
+    # the endpoint is paused, then probed with one delivery at a time (0 turns it off).
+    delivery_breaker_failures: int = Field(3, ge=0)
+    delivery_breaker_cooldown_seconds: float = Field(10.0, gt=0)
+    delivery_breaker_max_cooldown_seconds: float = Field(300.0, gt=0)
+    # The delivery worker's own threads for name resolution (not asyncio's few default ones).
+    delivery_dns_threads: int = 16
     delivery_poll_seconds: float = 1.0
     delivery_claim_batch: int = 256
     # A claimed delivery is invisible to other workers for this long (a crashed worker's claims
@@ -66,6 +80,14 @@ class Settings(KoppelSettings):
     def url_policy(self) -> UrlPolicy:
         allow_http = self.is_dev if self.webhook_allow_http is None else self.webhook_allow_http
         return UrlPolicy.build(allow_http, self.webhook_allowed_networks)
+
+    @property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            self.delivery_breaker_failures,
+            self.delivery_breaker_cooldown_seconds,
+            self.delivery_breaker_max_cooldown_seconds,
+        )
 
     @property
     def disable_policy(self) -> DisablePolicy:

@@ -96,6 +96,9 @@ def notify_settings(database_url: str, prefix: str, **overrides: Any) -> Setting
         "delivery_poll_seconds": 0.1,
         "disable_after_failures": 4,
         "disable_after_failing_seconds": 0,
+        # Pauses as short as the retry schedule, so the retry and disable tests see every attempt.
+        "delivery_breaker_cooldown_seconds": 0.1,
+        "delivery_breaker_max_cooldown_seconds": 0.2,
     }
     values.update(overrides)
     return settings_for_test(Settings, database_url, prefix, **values)

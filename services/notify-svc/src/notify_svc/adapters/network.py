@@ -15,7 +15,9 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -33,12 +35,59 @@ async def system_resolver(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
         return []
+    return _addresses(infos)
+
+
+def lookup(host: str, port: int) -> list[str]:
+    """Blocking: every address the host name resolves to (A and AAAA)."""
+    try:
+        return _addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+    except (socket.gaierror, UnicodeError):
+        return []
+
+
+def _addresses(infos: Sequence[tuple[Any, ...]]) -> list[str]:
     found: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         address = str(sockaddr[0])
         if address not in found:
             found.append(address)
     return found
+
+
+class SharedLookups:
+    """The delivery worker's resolver: look-ups run on threads of its own, and concurrent
+    look-ups of one host share one thread.
+
+    ``getaddrinfo`` blocks a thread until the name servers answer, and a caller's timeout does not
+    free that thread. With asyncio's default executor (a handful of threads, shared with
+    everything else), a few endpoints whose name servers never answer — each with several
+    attempts in flight — would hold every thread, and every other endpoint's look-up would queue
+    behind them and time out. Sharing the look-up per host keeps such an endpoint to one thread.
+    """
+
+    def __init__(self, threads: int, resolve: Callable[[str, int], list[str]] = lookup) -> None:
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="notify-dns")
+        self._resolve = resolve
+        self._pending: dict[tuple[str, int], asyncio.Future[list[str]]] = {}
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().run_in_executor(self._executor, self._resolve, host, port)
+            self._pending[key] = pending
+            pending.add_done_callback(lambda f: self._done(key, f))
+        # A caller that gives up (its deadline) leaves the look-up running for the others.
+        return await asyncio.shield(pending)
+
+    def _done(self, key: tuple[str, int], future: asyncio.Future[list[str]]) -> None:
+        self._pending.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # retrieved: a failure nobody waits for any more is not logged as lost
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 async def allowed_addresses(target: Target, policy: UrlPolicy, resolve: Resolver) -> list[str]:

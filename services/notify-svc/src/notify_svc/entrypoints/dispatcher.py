@@ -5,11 +5,21 @@ No endpoint can slow another:
   claim never takes more than that, so a dead endpoint's backlog stays in the database instead of
   occupying the worker;
 - every attempt has one deadline (connect + answer), and every endpoint has its own connection
-  pool, so a slow endpoint's sockets are not the others' sockets;
+  pool, so a slow endpoint's sockets are not the others' sockets; no database session is held
+  while a request is out;
+- two budgets: the main one (``delivery_max_in_flight``) for attempts that are answered
+  promptly, and the slow one (``delivery_max_slow_in_flight``) that an attempt moves to when it is
+  still unanswered after ``delivery_slow_after_seconds``, and that probes start in; hanging
+  endpoints hold main slots for seconds, not for the whole deadline (as long as the slow budget
+  has room: it bounds the sockets a worker keeps open);
+- an endpoint whose attempts keep failing is paused by its circuit breaker (``domain.breaker``)
+  and then probed one delivery at a time, so a dead endpoint gets few attempts;
+- name resolution runs on the worker's own threads, one look-up per host at a time
+  (``adapters.network.SharedLookups``);
 - a finished delivery wakes the claim loop at once, and so does a commit that queued deliveries
   (``NOTIFY``); otherwise the loop polls.
-Several workers (replicas) claim with ``FOR UPDATE SKIP LOCKED``; the in-flight limit per
-endpoint is per worker.
+Several workers (replicas) claim with ``FOR UPDATE SKIP LOCKED``; the in-flight limits and the
+breakers are per worker.
 """
 
 from __future__ import annotations
@@ -29,7 +39,15 @@ import httpx
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger, log_context
 from koppel_shared.service import Runtime
-from notify_svc.adapters.network import Resolver, SendResult, make_delivery_client, send_checked, system_resolver
+from notify_svc.adapters.network import (
+    Resolver,
+    SendResult,
+    SharedLookups,
+    make_delivery_client,
+    send_checked,
+)
+from notify_svc.domain.breaker import Breaker, State
+from notify_svc.domain.delivery import Outcome, classify
 from notify_svc.domain.signing import webhook_headers
 from notify_svc.domain.urls import UrlRefused, parse_url
 from notify_svc.service_layer.deliveries import AttemptResult, Claimed, claim_due, record_attempts
@@ -47,11 +65,13 @@ class Dispatcher:
         settings = runtime.settings
         assert isinstance(settings, Settings)
         self.settings = settings
-        self.resolve = resolver or system_resolver
+        self._lookups = None if resolver else SharedLookups(settings.delivery_dns_threads)
+        self.resolve: Resolver = resolver or self._lookups  # type: ignore[assignment]
         self.policy = settings.url_policy
         self.in_flight: dict[uuid.UUID, int] = defaultdict(int)
-        self.total = 0
-        self._slots = asyncio.Semaphore(settings.delivery_max_in_flight)
+        self.total = 0  # attempts in flight on the main budget
+        self.slow = 0  # on the slow budget: probes, and attempts left unanswered for a while
+        self.breakers: dict[uuid.UUID, Breaker] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._clients: OrderedDict[uuid.UUID, httpx.AsyncClient] = OrderedDict()
@@ -89,39 +109,109 @@ class Dispatcher:
 
     async def claim_once(self) -> int:
         """Claim what may start now and start it; returns how many were started."""
-        room = self.settings.delivery_max_in_flight - self.total
-        if room <= 0:
-            return 0
-        async with self.runtime.uow() as uow:
-            claimed = await claim_due(
-                uow,
-                limit=min(room, self.settings.delivery_claim_batch),
-                per_endpoint=self.settings.delivery_max_in_flight_per_endpoint,
-                busy={k: v for k, v in self.in_flight.items() if v},
-                lease_seconds=self.settings.delivery_lease_seconds,
-            )
-        for c in claimed:
-            self.in_flight[c.endpoint_id] += 1
-            self.total += 1
-            self._spawn(self._deliver(c))
-        return len(claimed)
+        s = self.settings
+        now = time.monotonic()
+        paused: list[uuid.UUID] = []
+        probe_due: list[uuid.UUID] = []
+        for endpoint_id, breaker in list(self.breakers.items()):
+            state = breaker.state(now)
+            if state is State.CLOSED:
+                continue
+            paused.append(endpoint_id)
+            if state is State.PROBE_DUE and not self.in_flight.get(endpoint_id):
+                probe_due.append(endpoint_id)
+        started = 0
+        room = s.delivery_max_in_flight - self.total
+        if room > 0:
+            async with self.runtime.uow() as uow:
+                claimed = await claim_due(
+                    uow,
+                    limit=min(room, s.delivery_claim_batch),
+                    per_endpoint=s.delivery_max_in_flight_per_endpoint,
+                    busy={k: v for k, v in self.in_flight.items() if v},
+                    skip=paused,
+                    lease_seconds=s.delivery_lease_seconds,
+                )
+            for c in claimed:
+                self._start(c, probe=False)
+            started += len(claimed)
+        probe_due = probe_due[: max(0, s.delivery_max_slow_in_flight - self.slow)]
+        if probe_due:
+            async with self.runtime.uow() as uow:
+                claimed = await claim_due(
+                    uow,
+                    limit=len(probe_due),
+                    per_endpoint=1,
+                    busy={},
+                    only=probe_due,
+                    lease_seconds=s.delivery_lease_seconds,
+                )
+            for c in claimed:
+                self.breakers[c.endpoint_id].probe_started()
+                self._start(c, probe=True)
+            started += len(claimed)
+            self._nothing_to_probe(set(probe_due) - {c.endpoint_id for c in claimed}, now)
+        return started
 
-    async def _deliver(self, claimed: Claimed) -> None:
+    def _nothing_to_probe(self, endpoint_ids: set[uuid.UUID], now: float) -> None:
+        for endpoint_id in endpoint_ids:
+            breaker = self.breakers[endpoint_id]
+            if breaker.forgotten(now):
+                del self.breakers[endpoint_id]
+            else:
+                breaker.nothing_to_probe(now)
+
+    def _start(self, claimed: Claimed, probe: bool) -> None:
+        self.in_flight[claimed.endpoint_id] += 1
+        if probe:
+            self.slow += 1
+        else:
+            self.total += 1
+        self._spawn(self._deliver(claimed, probe))
+
+    def _count_outcome(self, endpoint_id: uuid.UUID, succeeded: bool, started: float, probe: bool) -> None:
+        """Tell the endpoint's breaker (in the process, at once: the next claim already knows)."""
+        if succeeded:
+            self.breakers.pop(endpoint_id, None)
+            return
+        breaker = self.breakers.get(endpoint_id)
+        if breaker is None:
+            breaker = self.breakers[endpoint_id] = Breaker(self.settings.breaker_policy)
+        breaker.failed(time.monotonic(), started, probe=probe)
+
+    async def _deliver(self, claimed: Claimed, probe: bool = False) -> None:
+        succeeded = False
+        on_slow = probe  # which budget the attempt counts against
         with log_context(tenant_id=claimed.tenant_id, endpoint_id=claimed.endpoint_id, delivery_id=claimed.id):
+            started_at, began = datetime.now(UTC), time.monotonic()
+            sending = asyncio.ensure_future(self._send(claimed))
             try:
-                started_at = datetime.now(UTC)
-                result = await self._send(claimed)
+                if not probe:
+                    done, _ = await asyncio.wait({sending}, timeout=self.settings.delivery_slow_after_seconds)
+                    if not done and self.slow < self.settings.delivery_max_slow_in_flight:
+                        # Unanswered for a while: wait on the slow budget; a main slot is free.
+                        self.total -= 1
+                        self.slow += 1
+                        on_slow = True
+                        self._wake.set()
+                result = await sending
+                succeeded = classify(result.status_code) is Outcome.SUCCEEDED
                 attempt = AttemptResult(started_at, result.status_code, result.latency_ms, result.error, result.excerpt)
                 self._results.put_nowait((claimed, attempt))
             except Exception as exc:  # the lease runs out and the delivery is tried again
                 log.warning("notify.delivery_error", error=repr(exc)[:500])
             finally:
+                sending.cancel()  # does something only when this task is cancelled (shutdown)
                 # The endpoint's slot is free as soon as its HTTP exchange is over; the result is
                 # written by the recorder (the lease keeps the delivery from being claimed again).
+                self._count_outcome(claimed.endpoint_id, succeeded, began, probe)
                 self.in_flight[claimed.endpoint_id] -= 1
                 if not self.in_flight[claimed.endpoint_id]:
                     del self.in_flight[claimed.endpoint_id]
-                self.total -= 1
+                if on_slow:
+                    self.slow -= 1
+                else:
+                    self.total -= 1
                 self._wake.set()
 
     async def record_pending(self, limit: int = 500, first: tuple[Claimed, AttemptResult] | None = None) -> int:
@@ -131,21 +221,34 @@ class Dispatcher:
             batch.append(self._results.get_nowait())
         if not batch:
             return 0
-        s = self.settings
         try:
-            async with self.runtime.uow() as uow:
-                await record_attempts(
-                    uow,
-                    batch,
-                    schedule=s.delivery_schedule_seconds,
-                    jitter=s.delivery_jitter,
-                    policy=s.disable_policy,
-                )
-        except Exception as exc:  # their leases run out and they are delivered again
+            await self._write(batch)
+        except Exception as exc:
             log.warning("notify.record_error", count=len(batch), error=repr(exc)[:500])
-            return 0
+            if len(batch) == 1:
+                return 0  # its lease runs out and it is delivered again
+            # One bad row (or a deadlock with another worker) must not cost the others their
+            # record: try them one by one.
+            written = 0
+            for item in batch:
+                with contextlib.suppress(Exception):
+                    await self._write([item])
+                    written += 1
+            self.delivered += written
+            return written
         self.delivered += len(batch)
         return len(batch)
+
+    async def _write(self, batch: list[tuple[Claimed, AttemptResult]]) -> None:
+        s = self.settings
+        async with self.runtime.uow() as uow:
+            await record_attempts(
+                uow,
+                batch,
+                schedule=s.delivery_schedule_seconds,
+                jitter=s.delivery_jitter,
+                policy=s.disable_policy,
+            )
 
     async def _recorder(self, stop: asyncio.Event) -> None:
         while True:
@@ -187,6 +290,8 @@ class Dispatcher:
                     continue
                 if started and self.total < self.settings.delivery_max_in_flight:
                     continue  # there may be more due right now
+                # Nothing more to start: sleep until an attempt ends, a commit queues deliveries,
+                # a pause ends (at most the poll interval away) or the poll interval is over.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.settings.delivery_poll_seconds)
         finally:
@@ -210,6 +315,8 @@ class Dispatcher:
             with contextlib.suppress(Exception):
                 await client.aclose()
         self._clients.clear()
+        if self._lookups is not None:
+            self._lookups.close()
 
     async def _listen(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

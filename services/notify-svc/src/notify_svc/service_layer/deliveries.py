@@ -5,14 +5,16 @@ A claim is a short transaction: due deliveries are locked ``FOR UPDATE SKIP LOCK
 worker skips them instead of waiting), their attempt counter goes up and they are leased — moved
 ``lease`` seconds into the future — then the lock is released before any HTTP is sent. A worker
 that dies mid-delivery leaves the lease to run out and another worker tries again (at least
-once). The claim takes at most ``capacity[endpoint]`` deliveries per endpoint, so one endpoint's
-backlog never fills the worker.
+once). The claim takes at most the endpoint's remaining room (its in-flight limit minus what is
+already in flight) per endpoint and skips the endpoints the worker names (full, or paused by their
+circuit breaker), so one endpoint's backlog stays in the database instead of filling the worker.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,13 +42,20 @@ DELIVERY_ATTEMPTS = Counter("koppel_notify_delivery_attempts_total", "Webhook de
 _CLAIM = sa.text(
     """
     WITH due AS (
-        SELECT DISTINCT endpoint_id FROM deliveries
-        WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (endpoint_id = ANY(:full))
+        SELECT endpoint_id, min(next_attempt_at) AS oldest FROM deliveries
+        WHERE status = 'pending' AND next_attempt_at <= now() AND NOT (endpoint_id = ANY(:skip))
+          AND (CAST(:only AS uuid[]) IS NULL OR endpoint_id = ANY(:only))
+        GROUP BY endpoint_id
     ),
+    -- The endpoints that have waited longest go first: when the worker is short of room, the
+    -- same endpoints do not win every claim.
     capacity AS (
-        SELECT e.id, greatest(:per_endpoint - coalesce(busy.n, 0), 0) AS room
+        SELECT e.id, :per_endpoint - coalesce(busy.n, 0) AS room
         FROM due JOIN webhook_endpoints e ON e.id = due.endpoint_id AND e.enabled
         LEFT JOIN unnest(CAST(:busy_ids AS uuid[]), CAST(:busy_counts AS int[])) AS busy(id, n) ON busy.id = e.id
+        WHERE :per_endpoint - coalesce(busy.n, 0) > 0
+        ORDER BY due.oldest
+        LIMIT :n
     ),
     claimed AS (
         SELECT picked.id FROM capacity
@@ -69,7 +78,8 @@ _CLAIM = sa.text(
               e.url, e.secret, e.previous_secret, e.previous_secret_until
     """
 ).bindparams(
-    sa.bindparam("full", type_=ARRAY(sa.Uuid)),
+    sa.bindparam("skip", type_=ARRAY(sa.Uuid)),
+    sa.bindparam("only", type_=ARRAY(sa.Uuid)),
     sa.bindparam("busy_ids", type_=ARRAY(sa.Uuid)),
     sa.bindparam("busy_counts", type_=ARRAY(sa.Integer)),
 )
@@ -96,15 +106,19 @@ async def claim_due(
     per_endpoint: int,
     busy: dict[uuid.UUID, int],
     lease_seconds: float,
+    skip: Sequence[uuid.UUID] = (),
+    only: Sequence[uuid.UUID] | None = None,
 ) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries, at most ``per_endpoint`` minus what is already in
-    flight (``busy``) per endpoint."""
+    flight (``busy``) per endpoint; none for the endpoints in ``skip``, and, given ``only``, none
+    but for those."""
     full = [e for e, n in busy.items() if n >= per_endpoint]
     partial = [(e, n) for e, n in busy.items() if 0 < n < per_endpoint]
     rows = await uow.session.execute(
         _CLAIM,
         {
-            "full": full,
+            "skip": [*full, *skip],
+            "only": None if only is None else list(only),
             "busy_ids": [e for e, _ in partial],
             "busy_counts": [n for _, n in partial],
             "per_endpoint": per_endpoint,
@@ -208,9 +222,15 @@ async def record_attempts(
             },
         )
         await uow.session.execute(_ENDPOINT_OK, {"ids": sorted({c.endpoint_id for c, _ in ok})})
-    for claimed, result in done:
-        if classify(result.status_code) is not Outcome.SUCCEEDED:
-            await _record_failure(uow, claimed, result, schedule, jitter, policy, rand)
+    # Failures update their endpoint's row one by one, in endpoint order, so that two workers
+    # recording at once mostly lock rows in the same order: a deadlock rolls back the whole batch,
+    # successes included (the dispatcher then writes the batch's attempts one by one).
+    failed = sorted(
+        ((c, r) for c, r in done if classify(r.status_code) is not Outcome.SUCCEEDED),
+        key=lambda item: (item[0].endpoint_id, item[0].id),
+    )
+    for claimed, result in failed:
+        await _record_failure(uow, claimed, result, schedule, jitter, policy, rand)
     await uow.commit()
 
 

@@ -11,9 +11,10 @@ import secrets as random_secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 
 from koppel_shared.crypto import SecretBox
 from koppel_shared.db import UnitOfWork
@@ -185,7 +186,7 @@ async def delete_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: uu
             webhook_endpoints.c.tenant_id == tenant_id, webhook_endpoints.c.id == endpoint_id
         )
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not cast("CursorResult[Any]", result).rowcount:
         raise Problem(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}")
 
 
@@ -229,7 +230,7 @@ async def disable_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: u
         )
         .values(enabled=False, disabled_reason=reason, disabled_at=sa.func.now(), updated_at=sa.func.now())
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not cast("CursorResult[Any]", result).rowcount:
         return False
     await uow.session.execute(
         sa.update(deliveries)

@@ -18,9 +18,10 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 
 from koppel_shared.db import UnitOfWork
 from koppel_shared.web.errors import Problem
@@ -123,4 +124,4 @@ async def purge_events(uow: UnitOfWork, older_than: datetime, batch: int = 5000)
         )
     )
     await uow.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
