@@ -39,6 +39,35 @@ def test_idempotency_key_reuse_is_409_err_duplicate_ref(creditor, mandate):
     assert len(creditor.drain("/transaction", "Entries")) == 1  # the replay created nothing
 
 
+def test_a_retry_arriving_while_the_first_request_is_in_flight_gets_409(creditor, mandate):
+    """A client that timed out retries while Twikey is still handling the first request: one
+    transaction, not two. The first request's body is held back until the retry is answered."""
+    import socket
+    from urllib.parse import urlencode, urlsplit
+
+    url = urlsplit(str(creditor.client.base_url))
+    headers = {"Idempotency-Key": "in-flight-1"}
+    body = urlencode({"mndtId": mandate, "message": "Invoice 3", "amount": "10.00"}).encode()
+    first = socket.create_connection((url.hostname, url.port), timeout=10)
+    first.sendall(
+        (
+            f"POST {url.path.rstrip('/')}/transaction HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            f"Authorization: {creditor.client.headers['Authorization']}\r\nIdempotency-Key: in-flight-1\r\n"
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body[:5]
+    )
+    retry = creditor.client.post(
+        "/transaction", content=body, headers={**headers, "Content-Type": "application/x-www-form-urlencoded"}
+    )
+    first.sendall(body[5:])
+    answer = first.recv(65536).decode()
+    first.close()
+    statuses = sorted([retry.status_code, int(answer.split(" ", 2)[1])])
+    assert statuses == [200, 409]
+    assert len(creditor.drain("/transaction", "Entries")) == 1
+
+
 def test_failed_request_does_not_consume_the_idempotency_key(creditor, mandate):
     headers = {"Idempotency-Key": "retry-me"}
     data = {"mndtId": mandate, "message": "x", "amount": "-1"}

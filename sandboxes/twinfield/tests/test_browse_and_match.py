@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from lxml import etree
 
 from twinfield_sandbox.testing import OFFICE, el_text, memo_xml, seed_customers, seed_invoices
@@ -159,6 +161,17 @@ def test_full_match_closes_invoice_and_payment_with_one_match_number(tw, http) -
     # Matching again fails: the lines are no longer available.
     again = tw.failed(_match(("VRK", invoice["number"], 1, None), ("MEMO", payment, 2, None)))
     assert "niet beschikbaar" in again.find("set/lines/line").get("msg")
+
+
+def test_match_record_carries_the_wall_clock_time_it_was_applied(tw, http) -> None:
+    """Benchmarks measure latency up to the match, so the record says when (time.time())."""
+    invoice = _setup(http)[0]
+    payment = int(el_text(tw.ok(memo_xml(amount="121.00")), "transaction/header/number"))
+    before = time.time()
+    tw.ok(_match(("VRK", invoice["number"], 1, None), ("MEMO", payment, 2, None)))
+    after = time.time()
+    record = http.get(f"/_sandbox/offices/{OFFICE}/matches").json()[-1]
+    assert before <= record["matched_at"] <= after
 
 
 def test_partial_match_leaves_the_invoice_available_with_the_rest_open(tw, http) -> None:

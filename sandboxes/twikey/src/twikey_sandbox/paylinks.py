@@ -81,8 +81,8 @@ async def create_route(request: Request) -> JSONResponse:
     creditor = authenticate(request)
     state = state_of(request)
     key = request.headers.get("idempotency-key")
-    check_idempotency(state, creditor, key)
     params = await read_params(request)
+    check_idempotency(state, creditor, key)  # no await from here to the remember below
     title = (params.get("title") or params.get("message") or "").strip()
     if not title:
         raise ApiError("err_msg_missing", extra="title")

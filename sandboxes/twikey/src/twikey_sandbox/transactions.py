@@ -251,8 +251,10 @@ async def create_route(request: Request) -> JSONResponse:
     creditor = authenticate(request)
     state = state_of(request)
     key = request.headers.get("idempotency-key")
-    check_idempotency(state, creditor, key)
     params = await read_params(request)
+    # No await from the check to the remember: a retry that arrives while the first request is
+    # still being handled gets its 409 too.
+    check_idempotency(state, creditor, key)
     t = create(state, creditor, params)
     remember_idempotency(state, creditor, key)
     return JSONResponse({"Entries": [transaction_created_json(t)]})

@@ -271,6 +271,9 @@ class MatchSet:
     matchdate: str
     lines: list[dict]  # {code, number, line, matchvalue, writeoff}
     client_id: str = ""
+    # When the sandbox applied the match: the machine's wall clock (not the movable sandbox
+    # clock), so benchmarks can compare it with their own time.time().
+    matched_at: float = field(default_factory=time.time)
 
 
 # ---------------------------------------------------------------------------------------------
