@@ -185,6 +185,8 @@ async def test_suspend_resume_and_cancel_through_the_api_and_the_feed(
     await tap.wait_for("mandate.cancelled", mandate_id=m["id"])
     await feed.send(number, "cancelled", reason="contract ended")
     got = await state_becomes(service, tenant, m["id"], status="cancelled", pending_action=None)
+    # The API shows the state as soon as it commits; its event reaches the tap a moment later.
+    await tap.wait_for("mandate.updated", mandate_id=m["id"], version=got["version"])
     versions = [
         e.data["version"] for e in tap.received if e.type.startswith("mandate.") and e.data["mandate_id"] == m["id"]
     ]
