@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: run demo test lint format typecheck bench bench-outbox install clean-logs
+.PHONY: run demo test lint format typecheck bench bench-outbox chaos install clean-logs
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -36,6 +36,13 @@ bench: install ## every benchmark, each beside its reference; report in bench/re
 	uv run python bench/collection_engine.py
 	uv run python bench/twinfield_bookings.py
 	uv run python bench/notify_deliveries.py
+	uv run python bench/end_to_end.py
+	uv run python bench/end_to_end.py --rate 20 --seconds 120 --name end_to_end_20_per_s
+	uv run python bench/report.py
+
+chaos: install ## the chaos drill at full size (10,000 payments; kills, broker and database restarts)
+	uv run python -m koppel_cli.infra
+	uv run python bench/chaos.py
 	uv run python bench/report.py
 
 bench-outbox: install

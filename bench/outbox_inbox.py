@@ -289,7 +289,11 @@ def main() -> None:
         },
     }
     path = write_result(
-        "outbox_inbox", figures, notes="queue type quorum; writer, relay and consumer in separate processes"
+        "outbox_inbox",
+        figures,
+        notes="queue type quorum; writer, relay and consumer in separate processes. The like-for-like reference is "
+        "raw_confirm_batched: the relay too has a whole batch of publishes in flight and awaits their confirms "
+        "together; raw_confirm_each waits for every confirm in turn (latency-bound) and is kept for comparison.",
     )
 
     def line(label: str, f: dict[str, float]) -> None:

@@ -70,7 +70,7 @@ def test_rendering_leaves_no_placeholder_and_keeps_nginx_variables(
     values = {name: "x" for name in gateway_render.template_names(template_text)}
     out = gateway_render.render(template_text, values)
     assert "${" not in out
-    for nginx_variable in ("$request_id", "$http_x_request_id", "$binary_remote_addr", "$mandate_upstream"):
+    for nginx_variable in ("$request_id", "$http_x_request_id", "$uri", "$mandate_upstream"):
         assert nginx_variable in out
 
 

@@ -1,9 +1,10 @@
 """The demo tenant and the demo scenario.
 
-``wire_demo_tenant`` connects the demo tenant to both sandboxes (Twikey API key and templates,
-Twinfield refresh token and office) and sets its collection policy — what an operator does once
-per tenant. ``run_demo`` then walks the whole story through the gateway as an ERP would, playing
-the debtor and the bank in the Twikey sandbox, and prints each step.
+``wire_tenant`` connects a tenant to both sandboxes (Twikey API key and templates, Twinfield
+refresh token and office) and sets its collection policy — what an operator does once per
+tenant; ``wire_demo_tenant`` does it for the demo tenant. ``run_demo`` then walks the whole story
+through the gateway as an ERP would, playing the debtor and the bank in the Twikey sandbox, and
+prints each step.
 """
 
 from __future__ import annotations
@@ -42,10 +43,26 @@ def _ok(response: httpx.Response, what: str) -> Any:
 
 def wire_demo_tenant(urls: Urls, token: str, services: dict[str, str]) -> None:
     """Idempotent: safe to run at every start."""
+    wire_tenant(urls, token, services)
+
+
+def wire_tenant(
+    urls: Urls,
+    token: str,
+    services: dict[str, str],
+    *,
+    twikey_api_key: str = DEMO_TWIKEY_KEY,
+    twinfield_organisation: str = TWINFIELD_ORGANISATION,
+    twinfield_office: str = TWINFIELD_OFFICE,
+    twinfield_client: str = TWINFIELD_CLIENT,
+) -> None:
+    """Connect the token's tenant to a Twikey creditor (by API key, which must exist in the
+    sandbox) and a Twinfield organisation and office (which must exist in the sandbox), and set
+    its collection policy (auto-collect, 3 lead days). Idempotent."""
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=30) as http:
         creditor = _ok(
-            http.get(f"{urls.twikey_sandbox}/_sandbox/creditors/{DEMO_TWIKEY_KEY}"), "Twikey sandbox creditor"
+            http.get(f"{urls.twikey_sandbox}/_sandbox/creditors/{twikey_api_key}"), "Twikey sandbox creditor"
         )
         templates = creditor["templates"]
         _ok(
@@ -53,7 +70,7 @@ def wire_demo_tenant(urls: Urls, token: str, services: dict[str, str]) -> None:
                 f"{services['sync']}/v1/twikey/connection",
                 headers=auth,
                 json={
-                    "api_key": DEMO_TWIKEY_KEY,
+                    "api_key": twikey_api_key,
                     "base_url": f"{urls.twikey_sandbox}/creditor",
                     "core_template_id": str(templates["CORE"]),
                     "b2b_template_id": str(templates["B2B"]),
@@ -66,14 +83,14 @@ def wire_demo_tenant(urls: Urls, token: str, services: dict[str, str]) -> None:
             http.put(
                 f"{services['bookkeeping']}/v1/twinfield/connection",
                 headers=auth,
-                json={"office": TWINFIELD_OFFICE},
+                json={"office": twinfield_office},
             ),
             "Twinfield settings",
         )
         tokens = _ok(
             http.post(
                 f"{urls.twinfield_sandbox}/_sandbox/tokens",
-                json={"client_id": TWINFIELD_CLIENT, "organisation": TWINFIELD_ORGANISATION},
+                json={"client_id": twinfield_client, "organisation": twinfield_organisation},
             ),
             "Twinfield sandbox token",
         )

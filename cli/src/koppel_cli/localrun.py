@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -67,6 +68,9 @@ class Plan:
         env.setdefault("KOPPEL_ENVIRONMENT", "dev")
         env.setdefault("KOPPEL_LOG_JSON", "true")
         env["PYTHONUNBUFFERED"] = "1"
+        # Ten processes share one local PostgreSQL (100 connections by default): each pool may
+        # grow to twice this, plus one LISTEN connection per worker.
+        env.setdefault("KOPPEL_DB_POOL_SIZE", "4")
         if self.prefix:
             env["KOPPEL_EXCHANGE"] = f"{self.prefix}koppel.events"
             env["KOPPEL_QUEUE_PREFIX"] = self.prefix
@@ -91,17 +95,48 @@ class Supervisor:
         self.plan = plan
         self.say = say
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self.restarts: dict[str, list[float]] = {}
         plan.log_dir.mkdir(parents=True, exist_ok=True)
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        self._launch(name, [sys.executable, *args], self.plan.environment())
+
+    def _launch(self, name: str, argv: list[str], env: dict[str, str] | None) -> None:
         log = open(self.plan.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
+        self.commands[name] = (argv, env)
         self.children[name] = subprocess.Popen(
-            [sys.executable, *args],
-            env=self.plan.environment(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
+        self._write_pids()
+
+    def _write_pids(self) -> None:
+        """``pids.json`` beside the logs: which process is which, for operators and the chaos run."""
+        pids = {name: proc.pid for name, proc in self.children.items()}
+        target = self.plan.log_dir / "pids.json"
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(pids, indent=1))
+        tmp.replace(target)
+
+    def restart_dead(self, window: float = 60.0, limit: int = 5) -> list[str]:
+        """What a container runtime does with ``restart: unless-stopped``: a process that died is
+        started again. One that keeps dying (``limit`` times within ``window`` seconds) stops the run."""
+        restarted = []
+        now = time.monotonic()
+        for name, proc in list(self.children.items()):
+            if proc.poll() is None:
+                continue
+            recent = [t for t in self.restarts.get(name, []) if now - t < window]
+            if len(recent) >= limit:
+                raise SystemExit(
+                    f"{name} keeps exiting (last code {proc.returncode}); see {self.plan.log_dir / (name + '.log')}"
+                )
+            self.restarts[name] = [*recent, now]
+            self.say(f"{name} exited with code {proc.returncode}; starting it again")
+            argv, env = self.commands[name]
+            self._launch(name, argv, env)
+            restarted.append(name)
+        return restarted
 
     def migrate(self) -> None:
         running = {
@@ -138,13 +173,7 @@ class Supervisor:
         }
         user = "root" if os.geteuid() == 0 else None
         conf = render.write_standalone(prefix, values, user=user)
-        log = open(self.plan.log_dir / "gateway.log", "ab")  # noqa: SIM115 (kept open for the child)
-        self.children["gateway"] = subprocess.Popen(
-            [nginx, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self._launch("gateway", [nginx, "-p", str(prefix), "-c", str(conf), "-e", "stderr", "-g", "daemon off;"], None)
         return True
 
     def start(self) -> None:

@@ -78,7 +78,7 @@ def run(
                 typer.echo(f"warning: the demo tenant is not fully wired: {exc}")
         typer.echo(summary(plan, token, gateway))
         while not stopping:
-            supervisor.check_alive()
+            supervisor.restart_dead()
             time.sleep(0.5)
     finally:
         typer.echo("stopping ...")

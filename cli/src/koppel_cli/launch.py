@@ -1,5 +1,6 @@
-"""The whole system for end-to-end tests, started exactly as a newcomer does: ``koppel run``
-(with its own ports, database names and broker names, so it never meets a developer's run)."""
+"""The whole system as a child process, started exactly as a newcomer does: ``koppel run``, with its
+own ports, database names and broker names so it never meets a developer's run. End-to-end tests,
+the chaos run and the end-to-end benchmark use it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,10 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from koppel_cli.demo import Urls
 from koppel_cli.localrun import Plan, demo_token
 from koppel_shared.settings import KoppelSettings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -30,7 +33,7 @@ class System:
     output: list[str]
 
     @property
-    def urls(self):  # type: ignore[no-untyped-def]
+    def urls(self) -> Urls:
         return self.plan.demo_urls()
 
     def service_url(self, name: str) -> str:
@@ -38,11 +41,12 @@ class System:
 
 
 @contextmanager
-def running_system(tmp: Path) -> Iterator[System]:
+def running_system(tmp: Path, env: dict[str, str] | None = None, name: str = "e2e") -> Iterator[System]:
+    """``env`` adds settings for every process (e.g. a shorter safety-net drain)."""
     offset = random.randrange(2000, 4000, 10)
-    prefix = f"e2e{uuid.uuid4().hex[:6]}_"
+    prefix = f"{name}{uuid.uuid4().hex[:6]}_"
     log_dir = tmp / "log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}, **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "koppel_cli.main", "run", "--port-offset", str(offset), "--prefix", prefix,
          "--log-dir", str(log_dir)],
@@ -60,16 +64,19 @@ def running_system(tmp: Path) -> Iterator[System]:
                 break
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("koppel run did not start:\n" + "".join(output[-40:]))
+        # Keep reading what the supervisor says (restarts, warnings): a full pipe would block it.
+        reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
+        reader.start()
         plan = Plan(offset=offset, prefix=prefix, log_dir=log_dir)
         yield System(plan, demo_token(KoppelSettings()), log_dir, process, output)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             try:
-                out, _ = process.communicate(timeout=60)
-                output.append(out or "")
+                process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait()
         _drop_databases(prefix)
 
 
