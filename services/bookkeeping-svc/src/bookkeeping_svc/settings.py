@@ -7,7 +7,7 @@ it comes from access-token validation, as Twinfield prescribes.
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from koppel_shared.settings import KoppelSettings
 
@@ -33,9 +33,14 @@ class Settings(KoppelSettings):
     twinfield_timeout_seconds: float = 30.0
     # Refresh the access token this long before it expires.
     token_refresh_margin_seconds: float = 120.0
-    # Fair-use budget this client keeps to per organisation (credits per sliding minute):
-    # Twinfield gives a certified client 500 per client+organisation.
+    # Fair-use budget (credits per sliding minute) that all workers together keep to: Twinfield
+    # gives a certified client 1,000 per client id and 500 per client id + organisation.
+    twinfield_client_credits_per_minute: int = 1000
     twinfield_credits_per_minute: int = 500
+    # Share of a minute's credits that may be spent at once; the rest is spread over the minute.
+    twinfield_credit_burst: float = Field(default=0.04, gt=0, lt=1)
+    # Twinfield counts over a sliding minute (tests shorten it, with the sandbox's window).
+    twinfield_credit_window_seconds: float = Field(default=60.0, gt=0)
     # Longest wait on a 429 before the batch is put back for later.
     max_rate_limit_wait_seconds: float = 90.0
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,6 +26,7 @@ from koppel_shared.messaging.broker import Broker, message_properties
 from koppel_shared.messaging.longlived import freeze_long_lived
 from koppel_shared.messaging.tables import outbox
 from koppel_shared.metrics import OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
+from koppel_shared.pgnotify import listen, sleep_or_stop, wait_for_wake
 
 log = get_logger(__name__)
 
@@ -142,7 +141,7 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         freeze_long_lived()
-        listener = asyncio.create_task(self._listen(stop))
+        listener = asyncio.create_task(listen(self._dsn, NOTIFY_CHANNEL, self._wake, stop))
         backoff = 0.2
         try:
             while not stop.is_set():
@@ -153,52 +152,17 @@ class OutboxRelay:
                     backoff = 0.2
                 except Exception as exc:  # broker or database down: rows stay, try again
                     log.warning("outbox.relay_error", error=repr(exc))
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if claimed >= self._batch:
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), timeout=self._poll)
+                await wait_for_wake(self._wake, stop, self._poll)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """Keep a LISTEN connection open; on every (re)connect wake the relay once, since
-        notifications sent while it was down are lost."""
-        while not stop.is_set():
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(self._dsn)
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()
-                await _first(lost.wait(), stop.wait())
-            except Exception as exc:
-                log.warning("outbox.listen_error", error=repr(exc))
-                await _sleep_or_stop(stop, 1.0)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-
 
 class PublishFailed(Exception):
     pass
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

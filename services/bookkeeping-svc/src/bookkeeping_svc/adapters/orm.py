@@ -7,6 +7,7 @@
 - ``bookings``: one per (tenant, collection) and per (tenant, Twikey transaction id): the
   database half of "never twice".
 - ``customer_updates``: bank account + collect mandate to put on a Twinfield customer.
+- ``twinfield_credit_buckets``: the fair-use credits every worker spends from (see credits.py).
 """
 
 from __future__ import annotations
@@ -126,6 +127,16 @@ customer_updates = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.UniqueConstraint("tenant_id", "mandate_id", "mandate_version", name="uq_customer_updates_mandate_version"),
     sa.Index("ix_customer_updates_due", "status", "next_attempt_at"),
+)
+
+credit_buckets = sa.Table(
+    "twinfield_credit_buckets",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("capacity", sa.Float, nullable=False),
+    sa.Column("per_second", sa.Float, nullable=False),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 TARGET_METADATA = (metadata, messaging_metadata)

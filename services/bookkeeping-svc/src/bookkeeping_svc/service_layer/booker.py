@@ -57,15 +57,19 @@ from bookkeeping_svc.domain.errors import HINTS, classify
 from bookkeeping_svc.domain.invoices import Found, NeedEmails, NotFound, OpenItem, find_own_memo, resolve_invoice
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.gateway import Access, Gateway, NotConnected
+from bookkeeping_svc.service_layer.intake import WAKE_CHANNEL
 from bookkeeping_svc.settings import Settings
+from koppel_shared.db import asyncpg_dsn
 from koppel_shared.events.booking import BookingBooked, BookingFailed, BookingReversed
 from koppel_shared.logging import get_logger, log_context
+from koppel_shared.pgnotify import listen, wait_for_wake
 from koppel_shared.service import Runtime
 
 log = get_logger(__name__)
 
 MAX_BATCHES_PER_TURN = 20
 TENANTS_IN_PARALLEL = 4
+LOOKUP_COST, WRITE_COST = 1, 3  # Twinfield's credits for a query and for any other request
 
 
 def payment_of(row: Any) -> Payment:
@@ -90,15 +94,24 @@ class Booker:
     # -- loop ------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                worked = await self.round()
-            except Exception as exc:  # a broken round must not end the loop
-                log.exception("booker.round_failed", error=repr(exc))
-                worked = False
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.booker_poll_seconds)
+        """Rounds while there is work; otherwise sleep until a commit makes a booking due
+        (``NOTIFY``) or the poll interval passes (for retries whose time has come)."""
+        wake = asyncio.Event()
+        listener = asyncio.create_task(listen(asyncpg_dsn(self.settings.database_url), WAKE_CHANNEL, wake, stop))
+        try:
+            while not stop.is_set():
+                wake.clear()
+                try:
+                    worked = await self.round()
+                except Exception as exc:  # a broken round must not end the loop
+                    log.exception("booker.round_failed", error=repr(exc))
+                    worked = False
+                if not worked:
+                    await wait_for_wake(wake, stop, self.settings.booker_poll_seconds)
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
 
     async def round(self) -> bool:
         now = time.monotonic()
@@ -184,7 +197,7 @@ class Booker:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    async def _due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any) -> list[Any]:
+    async def _due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any, limit: int = 0) -> list[Any]:
         async with self.runtime.uow() as uow:
             stmt = (
                 sa.select(bookings)
@@ -195,9 +208,13 @@ class Booker:
                     *extra,
                 )
                 .order_by(bookings.c.next_attempt_at, bookings.c.created_at)
-                .limit(self.settings.batch_size)
+                .limit(limit or self.settings.batch_size)
             )
             return list((await uow.session.execute(stmt)).all())
+
+    async def _unspend(self, access: Access, cost: int) -> None:
+        """Give back credits reserved for a request that is not sent after all."""
+        await self.gw.credits.refund(access.organisation or access.office, cost)
 
     def _backoff_at(self, failures: int) -> datetime:
         delay = self.settings.transient_backoff_seconds * (2 ** min(failures, 6))
@@ -257,16 +274,20 @@ class Booker:
             await uow.commit()
         log.warning("booker.transient", code=code, bookings=len(rows), error=str(exc)[:300])
 
-    async def _browse(self, access: Access, invoice_numbers: list[str]) -> tuple[Access, list[OpenItem]]:
+    async def _browse(
+        self, access: Access, invoice_numbers: list[str], paid: bool = False
+    ) -> tuple[Access, list[OpenItem]]:
         """Customer lines of these invoice numbers: one request when the numbers can be listed
-        with ``in`` (no separators inside), otherwise one per number."""
+        with ``in`` (no separators inside), otherwise one per number. ``paid``: the credits of
+        the first request are reserved already."""
         numbers = sorted({n for n in invoice_numbers})
         plain = [n for n in numbers if "," not in n and ";" not in n]
         odd = [n for n in numbers if n not in plain]
         rows: list[OpenItem] = []
         groups = ([plain] if plain else []) + [[n] for n in odd]
-        for group in groups:
-            access, root = await self.gw.call(access, documents.browse_customer_lines(access.office, group))
+        for index, group in enumerate(groups):
+            request = documents.browse_customer_lines(access.office, group)
+            access, root = await self.gw.call(access, request, paid=paid and index == 0)
             if not documents.ok(root):
                 raise Fault("browse", documents.summary(documents.messages(root)))
             rows += documents.parse_browse(root)
@@ -282,15 +303,23 @@ class Booker:
     # -- 1 + 2: look up, then post ---------------------------------------------------------------
 
     async def book_batch(self, access: Access) -> tuple[Access, bool]:
-        rows = await self._due(access.tenant_id, (Status.OPEN, Status.POSTING))
+        statuses = (Status.OPEN, Status.POSTING)
+        if not await self._due(access.tenant_id, statuses, limit=1):
+            return access, False
+        # Credits for the look-up and the post first: while the budget makes us wait, more
+        # payments arrive and join this batch.
+        await self.gw.reserve(access, LOOKUP_COST + WRITE_COST)
+        rows = await self._due(access.tenant_id, statuses)
         if not rows:
+            await self._unspend(access, LOOKUP_COST + WRITE_COST)
             return access, False
         accounts = access.accounts
         try:
-            access, items = await self._browse(access, [last40(r.invoice_number) for r in rows])
+            access, items = await self._browse(access, [last40(r.invoice_number) for r in rows], paid=True)
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:
+            await self._unspend(access, WRITE_COST)
             await self._transient(rows, exc)
             return access, True
 
@@ -370,11 +399,12 @@ class Booker:
             # Committed before the request: from here an unanswered post is looked up, not repeated.
             await uow.commit()
         if not to_post:
+            await self._unspend(access, WRITE_COST)
             return access, True
 
         request = documents.transactions(access.office, [memo for _, memo, _ in to_post])
         try:
-            access, root = await self.gw.call(access, request)
+            access, root = await self.gw.call(access, request, paid=True)
         except OutcomeUnknown as exc:
             log.warning("booker.post_outcome_unknown", bookings=len(to_post), error=str(exc)[:300])
             await self._transient([r for r, _, _ in to_post], exc)
@@ -434,13 +464,13 @@ class Booker:
     # -- 3: match --------------------------------------------------------------------------------
 
     async def match_batch(self, access: Access) -> tuple[Access, bool]:
-        rows = await self._due(
-            access.tenant_id,
-            (Status.BOOKED,),
-            bookings.c.memo_number.is_not(None),
-            bookings.c.sales_number.is_not(None),
-        )
+        matchable = (bookings.c.memo_number.is_not(None), bookings.c.sales_number.is_not(None))
+        if not await self._due(access.tenant_id, (Status.BOOKED,), *matchable, limit=1):
+            return access, False
+        await self.gw.reserve(access, WRITE_COST)
+        rows = await self._due(access.tenant_id, (Status.BOOKED,), *matchable)
         if not rows:
+            await self._unspend(access, WRITE_COST)
             return access, False
         accounts = access.accounts
         sets = [
@@ -452,7 +482,7 @@ class Booker:
         ]
         today = datetime.now(UTC).date()
         try:
-            access, root = await self.gw.call(access, documents.match(access.office, sets, today))
+            access, root = await self.gw.call(access, documents.match(access.office, sets, today), paid=True)
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:

@@ -1,4 +1,4 @@
-"""The per-process Twinfield gateway: HTTP clients, access tokens and credit meters.
+"""The per-process Twinfield gateway: HTTP clients, access tokens and the shared credit budget.
 
 Access tokens are single-flight across workers: the tenant's ``twinfield_connections`` row is
 locked (``SELECT … FOR UPDATE``) while one worker refreshes, and the others then find the fresh
@@ -21,10 +21,10 @@ import sqlalchemy as sa
 from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bookkeeping_svc.adapters.credits import CreditBudget, Limits
 from bookkeeping_svc.adapters.orm import bookings, connections
 from bookkeeping_svc.adapters.twinfield.client import (
     ConsentLost,
-    CreditMeter,
     OAuthClient,
     ProcessXml,
     RateLimited,
@@ -131,17 +131,20 @@ class Gateway:
         self.xml = ProcessXml(self.http)
         self._cache: dict[uuid.UUID, Access] = {}
         self._locks: defaultdict[uuid.UUID, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._meters: dict[str, CreditMeter] = {}
+        self.credits = CreditBudget(
+            runtime.engine,
+            settings.twinfield_client_id,
+            Limits(
+                settings.twinfield_client_credits_per_minute,
+                settings.twinfield_credits_per_minute,
+                settings.twinfield_credit_burst,
+                settings.twinfield_credit_window_seconds,
+            ),
+        )
         self.refreshes = 0  # counted for tests and metrics
 
     async def close(self) -> None:
         await self.http.aclose()
-
-    def meter(self, organisation: str) -> CreditMeter:
-        meter = self._meters.get(organisation)
-        if meter is None:
-            meter = self._meters[organisation] = CreditMeter(self.settings.twinfield_credits_per_minute)
-        return meter
 
     def forget(self, tenant_id: uuid.UUID) -> None:
         self._cache.pop(tenant_id, None)
@@ -224,26 +227,35 @@ class Gateway:
                 accounts_of(row),
             )
 
-    async def call(self, access: Access, request_xml: str) -> tuple[Access, etree._Element]:
-        """One ProcessXml call within the fair-use budget: waits for credits, honours 429
-        ``Retry-After`` (the request was not processed, so it is sent again), refreshes the
-        token once on fault 354. Returns the access used (it may have been refreshed)."""
-        cost = cost_of(request_xml)
-        meter = self.meter(access.organisation or access.office)
+    async def reserve(self, access: Access, cost: int) -> None:
+        """Take ``cost`` credits for requests about to be sent (``call(..., paid=True)``), waiting
+        until the budget allows them."""
+        wait = await self.credits.reserve(access.organisation or access.office, cost)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def call(self, access: Access, request_xml: str, paid: bool = False) -> tuple[Access, etree._Element]:
+        """One ProcessXml call within the fair-use budget: waits for credits (unless ``paid``
+        already), honours 429 ``Retry-After`` (the request was not processed and not charged, so
+        it is sent again on the same credits), refreshes the token once on fault 354. Returns the
+        access used (it may have been refreshed)."""
+        organisation = access.organisation or access.office
+        if not paid:
+            await self.reserve(access, cost_of(request_xml))
         waited = 0.0
         refreshed = False
         while True:
-            await meter.acquire(cost)
             try:
                 root = await self.xml.call(access.cluster_url, access.token, access.office, request_xml)
                 return access, root
             except RateLimited as exc:
-                meter.refund(cost)
-                meter.block(exc.retry_after)
-                waited += exc.retry_after
                 log.info("twinfield.rate_limited", retry_after=exc.retry_after, organisation=access.organisation)
+                waited += exc.retry_after
                 if waited > self.settings.max_rate_limit_wait_seconds:
+                    await self.credits.refund(organisation, cost_of(request_xml))
                     raise
+                await self.credits.block(organisation, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
             except TokenRejected:
                 if refreshed:
                     raise

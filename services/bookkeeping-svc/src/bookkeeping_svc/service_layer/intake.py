@@ -28,6 +28,14 @@ from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
+WAKE_CHANNEL = "koppel_bookings_due"
+# Delivered when the transaction commits, so the booker finds the rows it is woken for.
+_WAKE_BOOKER = sa.text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
+
+
+async def wake_booker(uow: UnitOfWork) -> None:
+    await uow.session.execute(_WAKE_BOOKER)
+
 
 def _tenant(envelope: Envelope) -> uuid.UUID:
     if envelope.tenant_id is None:
@@ -74,6 +82,8 @@ async def on_collection_paid(envelope: Envelope, data: CollectionPaid, uow: Unit
     ).first()
     if inserted is None:
         log.info("booking.duplicate_paid", collection_id=data.collection_id, transaction=data.twikey_transaction_id)
+    elif status == Status.OPEN:
+        await wake_booker(uow)
 
 
 async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, uow: UnitOfWork) -> None:
@@ -134,6 +144,7 @@ async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, u
     else:
         changes["status"] = next_status
     await uow.session.execute(sa.update(bookings).where(bookings.c.id == row.id).values(**changes))
+    await wake_booker(uow)
 
 
 async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOfWork) -> None:
@@ -159,6 +170,7 @@ async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOf
         )
         .on_conflict_do_nothing()
     )
+    await wake_booker(uow)
 
 
 # -- operators ---------------------------------------------------------------------------------
@@ -176,6 +188,7 @@ async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) ->
         raise Problem(
             409, "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
         )
+    await wake_booker(uow)
     return (await uow.session.execute(_requeue().where(bookings.c.id == booking_id).returning(bookings))).one()
 
 
@@ -209,6 +222,7 @@ async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_c
         .where(customer_updates.c.tenant_id == tenant_id if tenant_id is not None else sa.true())
         .values(status="open", next_attempt_at=sa.func.now(), updated_at=sa.func.now())
     )
+    await wake_booker(uow)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -33,11 +33,11 @@ from collections import OrderedDict, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger, log_context
+from koppel_shared.pgnotify import listen, sleep_or_stop, wait_for_wake
 from koppel_shared.service import Runtime
 from notify_svc.adapters.network import (
     Resolver,
@@ -274,7 +274,7 @@ class Dispatcher:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = asyncio.create_task(self._listen(stop))
+        listener = asyncio.create_task(listen(asyncpg_dsn(self.settings.database_url), WAKE_CHANNEL, self._wake, stop))
         recorder = asyncio.create_task(self._recorder(stop))
         backoff = 0.2
         try:
@@ -285,15 +285,14 @@ class Dispatcher:
                     backoff = 0.2
                 except Exception as exc:  # database away: try again
                     log.warning("notify.claim_error", error=repr(exc)[:500])
-                    await _sleep_or_stop(stop, backoff)
+                    await sleep_or_stop(stop, backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
                 if started and self.total < self.settings.delivery_max_in_flight:
                     continue  # there may be more due right now
                 # Nothing more to start: sleep until an attempt ends, a commit queues deliveries,
                 # a pause ends (at most the poll interval away) or the poll interval is over.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(self._wake.wait(), stop.wait()), self.settings.delivery_poll_seconds)
+                await wait_for_wake(self._wake, stop, self.settings.delivery_poll_seconds)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -317,35 +316,3 @@ class Dispatcher:
         self._clients.clear()
         if self._lookups is not None:
             self._lookups.close()
-
-    async def _listen(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                await conn.add_listener(WAKE_CHANNEL, lambda *_: self._wake.set())
-                self._wake.set()
-                await stop.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("notify.listen_error", error=repr(exc)[:300])
-                await _sleep_or_stop(stop, 2.0)
-            finally:
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await conn.close()
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

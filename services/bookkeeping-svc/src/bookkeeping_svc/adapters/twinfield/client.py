@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -238,58 +237,6 @@ class ProcessXml:
                 raise OutcomeUnknown(text)
             raise Unavailable(text)
         return parsed
-
-
-class CreditMeter:
-    """Keeps one client within Twinfield's fair-use credits per organisation (sliding minute):
-    reads cost 1, writes 3. A 429 blocks the meter until ``Retry-After`` has passed."""
-
-    def __init__(self, budget: int, window: float = 60.0) -> None:
-        self.budget = budget
-        self.window = window
-        self._spent: list[tuple[float, int]] = []
-        self._blocked_until = 0.0
-        self._lock = asyncio.Lock()
-        self.total = 0
-
-    def _used(self, now: float) -> int:
-        horizon = now - self.window
-        self._spent = [(t, c) for t, c in self._spent if t > horizon]
-        return sum(c for _, c in self._spent)
-
-    async def acquire(self, cost: int) -> None:
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                if now < self._blocked_until:
-                    await asyncio.sleep(self._blocked_until - now)
-                    continue
-                used = self._used(now)
-                if used + cost <= self.budget or not self._spent:
-                    self._spent.append((now, cost))
-                    self.total += cost
-                    return
-                # Wait until enough old spending leaves the window.
-                need = used + cost - self.budget
-                freed = 0
-                wait = self.window
-                for stamp, credits in self._spent:
-                    freed += credits
-                    if freed >= need:
-                        wait = stamp + self.window - now + 0.05
-                        break
-                await asyncio.sleep(max(0.05, wait))
-
-    def refund(self, cost: int) -> None:
-        """A 429 is not charged by Twinfield; give the credits back."""
-        for index in range(len(self._spent) - 1, -1, -1):
-            if self._spent[index][1] == cost:
-                del self._spent[index]
-                self.total -= cost
-                return
-
-    def block(self, seconds: float) -> None:
-        self._blocked_until = max(self._blocked_until, time.monotonic() + seconds)
 
 
 def cost_of(request_xml: str) -> int:
