@@ -99,8 +99,42 @@ def per_service(sample: dict[str, float]) -> dict[str, float]:
     return dict(out)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants, in seconds."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += sum(_cpu_seconds(int(c)) for c in (task / "children").read_text().split())
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        pass
+    return total
+
+
+def cpu_sample(log_dir: Path) -> dict[str, float]:
+    """CPU seconds so far of every process in ``pids.json``, of PostgreSQL and RabbitMQ (every
+    process of theirs), and of this benchmark (the payer and the ERP receivers)."""
+    pids = json.loads((log_dir / "pids.json").read_text())
+    sample = {name: _cpu_seconds(int(pid)) for name, pid in pids.items()}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            comm = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        owner = "postgresql" if comm.startswith("postgres") else "rabbitmq" if comm == "beam.smp" else None
+        if owner:
+            sample[owner] = sample.get(owner, 0.0) + _cpu_seconds(int(proc.name))
+    times = os.times()
+    sample["benchmark (payer, ERP receivers)"] = times.user + times.system
+    return sample
+
+
 class Sampler:
-    """RSS of every process and the load average every ``every`` seconds, in a thread."""
+    """RSS of every process and the load average every ``every`` seconds, in a thread; CPU
+    seconds of every process between start and end."""
 
     def __init__(self, log_dir: Path, every: float) -> None:
         self.log_dir, self.every = log_dir, every
@@ -116,12 +150,16 @@ class Sampler:
             self._stop.wait(self.every)
 
     def __enter__(self) -> Sampler:
+        self._cpu_start = cpu_sample(self.log_dir)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        end = cpu_sample(self.log_dir)
+        # A process restarted in between would count from zero; it is not expected here.
+        self.cpu_seconds = {k: round(max(0.0, v - self._cpu_start.get(k, 0.0)), 1) for k, v in end.items()}
 
 
 def summarise_rss(samples: list[dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -367,6 +405,11 @@ def run(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         "services_over_rss_target": ", ".join(over) or "none",
         "rss_per_process_mb": processes_rss,
         "load_average": {k: ", ".join(f"{x:.2f}" for x in v) for k, v in loads.items()},
+        "cpu_seconds_while_paying": dict(sorted(load.cpu_seconds.items(), key=lambda kv: -kv[1])),
+        "cpu_ms_per_payment": {
+            name: round(seconds * 1000 / max(1, paid_n), 2)
+            for name, seconds in sorted(load.cpu_seconds.items(), key=lambda kv: -kv[1])
+        },
     }
     budget = (
         f"Twinfield sandbox client and IP budgets raised to {args.client_budget} credits/min for this run"

@@ -156,6 +156,7 @@ async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, st
             spec.handlers,
             max_attempts=settings.max_attempts,
             prefetch=settings.prefetch,
+            workers=spec.workers,
         )
         for spec in definition.consumers(runtime)
     ]

@@ -30,6 +30,7 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
         ConsumerSpec(
             purpose="commands",
             bindings=("sync.collect_requested", "sync.mandate_action_requested", "sync.paylink_requested"),
+            workers=4,  # each command waits on Twikey
             handlers={
                 "sync.collect_requested": collect,
                 "sync.mandate_action_requested": mandate_action,
