@@ -132,7 +132,7 @@ async def run(args: argparse.Namespace) -> None:
         async with engine.begin() as conn:
             await conn.execute(sa.text("INSERT INTO drain_requests (tenant_id) VALUES (:t)"), {"t": tenant_id})
             await conn.execute(sa.text("SELECT pg_notify('sync_drain', :t)"), {"t": str(tenant_id)})
-        drained_at = None
+        drained_at: float | None = None
         while True:
             await asyncio.sleep(0.25)
             async with engine.connect() as conn:
@@ -140,7 +140,7 @@ async def run(args: argparse.Namespace) -> None:
                 unsent = await conn.scalar(sa.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
             if drained_at is None and written >= args.messages:
                 drained_at = time.perf_counter()
-            if written >= args.messages and unsent == 0:
+            if drained_at is not None and unsent == 0:
                 published_at = time.perf_counter()
                 break
             if time.perf_counter() - started > args.timeout:

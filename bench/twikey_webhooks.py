@@ -191,7 +191,7 @@ def main() -> None:
     try:
         wait_up(f"http://127.0.0.1:{svc_port}/healthz", procs[0])
         wait_up(f"http://127.0.0.1:{bare_port}/webhooks/bare/x", procs[1])
-        hooks = []
+        hooks: list[tuple[str, str | None]] = []
         for i in range(args.distinct):
             query = f"type=contract&mandateNumber=BENCH{i:07d}&event=Sign&state=SIGNED"
             hooks.append((f"/webhooks/twikey/{tenant_id}?{query}", sign(API_KEY, query)))

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 import sqlalchemy as sa
 from common import write_result
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.settings import Settings
@@ -201,7 +202,7 @@ async def run(count: int, budget: int, customers: int) -> dict[str, Any]:
             stop = asyncio.Event()
             worker = asyncio.create_task(run_worker(definition, settings, stop))
             await asyncio.sleep(1.0)
-            engine = sa.ext.asyncio.create_async_engine(db_url)
+            engine = create_async_engine(db_url)
             try:
                 # The burst comes from another process, as collection-svc would send it.
                 start = time.monotonic()

@@ -41,6 +41,9 @@ class Settings(KoppelSettings):
     twinfield_credit_burst: float = Field(default=0.04, gt=0, lt=1)
     # Twinfield counts over a sliding minute (tests shorten it, with the sandbox's window).
     twinfield_credit_window_seconds: float = Field(default=60.0, gt=0)
+    # Share of each limit left unused: requests reach Twinfield a little after their credits
+    # were reserved, which can bunch them.
+    twinfield_credit_headroom: float = Field(default=0.05, ge=0, lt=1)
     # Longest wait on a 429 before the batch is put back for later.
     max_rate_limit_wait_seconds: float = 90.0
 

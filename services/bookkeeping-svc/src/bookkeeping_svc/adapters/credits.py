@@ -13,7 +13,9 @@ reserved (fair between tenants), and a waiting booker's batch grows meanwhile, s
 booking fall just when credits are scarce.
 
 Staying inside a sliding window: a bucket refilled at ``r`` per window holding at most ``c`` lets
-at most ``c + r`` through in any window, so ``c = limit × burst`` and ``r = limit − c``.
+at most ``c + r`` through in any window, so ``c = limit × burst`` and ``r = limit − c``, of the
+limit less a headroom: a request reaches Twinfield a little later than its credits were reserved
+(the network; a batch reserves its post's credits before its look-up), which can bunch requests.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Limits:
     organisation: float  # credits per window for the client id + organisation
     burst: float  # share of a window's credits that may go at once
     window_seconds: float = 60.0
+    headroom: float = 0.0  # share of each limit left unused
 
 
 class CreditBudget:
@@ -78,8 +81,9 @@ class CreditBudget:
 
     def _buckets(self, organisation: str) -> list[tuple[str, float, float]]:
         def bucket(key: str, limit: float) -> tuple[str, float, float]:
-            capacity = limit * self.limits.burst
-            return key, capacity, (limit - capacity) / self.limits.window_seconds
+            usable = limit * (1 - self.limits.headroom)
+            capacity = usable * self.limits.burst
+            return key, capacity, (usable - capacity) / self.limits.window_seconds
 
         return sorted(
             [

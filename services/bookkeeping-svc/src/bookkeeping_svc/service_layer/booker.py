@@ -94,37 +94,43 @@ class Booker:
     # -- loop ------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Rounds while there is work; otherwise sleep until a commit makes a booking due
-        (``NOTIFY``) or the poll interval passes (for retries whose time has come)."""
+        """A turn for every tenant with due work, each on its own (a tenant never waits for
+        another's long turn), at most ``TENANTS_IN_PARALLEL`` at once. Between looks, sleep until
+        a commit makes a booking due (``NOTIFY``), a turn ends, or the poll interval passes (for
+        retries whose time has come)."""
         wake = asyncio.Event()
         listener = asyncio.create_task(listen(asyncpg_dsn(self.settings.database_url), WAKE_CHANNEL, wake, stop))
+        gate = asyncio.Semaphore(TENANTS_IN_PARALLEL)
+        turns: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+        async def turn(tenant_id: uuid.UUID) -> None:
+            worked = False
+            try:
+                async with gate:
+                    worked = await self.tenant_turn(tenant_id)
+            except Exception as exc:  # a broken turn must not end the loop
+                log.exception("booker.turn_failed", tenant_id=str(tenant_id), error=repr(exc))
+            finally:
+                turns.pop(tenant_id, None)
+                if worked:  # there may be more (a turn stops after MAX_BATCHES_PER_TURN)
+                    wake.set()
+
         try:
             while not stop.is_set():
                 wake.clear()
                 try:
-                    worked = await self.round()
-                except Exception as exc:  # a broken round must not end the loop
-                    log.exception("booker.round_failed", error=repr(exc))
-                    worked = False
-                if not worked:
-                    await wait_for_wake(wake, stop, self.settings.booker_poll_seconds)
+                    now = time.monotonic()
+                    for tenant_id in await self._due_tenants():
+                        if tenant_id not in turns and self._backoff.get(tenant_id, 0.0) <= now:
+                            turns[tenant_id] = asyncio.create_task(turn(tenant_id))
+                except Exception as exc:  # database away: look again after the poll interval
+                    log.warning("booker.look_failed", error=repr(exc))
+                await wait_for_wake(wake, stop, self.settings.booker_poll_seconds)
         finally:
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-
-    async def round(self) -> bool:
-        now = time.monotonic()
-        tenants = [t for t in await self._due_tenants() if self._backoff.get(t, 0.0) <= now]
-        if not tenants:
-            return False
-        gate = asyncio.Semaphore(TENANTS_IN_PARALLEL)
-
-        async def one(tenant_id: uuid.UUID) -> bool:
-            async with gate:
-                return await self.tenant_turn(tenant_id)
-
-        return any(await asyncio.gather(*(one(t) for t in tenants)))
+            for task in turns.values():
+                task.cancel()
+            await asyncio.gather(listener, *turns.values(), return_exceptions=True)
 
     async def _due_tenants(self) -> list[uuid.UUID]:
         connected = sa.select(connections.c.tenant_id).where(connections.c.status == "connected")

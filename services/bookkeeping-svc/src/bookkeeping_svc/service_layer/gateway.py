@@ -139,6 +139,7 @@ class Gateway:
                 settings.twinfield_credits_per_minute,
                 settings.twinfield_credit_burst,
                 settings.twinfield_credit_window_seconds,
+                settings.twinfield_credit_headroom,
             ),
         )
         self.refreshes = 0  # counted for tests and metrics

@@ -223,7 +223,7 @@ async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_c
         .values(status="open", next_attempt_at=sa.func.now(), updated_at=sa.func.now())
     )
     await wake_booker(uow)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(getattr(result, "rowcount", 0) or 0)  # an UPDATE's result has a row count
 
 
 async def list_bookings(
