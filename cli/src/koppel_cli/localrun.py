@@ -30,6 +30,12 @@ SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 81
 SANDBOXES = {"twikey": 8601, "twinfield": 8602}
 GATEWAY_PORT = 8080
 CONSOLE_PORT = 8100
+# Ten processes share one local PostgreSQL (100 connections by default). (pool, overflow): an
+# API mostly answers reads; a worker runs its loops and consumers side by side, and a pool
+# smaller than that would open and close a connection for every burst. At most 75, plus one
+# LISTEN connection per loop.
+API_POOL = (3, 3)
+WORKER_POOL = (7, 2)
 REPO = Path(__file__).resolve().parents[3]
 DEMO_TENANT = uuid.uuid5(uuid.NAMESPACE_URL, "https://koppel.dev/tenants/demo")
 
@@ -68,9 +74,6 @@ class Plan:
         env.setdefault("KOPPEL_ENVIRONMENT", "dev")
         env.setdefault("KOPPEL_LOG_JSON", "true")
         env["PYTHONUNBUFFERED"] = "1"
-        # Ten processes share one local PostgreSQL (100 connections by default): each pool may
-        # grow to twice this, plus one LISTEN connection per worker.
-        env.setdefault("KOPPEL_DB_POOL_SIZE", "4")
         if self.prefix:
             env["KOPPEL_EXCHANGE"] = f"{self.prefix}koppel.events"
             env["KOPPEL_QUEUE_PREFIX"] = self.prefix
@@ -99,8 +102,11 @@ class Supervisor:
         self.restarts: dict[str, list[float]] = {}
         plan.log_dir.mkdir(parents=True, exist_ok=True)
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        self._launch(name, [sys.executable, *args], self.plan.environment())
+    def _spawn(self, name: str, args: list[str], pool: tuple[int, int] | None = None) -> None:
+        env = self.plan.environment()
+        if pool is not None and "KOPPEL_DB_POOL_SIZE" not in env:
+            env["KOPPEL_DB_POOL_SIZE"], env["KOPPEL_DB_MAX_OVERFLOW"] = str(pool[0]), str(pool[1])
+        self._launch(name, [sys.executable, *args], env)
 
     def _launch(self, name: str, argv: list[str], env: dict[str, str] | None) -> None:
         log = open(self.plan.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (kept open for the child)
@@ -185,8 +191,8 @@ class Supervisor:
                     args += ["--webhook-url", f"{self.plan.public_url}/webhooks/twikey/{DEMO_TENANT}"]
                 self._spawn(f"sandbox-{name}", args)
         for name, base in SERVICES.items():
-            self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))])
-            self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"])
+            self._spawn(f"{name}-api", ["-m", f"{name}_svc", "api", "--port", str(self.plan.port(base))], API_POOL)
+            self._spawn(f"{name}-worker", ["-m", f"{name}_svc", "worker"], WORKER_POOL)
         self._spawn("console", ["-m", "koppel_console", "--port", str(self.plan.port(CONSOLE_PORT))])
 
     def wait_ready(self, timeout: float = 90.0) -> None:

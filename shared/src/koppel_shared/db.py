@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 PING_AFTER_IDLE_SECONDS = 10.0
 
 
-def make_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+def make_engine(url: str, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+    overflow = pool_size if max_overflow is None else max_overflow
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
     event.listen(engine.sync_engine, "checkin", _note_checkin)
     event.listen(engine.sync_engine, "checkout", _check_alive)
     return engine

@@ -53,7 +53,7 @@ class Runtime:
 
     @classmethod
     async def open(cls, service: str, settings: KoppelSettings, connect_broker: bool = True) -> Runtime:
-        engine = make_engine(settings.database_url, settings.db_pool_size)
+        engine = make_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
         broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
         if connect_broker:
             await broker.connect()

@@ -39,6 +39,10 @@ class KoppelSettings(BaseSettings):
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel"
     db_pool_size: int = 10
+    # Connections opened beyond the pool for a burst, closed again when returned (None: as many
+    # as the pool). A pool sized for the usual concurrency keeps bursts from opening and closing
+    # connections over and over.
+    db_max_overflow: int | None = None
     amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     exchange: str = "koppel.events"
     # Prepended to every queue name; lets tests and parallel runs share one broker safely.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from koppel_shared.settings import KoppelSettings
 
 
@@ -35,5 +37,10 @@ class Settings(KoppelSettings):
     drain_poll_seconds: float = 1.0
     safety_net_drain_seconds: float = 300.0
     drain_concurrency: int = 4
+    # A tenant is drained again at the earliest this long after its last drain began: under a
+    # stream of webhooks each drain then takes what arrived meanwhile in one go (a drain costs
+    # about the same for one message as for a page), and a webhook after a quiet spell is
+    # drained at once.
+    drain_min_interval_seconds: float = Field(default=0.2, ge=0)
     # Transactions of one collect command are created with this many parallel calls.
     collect_concurrency: int = 8

@@ -9,12 +9,10 @@ import contextlib
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
-
-import asyncpg
 
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger
+from koppel_shared.pgnotify import listen, wait_for_wake
 from koppel_shared.service import Loop, Runtime
 from sync_svc.service_layer import connections, drain_requests
 from sync_svc.service_layer.drain_requests import Pending
@@ -33,10 +31,13 @@ class DrainLoop:
         self.settings = settings
         self.wake = asyncio.Event()
         self._backoff: dict[uuid.UUID, tuple[float, float]] = {}  # tenant -> (not before, delay)
+        self._last_start: dict[uuid.UUID, float] = {}
+        self._deferred_until: float | None = None  # earliest moment a deferred tenant is due
         self._next_safety_net = time.monotonic() + settings.safety_net_drain_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = asyncio.create_task(self._listen(stop))
+        dsn = asyncpg_dsn(self.settings.database_url)
+        listener = asyncio.create_task(listen(dsn, DRAIN_CHANNEL, self.wake, stop))
         try:
             while not stop.is_set():
                 self.wake.clear()
@@ -47,8 +48,10 @@ class DrainLoop:
                     busy = False
                 if busy:
                     continue  # something was drained: look again before sleeping
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first(self.wake.wait(), stop.wait()), self.settings.drain_poll_seconds)
+                sleep = self.settings.drain_poll_seconds
+                if self._deferred_until is not None:
+                    sleep = min(sleep, max(0.0, self._deferred_until - time.monotonic()))
+                await wait_for_wake(self.wake, stop, sleep)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -62,9 +65,21 @@ class DrainLoop:
                 known = {r.tenant_id for r in requests}
                 requests += [Pending(t, None, None) for t in await connections.connected_tenants(uow) if t not in known]
         now = time.monotonic()
-        due = [r for r in requests if self._backoff.get(r.tenant_id, (0.0, 0.0))[0] <= now]
+        due: list[Pending] = []
+        self._deferred_until = None
+        for r in requests:
+            not_before = max(
+                self._backoff.get(r.tenant_id, (0.0, 0.0))[0],
+                self._last_start.get(r.tenant_id, -1e9) + self.settings.drain_min_interval_seconds,
+            )
+            if not_before <= now:
+                due.append(r)
+            elif self._deferred_until is None or not_before < self._deferred_until:
+                self._deferred_until = not_before
         if not due:
             return False
+        for r in due:
+            self._last_start[r.tenant_id] = now
         gate = asyncio.Semaphore(self.settings.drain_concurrency)
 
         async def one(request: Pending) -> bool:
@@ -87,34 +102,6 @@ class DrainLoop:
         delay = min(max(delay * 2, self.settings.drain_poll_seconds), 60.0)
         self._backoff[request.tenant_id] = (time.monotonic() + delay, delay)
         return False
-
-    async def _listen(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            conn: Any = None
-            try:
-                conn = await asyncpg.connect(asyncpg_dsn(self.settings.database_url))
-                lost = asyncio.Event()
-                conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-                await conn.add_listener(DRAIN_CHANNEL, lambda *_: self.wake.set())
-                self.wake.set()  # notifications sent while we were not listening are lost
-                await _first(lost.wait(), stop.wait())
-            except Exception as exc:
-                log.warning("drain.listen_error", error=repr(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close(timeout=2)
-
-
-async def _first(*aws: Any) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 def loops(runtime: Runtime) -> Sequence[Loop]:
