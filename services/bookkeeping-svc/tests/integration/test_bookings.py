@@ -221,3 +221,37 @@ async def test_another_tenants_booking_is_not_found(service: Service, twinfield:
     assert reply.status_code == 404
     reply = await service.api.post(f"/v1/bookings/{mine['id']}/retry", headers=service.headers(other))
     assert reply.status_code == 404
+
+
+async def test_an_invoice_number_open_at_two_customers_is_decided_by_the_customer_email(
+    service: Service, twinfield: Sandbox
+) -> None:
+    # One invoice number open twice: in the sales daybook and in a second one, at two customers.
+    twinfield.control(
+        "POST", "/offices/NLA000001/daybooks", json={"code": "VRK2", "name": "Verkoop 2", "kind": "sales"}
+    )
+    twinfield.seed_customer("2001", "boekhouding@alfa.nl", name="Alfa")
+    twinfield.seed_customer("2002", "info@beta.nl", name="Beta")
+    for customer, daybook in (("2001", "VRK"), ("2002", "VRK2")):
+        twinfield.control(
+            "POST",
+            "/offices/NLA000001/invoices",
+            json={
+                "invoices": [
+                    {"customer": customer, "invoice_number": number, "amount_cents": 12100, "daybook": daybook}
+                    for number in ("F2025-0900", "F2025-0901")
+                ]
+            },
+        )
+    decided, undecided = uuid.uuid4(), uuid.uuid4()
+    await service.connect(decided, twinfield)
+    await service.connect(undecided, twinfield)
+    # Neither customer code is the payer's: the e-mail on the Twinfield customer decides.
+    await service.publish(paid("F2025-0900", customer_number="9999", customer_email="INFO@beta.nl"), decided)
+    await service.publish(paid("F2025-0901", customer_number="9999", customer_email="nobody@example.nl"), undecided)
+
+    booking = await wait_status(service, decided, "matched")
+    assert booking["customer_code"] == "2002"
+    failed = await wait_status(service, undecided, "error")
+    assert failed["more_info"]["code"] == "ambiguous_invoice"
+    assert len(twinfield.memos()) == 1

@@ -329,6 +329,22 @@ class Booker:
             await self._transient(rows, exc)
             return access, True
 
+        # Customer e-mails that decide between candidate invoices are read before the
+        # transaction below: it must not wait on Twinfield (or its credits) holding row locks.
+        emails: dict[str, str | None] | None = None
+        emails_error: TwinfieldError | None = None
+        wanted: set[str] = set()
+        for row in rows:
+            need = resolve_invoice(payment_of(row), items, accounts.memo_daybook)
+            if isinstance(need, NeedEmails):
+                wanted.update(need.customers)
+        if wanted:
+            try:
+                access, emails = await self._emails(access, tuple(sorted(wanted)))
+            except TwinfieldError as exc:
+                if isinstance(exc, ConsentLost):
+                    raise
+                emails_error = exc
         to_post: list[tuple[Any, Memo, OpenItem]] = []
         async with self.runtime.uow() as uow:
             for row in rows:
@@ -355,16 +371,10 @@ class Booker:
                     # Reversed while its post was unanswered, and the post did not land: nothing to undo.
                     await self._set_in(uow, row.id, BookingReversed, status=Status.REVERSED)
                     continue
-                resolution = resolve_invoice(payment, items, accounts.memo_daybook)
-                if isinstance(resolution, NeedEmails):
-                    try:
-                        access, emails = await self._emails(access, resolution.customers)
-                    except TwinfieldError as exc:
-                        if isinstance(exc, ConsentLost):
-                            raise
-                        await self._transient([row], exc)
-                        continue
-                    resolution = resolve_invoice(payment, items, accounts.memo_daybook, emails)
+                resolution = resolve_invoice(payment, items, accounts.memo_daybook, emails)
+                if isinstance(resolution, NeedEmails):  # the e-mails could not be read
+                    await self._transient([row], emails_error or Fault("read", "customer e-mails not read"))
+                    continue
                 if isinstance(resolution, NotFound):
                     await self._fail(uow, row.id, resolution.code, resolution.message)
                     continue
