@@ -30,6 +30,7 @@ from koppel_shared.testing.service_checks import api_client
 from koppel_shared.testing.serving import Served
 from notify_svc.service_layer.ingest import record_event
 from twikey_sandbox import create_app
+from twikey_sandbox.testing import koppel_connection
 
 from .support import PROBLEM, SERVICES, bearer, definition_of, migrated_databases, service_settings
 
@@ -109,12 +110,7 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
     r = await c["sync"].put(
         "/v1/twikey/connection",
         headers=a["sync"],
-        json={
-            "api_key": made["api_key"],
-            "base_url": f"{sandbox.base}/creditor",
-            "core_template_id": str(made["templates"]["CORE"]),
-            "b2b_template_id": str(made["templates"]["B2B"]),
-        },
+        json=koppel_connection(made, sandbox.base),
     )
     assert r.status_code == 200, r.text
     from sync_svc.domain.signature import sign

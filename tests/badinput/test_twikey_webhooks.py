@@ -36,6 +36,7 @@ from sync_svc.bootstrap import definition
 from sync_svc.domain.signature import sign
 from sync_svc.settings import Settings
 from twikey_sandbox import create_app
+from twikey_sandbox.testing import koppel_connection
 
 from .support import PROBLEM, bearer, raw_get
 
@@ -108,12 +109,7 @@ async def connect_tenant(sandbox: Served, sync_api: Served, settings: Settings, 
         r = await http.put(
             f"{sync_api.base}/v1/twikey/connection",
             headers=operator,
-            json={
-                "api_key": made["api_key"],
-                "base_url": f"{sandbox.base}/creditor",
-                "core_template_id": str(made["templates"]["CORE"]),
-                "b2b_template_id": str(made["templates"]["B2B"]),
-            },
+            json=koppel_connection(made, sandbox.base),
         )
         assert r.status_code == 200, r.text
     return Tenant(tenant_id, made["api_key"], operator)

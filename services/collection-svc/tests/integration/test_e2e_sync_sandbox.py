@@ -34,6 +34,7 @@ from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test,
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
+from twikey_sandbox.testing import koppel_connection
 
 sync_bootstrap = pytest.importorskip("sync_svc.bootstrap")
 sync_settings_module = pytest.importorskip("sync_svc.settings")
@@ -121,12 +122,7 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
             api_key = made["api_key"]
             r = await sync_http.put(
                 "/v1/twikey/connection",
-                json={
-                    "api_key": api_key,
-                    "base_url": f"{sandbox.base}/creditor",
-                    "core_template_id": str(made["templates"]["CORE"]),
-                    "b2b_template_id": str(made["templates"]["B2B"]),
-                },
+                json=koppel_connection(made, sandbox.base),
             )
             assert r.status_code == 200, r.text
             seeded = (await control.post("/seed", json={"api_key": api_key, "mandates": 1})).json()

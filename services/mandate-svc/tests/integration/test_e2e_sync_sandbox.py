@@ -31,6 +31,7 @@ from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.bootstrap import definition as mandate_definition
 from mandate_svc.settings import Settings as MandateSettings
+from twikey_sandbox.testing import koppel_connection
 
 sync_bootstrap = pytest.importorskip("sync_svc.bootstrap")
 sync_settings_module = pytest.importorskip("sync_svc.settings")
@@ -108,12 +109,7 @@ async def world(
             ).json()
             r = await operator.put(
                 "/v1/twikey/connection",
-                json={
-                    "api_key": made["api_key"],
-                    "base_url": f"{sandbox.base}/creditor",
-                    "core_template_id": str(made["templates"]["CORE"]),
-                    "b2b_template_id": str(made["templates"]["B2B"]),
-                },
+                json=koppel_connection(made, sandbox.base),
             )
             assert r.status_code == 200, r.text
             erp.headers["Authorization"] = f"Bearer {erp_token}"

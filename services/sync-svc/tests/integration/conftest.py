@@ -27,6 +27,7 @@ from sync_svc.bootstrap import definition
 from sync_svc.service_layer.resources import open_resources
 from sync_svc.settings import Settings
 from twikey_sandbox import create_app
+from twikey_sandbox.testing import koppel_connection
 
 
 @pytest.fixture(scope="module")
@@ -154,12 +155,7 @@ async def tenant(
     ):
         r = await op.put(
             "/v1/twikey/connection",
-            json={
-                "api_key": made["api_key"],
-                "base_url": f"{sandbox.base}/creditor",
-                "core_template_id": str(made["templates"]["CORE"]),
-                "b2b_template_id": str(made["templates"]["B2B"]),
-            },
+            json=koppel_connection(made, sandbox.base),
         )
         assert r.status_code == 200, r.text
         yield Tenant(
