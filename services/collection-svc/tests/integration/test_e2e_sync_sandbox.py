@@ -34,11 +34,11 @@ from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test,
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
-from twikey_sandbox.testing import koppel_connection
 
 sync_bootstrap = pytest.importorskip("sync_svc.bootstrap")
-sync_settings_module = pytest.importorskip("sync_svc.settings")
+sync_testing = pytest.importorskip("sync_svc.testing")
 twikey_sandbox = pytest.importorskip("twikey_sandbox")
+twikey_testing = pytest.importorskip("twikey_sandbox.testing")
 
 pytestmark = pytest.mark.integration
 
@@ -72,16 +72,8 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
     settings = settings_for_test(Settings, database_url, broker_prefix, scheduler_interval_seconds=0.1)
     sync_definition = sync_bootstrap.definition
     sync_port = free_port()
-    sync_settings = settings_for_test(
-        sync_settings_module.Settings,
-        sync_database_url,
-        broker_prefix,
-        public_base_url=f"http://127.0.0.1:{sync_port}",
-        twikey_timeout_seconds=5.0,
-        twikey_retry_initial_seconds=0.05,
-        twikey_retry_max_wait_seconds=1.0,
-        drain_poll_seconds=0.2,
-        safety_net_drain_seconds=3600,
+    sync_settings = sync_testing.sync_settings_for_test(
+        sync_database_url, broker_prefix, sync_port, twikey_timeout_seconds=5.0
     )
     await migrate(definition.migrations_dir, settings.database_url)
     await migrate(sync_definition.migrations_dir, sync_settings.database_url)
@@ -122,7 +114,7 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
             api_key = made["api_key"]
             r = await sync_http.put(
                 "/v1/twikey/connection",
-                json=koppel_connection(made, sandbox.base),
+                json=twikey_testing.koppel_connection(made, sandbox.base),
             )
             assert r.status_code == 200, r.text
             seeded = (await control.post("/seed", json={"api_key": api_key, "mandates": 1})).json()

@@ -31,11 +31,11 @@ from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.bootstrap import definition as mandate_definition
 from mandate_svc.settings import Settings as MandateSettings
-from twikey_sandbox.testing import koppel_connection
 
 sync_bootstrap = pytest.importorskip("sync_svc.bootstrap")
-sync_settings_module = pytest.importorskip("sync_svc.settings")
+sync_testing = pytest.importorskip("sync_svc.testing")
 twikey_sandbox = pytest.importorskip("twikey_sandbox")
+twikey_testing = pytest.importorskip("twikey_sandbox.testing")
 
 if TYPE_CHECKING:
     from conftest import Tap
@@ -67,16 +67,8 @@ async def world(
 ) -> AsyncIterator[World]:
     sync_definition = sync_bootstrap.definition
     sync_port = free_port()
-    sync_settings = settings_for_test(
-        sync_settings_module.Settings,
-        sync_database_url,
-        broker_prefix,
-        public_base_url=f"http://127.0.0.1:{sync_port}",
-        twikey_timeout_seconds=5.0,
-        twikey_retry_initial_seconds=0.05,
-        twikey_retry_max_wait_seconds=1.0,
-        drain_poll_seconds=0.2,
-        safety_net_drain_seconds=3600,
+    sync_settings = sync_testing.sync_settings_for_test(
+        sync_database_url, broker_prefix, sync_port, twikey_timeout_seconds=5.0
     )
     mandate_settings = settings_for_test(
         MandateSettings, database_url, broker_prefix, sync_url=f"http://127.0.0.1:{sync_port}"
@@ -109,7 +101,7 @@ async def world(
             ).json()
             r = await operator.put(
                 "/v1/twikey/connection",
-                json=koppel_connection(made, sandbox.base),
+                json=twikey_testing.koppel_connection(made, sandbox.base),
             )
             assert r.status_code == 200, r.text
             erp.headers["Authorization"] = f"Bearer {erp_token}"

@@ -21,11 +21,12 @@ from koppel_shared.auth import issue_token
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
 from koppel_shared.service import Runtime, build_api
-from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
+from koppel_shared.testing.fixtures import AMQP_URL
 from koppel_shared.testing.serving import Served, free_port
 from sync_svc.bootstrap import definition
 from sync_svc.service_layer.resources import open_resources
 from sync_svc.settings import Settings
+from sync_svc.testing import sync_settings_for_test
 from twikey_sandbox import create_app
 from twikey_sandbox.testing import koppel_connection
 
@@ -43,17 +44,7 @@ def api_port() -> int:
 
 @pytest.fixture(scope="module")
 async def settings(database_url: str, broker_prefix: str, cleanup_exchange: None, api_port: int) -> Settings:
-    s = settings_for_test(
-        Settings,
-        database_url,
-        broker_prefix,
-        public_base_url=f"http://127.0.0.1:{api_port}",
-        twikey_timeout_seconds=2.0,
-        twikey_retry_initial_seconds=0.05,
-        twikey_retry_max_wait_seconds=1.0,
-        drain_poll_seconds=0.2,
-        safety_net_drain_seconds=3600,
-    )
+    s = sync_settings_for_test(database_url, broker_prefix, api_port)
     await migrate(definition.migrations_dir, s.database_url)
     return s
 
