@@ -11,9 +11,9 @@ The bound is set by the credits: per 25 payments one look-up (1), one post (3) a
 = 7 credits, so at most ``budget / 7 × 25`` bookings per minute (1785.7/min at Twinfield's 500).
 Reported: bookings per minute, credits per booking (from the sandbox's ``/_sandbox/credits``),
 the ratio to the bound, 429s, and a check in the sandbox's own records (one MEMO per payment, all
-matched). The service spreads its credits evenly (a token bucket holding 4 % of a minute's budget,
-refilled with the other 96 % over the minute, so no sliding minute ever sees more than the
-budget): the steady state reaches at most about 0.96 of the bound, with no 429.
+matched). The service spreads its credits evenly (5 % of the budget kept as headroom; of the rest a
+token bucket holds 4 % and refills the other 96 % over the minute, so no sliding minute ever sees
+more than the budget): the steady state reaches at most about 0.91 of the bound, with no 429.
 
 Usage: ``uv run python bench/twinfield_bookings.py [--count 10000] [--budget 500]``
 (``--budget`` lowers or raises the sandbox's per-organisation budget; the ratio to the bound is the
@@ -282,9 +282,9 @@ def main() -> None:
     notes = (
         "bookkeeping-svc worker in-process; Twinfield sandbox in its own process with fair-use limits on "
         f"(budget {args.budget} credits/min per client+organisation). Bound = budget/7*25 bookings/min "
-        "(look-up 1 + post 3 + match 3 credits per 25). The service spreads its credits over the minute "
-        "(bucket of 4 % of the budget, refilled with the other 96 %), so about 0.96 of the bound is the most "
-        "it can reach without a 429."
+        "(look-up 1 + post 3 + match 3 credits per 25). The service keeps 5 % of the budget as headroom and "
+        "spreads the rest over the minute (bucket of 4 %, refilled with the other 96 %), so about 0.91 of the "
+        "bound is the most it can reach without a 429."
     )
     path = write_result("twinfield_bookings", figures, notes)
     print(f"written {path}")
