@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
-from notify_support import Receiver, Stack, mandate_signed, notify_settings, running_receiver, running_stack, wait_until
+from notify_support import Receiver, Stack, mandate_signed, notify_settings, running_stack, wait_until
 
 from koppel_shared.testing.serving import free_port
 from notify_svc.adapters.orm import deliveries
@@ -60,12 +60,6 @@ class DeadServer:
             w.close()
         if self._server is not None:
             self._server.close()
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as r:
-        yield r
 
 
 @pytest.fixture(scope="module")

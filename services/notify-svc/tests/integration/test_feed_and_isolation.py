@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,6 @@ from notify_support import (
     collection_paid,
     mandate_signed,
     notify_settings,
-    running_receiver,
     running_stack,
     wait_until,
 )
@@ -26,12 +25,6 @@ from notify_svc.adapters.orm import events
 from notify_svc.service_layer.feed import purge_events
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as r:
-        yield r
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,19 +16,12 @@ from notify_support import (
     collection_paid,
     mandate_signed,
     notify_settings,
-    running_receiver,
     running_stack,
     wait_until,
 )
 from standardwebhooks.webhooks import Webhook
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    with running_receiver() as r:
-        yield r
 
 
 @pytest.fixture(scope="module")

@@ -218,10 +218,6 @@ class Booker:
             )
             return list((await uow.session.execute(stmt)).all())
 
-    async def _unspend(self, access: Access, cost: int) -> None:
-        """Give back credits reserved for a request that is not sent after all."""
-        await self.gw.credits.refund(access.organisation or access.office, cost)
-
     def _backoff_at(self, failures: int) -> datetime:
         delay = self.settings.transient_backoff_seconds * (2 ** min(failures, 6))
         return datetime.now(UTC) + timedelta(seconds=delay)
@@ -317,7 +313,7 @@ class Booker:
         await self.gw.reserve(access, LOOKUP_COST + WRITE_COST)
         rows = await self._due(access.tenant_id, statuses)
         if not rows:
-            await self._unspend(access, LOOKUP_COST + WRITE_COST)
+            await self.gw.refund(access, LOOKUP_COST + WRITE_COST)
             return access, False
         accounts = access.accounts
         try:
@@ -325,7 +321,7 @@ class Booker:
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:
-            await self._unspend(access, WRITE_COST)
+            await self.gw.refund(access, WRITE_COST)
             await self._transient(rows, exc)
             return access, True
 
@@ -415,7 +411,7 @@ class Booker:
             # Committed before the request: from here an unanswered post is looked up, not repeated.
             await uow.commit()
         if not to_post:
-            await self._unspend(access, WRITE_COST)
+            await self.gw.refund(access, WRITE_COST)
             return access, True
 
         request = documents.transactions(access.office, [memo for _, memo, _ in to_post])
@@ -486,7 +482,7 @@ class Booker:
         await self.gw.reserve(access, WRITE_COST)
         rows = await self._due(access.tenant_id, (Status.BOOKED,), *matchable)
         if not rows:
-            await self._unspend(access, WRITE_COST)
+            await self.gw.refund(access, WRITE_COST)
             return access, False
         accounts = access.accounts
         sets = [

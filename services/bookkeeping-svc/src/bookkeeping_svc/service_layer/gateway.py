@@ -56,6 +56,12 @@ class Access:
     organisation: str
     accounts: Accounts
 
+    @property
+    def budget(self) -> str:
+        """Whose credits a request spends: Twinfield counts per organisation (by its office when
+        the token did not name one)."""
+        return self.organisation or self.office
+
 
 def accounts_of(row: sa.Row) -> Accounts:
     return Accounts(
@@ -231,16 +237,19 @@ class Gateway:
     async def reserve(self, access: Access, cost: int) -> None:
         """Take ``cost`` credits for requests about to be sent (``call(..., paid=True)``), waiting
         until the budget allows them."""
-        wait = await self.credits.reserve(access.organisation or access.office, cost)
+        wait = await self.credits.reserve(access.budget, cost)
         if wait > 0:
             await asyncio.sleep(wait)
+
+    async def refund(self, access: Access, cost: int) -> None:
+        """Give back credits reserved for a request that was not sent or not charged (429)."""
+        await self.credits.refund(access.budget, cost)
 
     async def call(self, access: Access, request_xml: str, paid: bool = False) -> tuple[Access, etree._Element]:
         """One ProcessXml call within the fair-use budget: waits for credits (unless ``paid``
         already), honours 429 ``Retry-After`` (the request was not processed and not charged, so
         it is sent again on the same credits), refreshes the token once on fault 354. Returns the
         access used (it may have been refreshed)."""
-        organisation = access.organisation or access.office
         if not paid:
             await self.reserve(access, cost_of(request_xml))
         waited = 0.0
@@ -253,9 +262,9 @@ class Gateway:
                 log.info("twinfield.rate_limited", retry_after=exc.retry_after, organisation=access.organisation)
                 waited += exc.retry_after
                 if waited > self.settings.max_rate_limit_wait_seconds:
-                    await self.credits.refund(organisation, cost_of(request_xml))
+                    await self.refund(access, cost_of(request_xml))
                     raise
-                await self.credits.block(organisation, exc.retry_after)
+                await self.credits.block(access.budget, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
             except TokenRejected:
                 if refreshed:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger
@@ -65,17 +65,7 @@ class DrainLoop:
                 known = {r.tenant_id for r in requests}
                 requests += [Pending(t, None, None) for t in await connections.connected_tenants(uow) if t not in known]
         now = time.monotonic()
-        due: list[Pending] = []
-        self._deferred_until = None
-        for r in requests:
-            not_before = max(
-                self._backoff.get(r.tenant_id, (0.0, 0.0))[0],
-                self._last_start.get(r.tenant_id, -1e9) + self.settings.drain_min_interval_seconds,
-            )
-            if not_before <= now:
-                due.append(r)
-            elif self._deferred_until is None or not_before < self._deferred_until:
-                self._deferred_until = not_before
+        due, self._deferred_until = due_now(requests, now, self._not_before)
         if not due:
             return False
         for r in due:
@@ -88,6 +78,12 @@ class DrainLoop:
 
         results = await asyncio.gather(*(one(r) for r in due))
         return any(results)
+
+    def _not_before(self, tenant_id: uuid.UUID) -> float:
+        """After a failure: its backoff; after any drain: the minimum interval since it began."""
+        backoff = self._backoff.get(tenant_id, (0.0, 0.0))[0]
+        last = self._last_start.get(tenant_id)
+        return backoff if last is None else max(backoff, last + self.settings.drain_min_interval_seconds)
 
     async def drain(self, request: Pending) -> bool:
         result = await drain_tenant(self.runtime, request.tenant_id)
@@ -102,6 +98,16 @@ class DrainLoop:
         delay = min(max(delay * 2, self.settings.drain_poll_seconds), 60.0)
         self._backoff[request.tenant_id] = (time.monotonic() + delay, delay)
         return False
+
+
+def due_now(
+    requests: list[Pending], now: float, not_before: Callable[[uuid.UUID], float]
+) -> tuple[list[Pending], float | None]:
+    """The requests whose tenant may be drained at ``now``, and the earliest moment one of the
+    others may (None: nothing is waiting)."""
+    due = [r for r in requests if not_before(r.tenant_id) <= now]
+    later = [not_before(r.tenant_id) for r in requests if r not in due]
+    return due, min(later, default=None)
 
 
 def loops(runtime: Runtime) -> Sequence[Loop]:
