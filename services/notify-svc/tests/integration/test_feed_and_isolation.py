@@ -22,7 +22,7 @@ from notify_support import (
 )
 
 from notify_svc.adapters.orm import events
-from notify_svc.service_layer.feed import purge_events
+from notify_svc.service_layer.feed import decode_cursor, encode_cursor, purge_events
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +120,30 @@ async def test_feed_payloads_are_the_webhook_payloads_and_types_filter(stack: St
     assert bad.json()["code"] == "invalid_cursor"
     bad = await stack.client.get("/v1/events?types=refund.*", headers=stack.headers(tenant))
     assert bad.status_code == 422
+
+
+@pytest.mark.parametrize("position", [2**63, 10**30, -1, "9" * 60])
+async def test_crafted_cursor_is_refused_with_400(stack: Stack, position: int | str) -> None:
+    # Cursors are opaque, but a client can still craft one: a position beyond int64 used to reach
+    # the database and answer 500.
+    crafted = encode_cursor(int(position)) if isinstance(position, int) else "evf1_" + str(position)
+    r = await stack.client.get("/v1/events", params={"after": crafted}, headers=stack.headers(uuid.uuid4()))
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "invalid_cursor"
+
+
+async def test_cursor_ahead_of_every_position_handed_out_is_refused(stack: Stack) -> None:
+    # A cursor past every position the feed ever handed out would silently hide the events that
+    # get those positions later: refuse it instead of answering an empty page.
+    tenant = uuid.uuid4()
+    await stack.publish(mandate_signed(tenant))
+    await wait_until(lambda: _eq(feed_count(stack, tenant), 1))
+    _, cursor = await read_all(stack, tenant)
+    ahead = encode_cursor(decode_cursor(cursor) + 1_000_000)
+    r = await stack.client.get("/v1/events", params={"after": ahead}, headers=stack.headers(tenant))
+    assert r.status_code == 400, r.text
+    assert r.json()["code"] == "invalid_cursor"
+    assert (await page(stack, tenant, cursor))["data"] == []
 
 
 async def test_events_past_retention_are_purged(stack: Stack) -> None:

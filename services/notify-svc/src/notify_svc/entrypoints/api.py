@@ -309,7 +309,14 @@ async def get_delivery(delivery_id: uuid.UUID, principal: Principal, uow: UowDep
 # ---------------------------------------------------------------- the event feed
 
 
-@router.get("/v1/events", response_model=FeedOut, tags=["events"])
+@router.get(
+    "/v1/events",
+    response_model=FeedOut,
+    tags=["events"],
+    responses={
+        400: {"description": "`invalid_cursor`: not a cursor this feed returned (crafted, or ahead of the feed)"}
+    },
+)
 async def event_feed(
     principal: Principal,
     uow: UowDep,

@@ -41,6 +41,10 @@ _SEQUENCE = sa.text(
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended('notify-feed:' || :tenant, 0))")
 
 CURSOR_PREFIX = "evf1_"
+# Positions are PostgreSQL BIGINTs; anything larger was never handed out.
+_MAX_POSITION = 2**63 - 1
+_INVALID_CURSOR = "the cursor is not one this feed returned"
+_LAST_POSITION = sa.text("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_feed_seq")
 
 
 def encode_cursor(position: int) -> str:
@@ -53,11 +57,11 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         raw = cursor.removeprefix(CURSOR_PREFIX)
         position = int(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode())
-        if position < 0:
+        if not 0 <= position <= _MAX_POSITION:
             raise ValueError
         return position
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Problem(400, "invalid_cursor", "the cursor is not one this feed returned") from None
+        raise Problem(400, "invalid_cursor", _INVALID_CURSOR) from None
 
 
 async def sequence_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> None:
@@ -87,6 +91,10 @@ async def read_feed(
             raise Problem(422, "invalid_types", error)
     position = decode_cursor(after) if after else 0
     await sequence_tenant(uow, tenant_id)
+    if position and position > (await uow.session.execute(_LAST_POSITION)).scalar_one():
+        # Past every position ever handed out: such a cursor would hide the events that get
+        # those positions later, so it is refused rather than answered with an empty page.
+        raise Problem(400, "invalid_cursor", _INVALID_CURSOR)
 
     # The highest visible position first: every event at or below it is committed and visible
     # (positions become visible in order), so the page and the cursor cannot skip anything.
