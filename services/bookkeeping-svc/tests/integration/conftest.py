@@ -7,15 +7,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.settings import Settings
 from koppel_shared.auth import issue_token
 from koppel_shared.events import new_event
+from koppel_shared.events.collection import CollectionPaid
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.events.registry import EventData
 from koppel_shared.messaging.broker import Broker
@@ -23,6 +27,7 @@ from koppel_shared.migrations import migrate
 from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served
+from koppel_shared.testing.waiting import eventually
 from twinfield_sandbox import SandboxConfig, create_app
 from twinfield_sandbox.testing import OFFICE, ORG
 
@@ -120,11 +125,15 @@ class Service:
         assert reply.status_code == 200, reply.text
         assert reply.json()["status"] == "connected"
 
-    async def booking(self, tenant_id: uuid.UUID, status: str | None = None) -> dict[str, Any] | None:
+    async def bookings(self, tenant_id: uuid.UUID, status: str | None = None) -> dict[str, Any]:
+        """The answer of ``GET /v1/bookings`` (one tab, or all)."""
         params = {"status": status} if status else {}
         reply = await self.api.get("/v1/bookings", params=params, headers=self.headers(tenant_id))
         assert reply.status_code == 200, reply.text
-        items = reply.json()["items"]
+        return dict(reply.json())
+
+    async def booking(self, tenant_id: uuid.UUID, status: str | None = None) -> dict[str, Any] | None:
+        items = (await self.bookings(tenant_id, status))["items"]
         return items[0] if items else None
 
 
@@ -138,3 +147,74 @@ async def service(settings: Settings, cleanup_exchange: None) -> AsyncIterator[S
             yield Service(settings, api, broker)
     finally:
         await broker.close()
+
+
+def paid(invoice_number: str, amount_cents: int = 12100, tx: str | None = None, **extra: Any) -> CollectionPaid:
+    """A ``collection.paid`` as collection-svc publishes it for a direct debit (override any field)."""
+    now = datetime.now(UTC)
+    tx = tx or f"TX{uuid.uuid4().hex[:10]}"
+    values: dict[str, Any] = {
+        "collection_id": str(uuid.uuid4()),
+        "invoice_id": str(uuid.uuid4()),
+        "invoice_number": invoice_number,
+        "customer_number": "1001",
+        "customer_email": "info@dekorf.nl",
+        "amount_cents": amount_cents,
+        "status": "paid",
+        "method": "direct_debit",
+        "payment_kind": "transaction",
+        "twikey_id": tx,
+        "twikey_transaction_id": tx,
+        "paid_at": now,
+        "version": 3,
+        "updated_at": now,
+    }
+    values.update(extra)
+    return CollectionPaid(**values)
+
+
+async def wait_bookings(
+    service: Service, tenant: uuid.UUID, status: str, count: int, within: float = 20
+) -> list[dict[str, Any]]:
+    """Wait until the tenant has exactly ``count`` bookings, all in ``status``."""
+    last: list[Any] = [[]]
+
+    async def check() -> bool:
+        items = last[0] = (await service.bookings(tenant))["items"]
+        return len(items) == count and all(i["status"] == status for i in items)
+
+    try:
+        await eventually(check, within=within, every=0.1)
+    except AssertionError:
+        raise AssertionError(f"never {count} bookings {status}: {last[0]}") from None
+    return list(last[0])
+
+
+async def wait_status(service: Service, tenant: uuid.UUID, status: str, within: float = 20) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    last: list[Any] = [None]
+
+    async def check() -> bool:
+        item = last[0] = await service.booking(tenant)
+        if item and item["status"] == status:
+            found.update(item)
+            return True
+        return False
+
+    try:
+        await eventually(check, within=within, every=0.1)
+    except AssertionError:
+        raise AssertionError(f"booking never became {status}: {last[0]}") from None
+    return found
+
+
+async def outbox_types(service: Service, booking_id: str) -> list[str]:
+    engine = create_async_engine(service.settings.database_url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT type FROM outbox WHERE body LIKE :id ORDER BY seq"), {"id": f"%{booking_id}%"}
+            )
+            return [r[0] for r in rows]
+    finally:
+        await engine.dispose()

@@ -3,72 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from koppel_shared.events.collection import CollectionPaid, CollectionReversed
+from koppel_shared.events.collection import CollectionReversed
 from koppel_shared.testing.waiting import eventually
 
-from .conftest import Sandbox, Service
+from .conftest import Sandbox, Service, outbox_types, paid, wait_status
 
 pytestmark = pytest.mark.integration
 
 LONG_INVOICE = "ORDER-2025-" + "ABCDEFGHIJ" * 3 + "-0042"  # 46 characters
 LONG_TX = "TX" + "1234567890" * 4  # 42 characters
-
-
-def paid(invoice_number: str, amount_cents: int = 12100, tx: str | None = None, **extra: Any) -> CollectionPaid:
-    now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "collection_id": str(uuid.uuid4()),
-        "invoice_id": str(uuid.uuid4()),
-        "invoice_number": invoice_number,
-        "customer_number": "1001",
-        "customer_email": "info@dekorf.nl",
-        "amount_cents": amount_cents,
-        "status": "paid",
-        "method": "direct_debit",
-        "twikey_transaction_id": tx or f"TX{uuid.uuid4().hex[:10]}",
-        "paid_at": now,
-        "version": 3,
-        "updated_at": now,
-    }
-    values.update(extra)
-    return CollectionPaid(**values)
-
-
-async def wait_status(service: Service, tenant: uuid.UUID, status: str, within: float = 20) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    last: list[Any] = [None]
-
-    async def check() -> bool:
-        item = last[0] = await service.booking(tenant)
-        if item and item["status"] == status:
-            found.update(item)
-            return True
-        return False
-
-    try:
-        await eventually(check, within=within, every=0.1)
-    except AssertionError:
-        raise AssertionError(f"booking never became {status}: {last[0]}") from None
-    return found
-
-
-async def outbox_types(service: Service, booking_id: str) -> list[str]:
-    engine = create_async_engine(service.settings.database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                sa.text("SELECT type FROM outbox WHERE body LIKE :id ORDER BY seq"), {"id": f"%{booking_id}%"}
-            )
-            return [r[0] for r in rows]
-    finally:
-        await engine.dispose()
 
 
 async def test_paid_collection_is_booked_and_matched_with_the_exact_lines(service: Service, twinfield: Sandbox) -> None:
@@ -84,7 +30,7 @@ async def test_paid_collection_is_booked_and_matched_with_the_exact_lines(servic
 
     (memo,) = twinfield.memos()
     line1, line2 = memo["lines"]
-    description = f"{LONG_TX} betaling"[:40]
+    description = f"TX{LONG_TX} betaling"[:40]  # the reference names the kind: TX = a transaction
     assert (line1["dim1"], line1["debitcredit"], line1["value"], line1["description"]) == (
         "1105",
         "debit",

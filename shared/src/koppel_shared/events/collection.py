@@ -5,8 +5,13 @@ with a growing ``version``; bookkeeping-svc books from ``collection.paid`` and r
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Literal
 
 from koppel_shared.events.registry import EventData, event_type
+
+# What a paid item is at Twikey. Twikey numbers transactions and pay links in separate sequences,
+# so an id alone is ambiguous: a payment is identified by (tenant, kind, Twikey id).
+PaymentKind = Literal["transaction", "paylink"]
 
 
 class Collection(EventData):
@@ -23,7 +28,13 @@ class Collection(EventData):
     method: str  # direct_debit|paylink
     reason: str | None = None  # why skipped/failed, in words
     mandate_number: str | None = None
-    twikey_transaction_id: str | None = None
+    # The payment's identity at Twikey: kind ``transaction`` (direct debit) or ``paylink``, and the
+    # id Twikey gave it in that kind's numbering. Consumers key on both. Events published before
+    # these fields existed lack them: read the kind from ``method`` and the id from
+    # ``twikey_transaction_id``.
+    payment_kind: PaymentKind | None = None
+    twikey_id: str | None = None
+    twikey_transaction_id: str | None = None  # the Twikey transaction of a direct debit only
     r_code: str | None = None
     due_date: date | None = None
     collect_on: date | None = None

@@ -4,8 +4,10 @@
   the cached (encrypted) access token with its expiry and cluster URL; the row is also the lock
   that makes token refresh single-flight across workers (``SELECT … FOR UPDATE``).
 - ``oauth_states``: the signed ``state`` of each connect attempt, single use.
-- ``bookings``: one per (tenant, collection) and per (tenant, Twikey transaction id): the
-  database half of "never twice".
+- ``bookings``: one per (tenant, collection) and per paid item at Twikey (tenant, kind, Twikey
+  id): the database half of "never twice".
+- ``booking_conflicts``: a paid item announced again with other facts (domain/identity.py), kept
+  with both records until an operator dismisses it or books the incoming one.
 - ``customer_updates``: bank account + collect mandate to put on a Twinfield customer.
 - ``twinfield_credit_buckets``: the fair-use credits every worker spends from (see credits.py).
 """
@@ -57,8 +59,12 @@ bookings = sa.Table(
     sa.Column("id", sa.Uuid, primary_key=True),
     sa.Column("tenant_id", sa.Uuid, nullable=False),
     sa.Column("collection_id", sa.String(64), nullable=False),
-    sa.Column("twikey_transaction_id", sa.String(64), nullable=True),
-    sa.Column("reference", sa.String(64), nullable=False),  # the transaction id, else the collection id
+    sa.Column("payment_kind", sa.String(16), nullable=False),  # transaction|paylink
+    sa.Column("twikey_id", sa.String(64), nullable=True),  # in that kind's numbering at Twikey
+    sa.Column("twikey_transaction_id", sa.String(64), nullable=True),  # direct debits only
+    # What Twinfield knows the payment by (domain/identity.py): "TX<id>"/"PL<id>", the bare id for
+    # bookings made before kinds existed, else the collection id. Never rewritten.
+    sa.Column("reference", sa.String(100), nullable=False),
     sa.Column("invoice_id", sa.String(64), nullable=True),
     sa.Column("invoice_number", sa.String(200), nullable=False),
     sa.Column("customer_number", sa.String(64), nullable=False),
@@ -94,14 +100,42 @@ bookings = sa.Table(
     sa.Column("matched_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("tenant_id", "collection_id", name="uq_bookings_tenant_collection"),
     sa.Index(
-        "uq_bookings_tenant_transaction",
+        "uq_bookings_tenant_payment",
         "tenant_id",
-        "twikey_transaction_id",
+        "payment_kind",
+        "twikey_id",
         unique=True,
-        postgresql_where=sa.text("twikey_transaction_id IS NOT NULL"),
+        postgresql_where=sa.text("twikey_id IS NOT NULL"),
     ),
     sa.Index("ix_bookings_due", "status", "next_attempt_at"),
     sa.Index("ix_bookings_tenant_status", "tenant_id", "status", "created_at"),
+)
+
+booking_conflicts = sa.Table(
+    "booking_conflicts",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("booking_id", sa.Uuid, sa.ForeignKey("bookings.id"), nullable=False),  # the existing one
+    sa.Column("code", sa.String(32), nullable=False),  # payment_conflict
+    sa.Column("differences", JSONB, nullable=False),  # ["payment", "amount", "invoice"]
+    sa.Column("fingerprint", sa.String(64), nullable=False),  # the same conflict announced again is one row
+    sa.Column("collection_id", sa.String(64), nullable=False),
+    sa.Column("payment_kind", sa.String(16), nullable=False),
+    sa.Column("twikey_id", sa.String(64), nullable=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=False),
+    sa.Column("invoice_number", sa.String(200), nullable=False),
+    sa.Column("incoming", JSONB, nullable=False),  # the collection as announced the second time
+    sa.Column("status", sa.String(16), nullable=False),  # open|dismissed|booked
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("resolved_booking_id", sa.Uuid, nullable=True),  # the booking made of the incoming one
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("correlation_id", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.UniqueConstraint("tenant_id", "fingerprint", name="uq_booking_conflicts_fingerprint"),
+    sa.Index("ix_booking_conflicts_tenant_status", "tenant_id", "status", "created_at"),
 )
 
 customer_updates = sa.Table(

@@ -1,5 +1,6 @@
-"""REST for the console and operators: the Twinfield connection (``/v1/twinfield``) and the
-bookings with their errors and retries (``/v1/bookings``)."""
+"""REST for the console and operators: the Twinfield connection (``/v1/twinfield``), the
+bookings with their errors and retries (``/v1/bookings``), and payment conflicts
+(``/v1/bookings/conflicts``, also listed with the errors)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from bookkeeping_svc.service_layer import connection, intake
+from bookkeeping_svc.domain.identity import CONFLICT_HINT
+from bookkeeping_svc.service_layer import conflicts, connection, intake
 from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
@@ -202,7 +204,12 @@ class BookingOut(BaseModel):
     id: uuid.UUID
     status: str
     collection_id: str
-    twikey_transaction_id: str | None
+    payment_kind: Literal["transaction", "paylink"] = Field(
+        description="what was paid at Twikey: a direct-debit transaction or a pay link"
+    )
+    twikey_id: str | None = Field(description="Twikey's id in that kind's numbering (the kinds' ids overlap)")
+    twikey_transaction_id: str | None = Field(description="direct debits only; use payment_kind + twikey_id")
+    reference: str = Field(description="what Twinfield knows the payment by (MEMO description, free text)")
     invoice_number: str
     customer_number: str
     customer_email: str | None
@@ -229,7 +236,10 @@ class BookingOut(BaseModel):
                     "id": "6c1d0f3e-8d5e-4a55-9d7e-0d2f1b0c7a11",
                     "status": "error",
                     "collection_id": "c-1",
-                    "twikey_transaction_id": "TX123",
+                    "payment_kind": "transaction",
+                    "twikey_id": "123",
+                    "twikey_transaction_id": "123",
+                    "reference": "TX123",
                     "invoice_number": "F2025-0042",
                     "customer_number": "1001",
                     "customer_email": "info@dekorf.nl",
@@ -258,9 +268,60 @@ class BookingOut(BaseModel):
     }
 
 
+class IncomingPayment(BaseModel):
+    """The collection as it was announced the second time (``collection.paid``)."""
+
+    collection_id: str
+    payment_kind: str | None = None
+    twikey_id: str | None = None
+    twikey_transaction_id: str | None = None
+    invoice_id: str
+    invoice_number: str
+    customer_number: str
+    amount_cents: int
+    method: str
+    paid_at: datetime | None = None
+
+
+class ConflictOut(BaseModel):
+    id: uuid.UUID
+    code: Literal["payment_conflict"]
+    status: Literal["open", "dismissed", "booked"]
+    differences: list[Literal["payment", "amount", "invoice"]] = Field(
+        description="what differs from the existing booking: the Twikey payment, the amount, the invoice"
+    )
+    payment_kind: str
+    twikey_id: str | None
+    existing: BookingOut = Field(description="the booking already made")
+    incoming: IncomingPayment = Field(description="the announcement that was not booked")
+    hint: str
+    note: str | None
+    resolved_booking_id: uuid.UUID | None = Field(None, description="the booking made of the incoming payment")
+    created_at: datetime
+    resolved_at: datetime | None
+
+
 class BookingList(BaseModel):
     items: list[BookingOut]
     next_before: datetime | None = Field(None, description="pass as `before` for the next page")
+    conflicts: list[ConflictOut] = Field(
+        default_factory=list, description="with `status=error`: the open payment conflicts (they need a person too)"
+    )
+
+
+class ConflictList(BaseModel):
+    items: list[ConflictOut]
+    next_before: datetime | None = None
+
+
+class DismissIn(BaseModel):
+    note: str = Field(min_length=1, max_length=2000, description="why this is not a payment to book")
+
+    model_config = {"json_schema_extra": {"examples": [{"note": "amount corrected at the ERP; booked once"}]}}
+
+
+class BookConflictIn(BaseModel):
+    note: str | None = Field(None, max_length=2000)
 
 
 class RetryAllIn(BaseModel):
@@ -280,6 +341,12 @@ def _out(row: Any) -> dict[str, Any]:
     return data
 
 
+def _conflict_out(conflict: Any, existing: Any) -> dict[str, Any]:
+    data = {name: getattr(conflict, name) for name in ConflictOut.model_fields if hasattr(conflict, name)}
+    data.update(existing=_out(existing), hint=CONFLICT_HINT)
+    return data
+
+
 @booking_routes.get("", response_model=BookingList, summary="Bookings by tab: open, booked or error")
 async def list_bookings(
     principal: Operator,
@@ -289,10 +356,54 @@ async def list_bookings(
     before: datetime | None = None,
 ) -> dict[str, Any]:
     rows = await intake.list_bookings(uow, principal.tenant_id, status, limit, before)
+    found = await conflicts.list_conflicts(uow, principal.tenant_id) if status == "error" and before is None else []
     return {
         "items": [_out(r) for r in rows],
         "next_before": rows[-1].created_at if len(rows) == limit else None,
+        "conflicts": [_conflict_out(c, b) for c, b in found],
     }
+
+
+@booking_routes.get("/conflicts", response_model=ConflictList, summary="Payment conflicts (open by default)")
+async def list_conflicts(
+    principal: Operator,
+    uow: UowDep,
+    status: Literal["open", "dismissed", "booked"] | None = Query("open"),
+    limit: int = Query(50, ge=1, le=500),
+    before: datetime | None = None,
+) -> dict[str, Any]:
+    found = await conflicts.list_conflicts(uow, principal.tenant_id, status, limit, before)
+    return {
+        "items": [_conflict_out(c, b) for c, b in found],
+        "next_before": found[-1][0].created_at if len(found) == limit else None,
+    }
+
+
+@booking_routes.get("/conflicts/{conflict_id}", response_model=ConflictOut, summary="One payment conflict")
+async def get_conflict(conflict_id: uuid.UUID, principal: Operator, uow: UowDep) -> dict[str, Any]:
+    return _conflict_out(*await conflicts.get_conflict(uow, principal.tenant_id, conflict_id))
+
+
+@booking_routes.post(
+    "/conflicts/{conflict_id}/dismiss", response_model=ConflictOut, summary="Not a payment to book: close with a note"
+)
+async def dismiss_conflict(conflict_id: uuid.UUID, body: DismissIn, principal: Operator, uow: UowDep) -> dict[str, Any]:
+    resolved = await conflicts.dismiss(uow, principal.tenant_id, conflict_id, body.note)
+    await uow.commit()
+    return _conflict_out(*resolved)
+
+
+@booking_routes.post(
+    "/conflicts/{conflict_id}/book",
+    response_model=ConflictOut,
+    summary="A genuinely different payment: book it as its own booking",
+)
+async def book_conflict(
+    conflict_id: uuid.UUID, principal: Operator, uow: UowDep, body: BookConflictIn | None = None
+) -> dict[str, Any]:
+    resolved = await conflicts.book(uow, principal.tenant_id, conflict_id, body.note if body else None)
+    await uow.commit()
+    return _conflict_out(*resolved)
 
 
 @booking_routes.post("/retry", response_model=RetryAllOut, summary="Retry every failed booking (optionally one kind)")

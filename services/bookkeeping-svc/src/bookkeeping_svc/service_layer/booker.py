@@ -57,7 +57,7 @@ from bookkeeping_svc.domain.errors import HINTS, classify
 from bookkeeping_svc.domain.invoices import Found, NeedEmails, NotFound, OpenItem, find_own_memo, resolve_invoice
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.gateway import Access, Gateway, NotConnected
-from bookkeeping_svc.service_layer.intake import WAKE_CHANNEL
+from bookkeeping_svc.service_layer.payments import WAKE_CHANNEL
 from bookkeeping_svc.settings import Settings
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.events.booking import BookingBooked, BookingFailed, BookingReversed

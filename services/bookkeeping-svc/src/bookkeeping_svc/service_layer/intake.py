@@ -2,22 +2,27 @@
 
 Handlers only write rows (the booker loop does the Twinfield calls), so they are fast and run in
 the consumer's transaction with its inbox record. "Never twice" starts here: a booking is keyed
-on (tenant, collection) and on (tenant, Twikey transaction id); a second ``collection.paid`` for
-either finds the row and changes nothing.
+on (tenant, collection) and on the paid item at Twikey (tenant, kind, Twikey id). A second
+``collection.paid`` for either is a duplicate (nothing changes) when kind, id, amount and invoice
+agree, and a conflict on the operator's errors list otherwise (service_layer/conflicts.py).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from bookkeeping_svc.adapters.orm import bookings, connections, customer_updates
+from bookkeeping_svc.adapters.orm import bookings, customer_updates
 from bookkeeping_svc.domain.booking import RETRYABLE, TABS, Status
+from bookkeeping_svc.domain.identity import Verdict, compare
+from bookkeeping_svc.service_layer import conflicts
 from bookkeeping_svc.service_layer.events import booking_event
+from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, paid_item, wake_booker
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events.booking import BookingReversed
 from koppel_shared.events.collection import CollectionPaid, CollectionReversed
@@ -28,14 +33,6 @@ from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
-WAKE_CHANNEL = "koppel_bookings_due"
-# Delivered when the transaction commits, so the booker finds the rows it is woken for.
-_WAKE_BOOKER = sa.text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
-
-
-async def wake_booker(uow: UnitOfWork) -> None:
-    await uow.session.execute(_WAKE_BOOKER)
-
 
 def _tenant(envelope: Envelope) -> uuid.UUID:
     if envelope.tenant_id is None:
@@ -43,47 +40,53 @@ def _tenant(envelope: Envelope) -> uuid.UUID:
     return envelope.tenant_id
 
 
-async def _connection_status(uow: UnitOfWork, tenant_id: uuid.UUID) -> str | None:
-    return (
-        await uow.session.execute(sa.select(connections.c.status).where(connections.c.tenant_id == tenant_id))
-    ).scalar_one_or_none()
-
-
 def _row_values(tenant_id: uuid.UUID, data: CollectionPaid | CollectionReversed, envelope: Envelope) -> dict[str, Any]:
-    paid_at = data.paid_at or envelope.occurred_at
-    return {
-        "id": uuid.uuid4(),
-        "tenant_id": tenant_id,
-        "collection_id": data.collection_id,
-        "twikey_transaction_id": data.twikey_transaction_id,
-        "reference": data.twikey_transaction_id or data.collection_id,
-        "invoice_id": data.invoice_id,
-        "invoice_number": data.invoice_number,
-        "customer_number": data.customer_number,
-        "customer_email": data.customer_email,
-        "customer_name": data.customer_name,
-        "amount_cents": data.amount_cents,
-        "method": data.method,
-        "paid_on": paid_at.astimezone(UTC).date(),
-        "correlation_id": envelope.correlation_id,
-    }
+    return booking_values(tenant_id, data, envelope.occurred_at, envelope.correlation_id)
 
 
 async def on_collection_paid(envelope: Envelope, data: CollectionPaid, uow: UnitOfWork) -> None:
     tenant_id = _tenant(envelope)
-    status = Status.PAUSED if await _connection_status(uow, tenant_id) == "consent_lost" else Status.OPEN
     values = _row_values(tenant_id, data, envelope)
-    values["status"] = status
-    if status == Status.PAUSED:
-        values["paused_from"] = Status.OPEN
-    # No conflict target: either unique key (collection, transaction id) makes it a duplicate.
+    values.update(await new_booking_status(uow, tenant_id))
+    # No conflict target: either unique key (collection; kind + Twikey id) makes it a repeat.
     inserted = (
         await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings.c.id))
     ).first()
-    if inserted is None:
-        log.info("booking.duplicate_paid", collection_id=data.collection_id, transaction=data.twikey_transaction_id)
-    elif status == Status.OPEN:
-        await wake_booker(uow)
+    if inserted is not None:
+        if values["status"] == Status.OPEN:
+            await wake_booker(uow)
+        return
+    await _repeat(uow, envelope, data, values)
+
+
+async def _repeat(uow: UnitOfWork, envelope: Envelope, data: CollectionPaid, values: dict[str, Any]) -> None:
+    """A paid item we have a booking for: a duplicate if any booking it collides with has the
+    same facts, otherwise a conflict with the first."""
+    same_payment = sa.and_(
+        bookings.c.payment_kind == values["payment_kind"], bookings.c.twikey_id == values["twikey_id"]
+    )
+    collides = bookings.c.collection_id == values["collection_id"]
+    if values["twikey_id"] is not None:
+        collides = sa.or_(collides, same_payment)
+    rows = (
+        await uow.session.execute(
+            sa.select(bookings)
+            .where(bookings.c.tenant_id == values["tenant_id"], collides)
+            .order_by(bookings.c.created_at, bookings.c.id)
+        )
+    ).all()
+    incoming = paid_item(SimpleNamespace(**values))
+    comparisons = [(row, compare(paid_item(row), incoming)) for row in rows]
+    if not comparisons or any(c.verdict == Verdict.DUPLICATE for _, c in comparisons):
+        log.info(
+            "booking.duplicate_paid",
+            collection_id=data.collection_id,
+            payment_kind=values["payment_kind"],
+            twikey_id=values["twikey_id"],
+        )
+        return
+    existing, comparison = comparisons[0]
+    await conflicts.record(uow, envelope, existing, data, values, comparison)
 
 
 async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, uow: UnitOfWork) -> None:
