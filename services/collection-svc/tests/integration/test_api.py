@@ -31,8 +31,28 @@ async def counts(harness: Any) -> tuple[int, int, int]:
         ({"currency": "USD"}, "currency", "eur_only"),
         ({"due_date": "2026-01-31"}, "due_date", "not_before_invoice_date"),
         ({"subscription_reference": "NOPE"}, "subscription_reference", "exists"),
-        ({"amount_cents": "lots"}, "amount_cents", "int_parsing"),
+        ({"amount_cents": "lots"}, "amount_cents", "int_type"),
         ({"invoice_number": ""}, "invoice_number", "string_too_short"),
+        # what Twikey would refuse later (err_invalid_sepachars) or Twinfield could not book
+        ({"description": "Zoë Ünal & Söhne <BV> — «€»"}, "description", "sepa_characters"),
+        ({"description": "Invoice_1"}, "description", "sepa_characters"),
+        ({"description": None, "invoice_number": "INV_1"}, "invoice_number", "sepa_characters"),
+        ({"customer_name": "Zoë & Co"}, "customer_name", "sepa_characters"),
+        ({"invoice_number": "    "}, "invoice_number", "not_blank"),
+        ({"invoice_number": "X" * 41}, "invoice_number", "twinfield_length"),
+        ({"customer_email": "a" * 60 + "@example.be"}, "customer_email", "twikey_length"),
+        # strict JSON types: a boolean, a float or a string is not an amount in cents
+        ({"amount_cents": True}, "amount_cents", "int_type"),
+        ({"amount_cents": 49.99}, "amount_cents", "int_type"),
+        ({"amount_cents": 4999.0}, "amount_cents", "int_type"),
+        ({"amount_cents": "4999"}, "amount_cents", "int_type"),
+        ({"amount_cents": 99_999_999_999 + 1}, "amount_cents", "sepa_maximum"),
+        ({"currency": "eur"}, "currency", "eur_only"),
+        ({"invoice_date": 20260201}, "invoice_date", "iso_date"),
+        # dates within the window
+        ({"invoice_date": "1900-01-01", "due_date": "1900-01-15"}, "invoice_date", "not_too_old"),
+        ({"invoice_date": "2099-01-01", "due_date": "2099-01-15"}, "invoice_date", "not_too_far_ahead"),
+        ({"due_date": "9999-12-31"}, "due_date", "payment_term"),
     ],
 )
 async def test_bad_invoice_is_refused_naming_field_and_rule_and_nothing_is_stored(
@@ -49,6 +69,92 @@ async def test_bad_invoice_is_refused_naming_field_and_rule_and_nothing_is_store
         {"field": e["field"], "rule": e["rule"]} for e in response.json()["errors"]
     ]
     assert await counts(harness) == before
+
+
+async def test_a_bad_character_is_named_with_its_position_and_code_point(harness: Any) -> None:
+    body = harness.body(description="Zoë Ünal & Söhne <BV> — «€»")
+    response = await harness.client.post("/v1/invoices", json=body, headers=harness.headers(uuid.uuid4()))
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "description" and error["rule"] == "sepa_characters"
+    assert (error["position"], error["character"], error["code_point"]) == (3, "ë", "U+00EB")
+    assert "U+00EB" in response.json()["detail"]
+
+
+async def test_the_largest_sepa_amount_and_a_number_with_spaces_around_it_are_accepted(harness: Any) -> None:
+    headers = harness.headers(uuid.uuid4())
+    body = harness.body(invoice_number="  INV-MAX  ", amount_cents=99_999_999_999)
+    posted = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["invoice_number"] == "INV-MAX" and posted.json()["amount_cents"] == 99_999_999_999
+
+
+async def test_transliteration_is_opt_in_per_tenant_and_stores_the_sepa_text(harness: Any) -> None:
+    headers = harness.headers(uuid.uuid4())
+    body = harness.body(customer_name="Zoë Ünal", description="Zoë Ünal & Söhne <BV> — «€»")
+    assert (await harness.client.post("/v1/invoices", json=body, headers=headers)).status_code == 422
+    policy = await harness.client.put("/v1/collection-policy", json={"transliterate_text": True}, headers=headers)
+    assert policy.status_code == 200 and policy.json()["transliterate_text"] is True
+    posted = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert posted.status_code == 201, posted.text
+    assert posted.json()["description"] == "Zoe Unal Sohne BV - EUR"
+    assert posted.json()["customer"]["name"] == "Zoe Unal"
+    # the same posting again is the same invoice
+    again = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["id"] == posted.json()["id"]
+
+
+async def test_policy_fields_take_only_their_json_types(harness: Any) -> None:
+    headers = harness.headers(uuid.uuid4())
+    for body, field in (
+        ({"lead_days": True}, "lead_days"),
+        ({"auto_collect": "yes"}, "auto_collect"),
+        ({"transliterate_text": 1}, "transliterate_text"),
+    ):
+        refused = await harness.client.put("/v1/collection-policy", json=body, headers=headers)
+        assert refused.status_code == 422, body
+        assert field in [e["field"] for e in refused.json()["errors"]]
+    assert (await harness.client.get("/v1/collection-policy", headers=headers)).json()["version"] == 0
+
+
+async def test_a_withdrawn_invoice_number_can_be_posted_again(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    headers = harness.headers(tenant)
+    first = await harness.post_invoice(tenant, invoice_number="INV-AGAIN", description="Wrong text")
+    assert (await harness.client.delete(f"/v1/invoices/{first['id']}", headers=headers)).status_code == 200
+    body = harness.body(invoice_number="INV-AGAIN", description="Right text")
+    again = await harness.client.post("/v1/invoices", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != first["id"] and again.json()["status"] != "withdrawn"
+    assert (await harness.invoice(tenant, first["id"]))["status"] == "withdrawn"
+    # while it is live, the number is taken
+    other = await harness.client.post("/v1/invoices", json={**body, "amount_cents": 1}, headers=headers)
+    assert other.status_code == 409 and other.json()["code"] == "invoice_number_conflict"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "rule"),
+    [
+        ({"description": "Söhne & Co"}, "description", "sepa_characters"),
+        ({"amount_cents": True}, "amount_cents", "int_type"),
+        ({"amount_cents": 0}, "amount_cents", "positive"),
+        ({"due_date": "2026-01-01"}, "due_date", "not_before_invoice_date"),
+        ({"invoice_number": "INV-NEW"}, "invoice_number", "extra_forbidden"),
+    ],
+)
+async def test_a_bad_correction_is_refused_and_changes_nothing(
+    harness: Any, patch: dict[str, Any], field: str, rule: str
+) -> None:
+    tenant = uuid.uuid4()
+    invoice = await harness.post_invoice(tenant)
+    before = await counts(harness)
+    response = await harness.client.patch(f"/v1/invoices/{invoice['id']}", json=patch, headers=harness.headers(tenant))
+    assert response.status_code == 422, response.text
+    assert {"field": field, "rule": rule} in [
+        {"field": e["field"], "rule": e["rule"]} for e in response.json()["errors"]
+    ]
+    assert await counts(harness) == before
+    assert await harness.invoice(tenant, invoice["id"]) == invoice
 
 
 async def test_invoice_number_reused_with_different_data_is_a_conflict_naming_the_fields(harness: Any) -> None:
@@ -93,6 +199,7 @@ async def test_policy_defaults_update_and_validation(harness: Any) -> None:
         "retry_r_codes": ["AM04"],
         "retry_after_days": 5,
         "max_attempts": 2,
+        "transliterate_text": False,
         "version": 0,
     }
     bad = await harness.client.put(
@@ -157,6 +264,8 @@ async def test_every_endpoint_is_tenant_isolated(harness: Any) -> None:
     assert (await harness.client.get(f"/v1/invoices/{invoice['id']}", headers=theirs)).status_code == 404
     assert (await harness.client.delete(f"/v1/invoices/{invoice['id']}", headers=theirs)).status_code == 404
     assert (await harness.client.post(f"/v1/invoices/{invoice['id']}/collect", headers=theirs)).status_code == 404
+    fix = await harness.client.patch(f"/v1/invoices/{invoice['id']}", json={"amount_cents": 1}, headers=theirs)
+    assert fix.status_code == 404
     assert (await harness.client.get("/v1/invoices", headers=theirs)).json()["items"] == []
     assert (await harness.client.get("/v1/collection-policy", headers=theirs)).json()["lead_days"] == 3
     assert (await harness.client.get(f"/v1/subscriptions/{sub['id']}", headers=theirs)).status_code == 404

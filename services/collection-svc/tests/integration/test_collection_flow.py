@@ -200,6 +200,95 @@ async def test_refused_by_twikey_fails_with_the_reason(harness: Any) -> None:
     assert "mandate not active" in failed["collection"]["reason"]
 
 
+async def test_an_invoice_refused_by_twikey_is_corrected_and_collected_under_the_same_number(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    headers = harness.headers(tenant)
+    harness.clock.set_date(date(2026, 3, 1))
+    await harness.sign_mandate(tenant, "C-1", "KOP-1")
+    invoice = await harness.post_invoice(tenant, invoice_date="2026-03-01", due_date="2026-03-01")
+    first = invoice["collection"]["collection_id"]
+    await submitted_item(harness, tenant, invoice["id"], first)
+    # while it is at Twikey it cannot be changed
+    busy = await harness.client.patch(f"/v1/invoices/{invoice['id']}", json={"amount_cents": 999}, headers=headers)
+    assert busy.status_code == 409 and busy.json()["code"] == "collection_in_progress"
+    await harness.publish(
+        new_event(
+            TwikeyTransactionRefused(
+                collection_id=first, mandate_number="KOP-1", code="err_billing_overdrawn", message="above max"
+            ),
+            tenant_id=tenant,
+        )
+    )
+    await harness.invoice_eventually(tenant, invoice["id"], lambda i: i["status"] == "failed")
+
+    fixed = await harness.client.patch(
+        f"/v1/invoices/{invoice['id']}", json={"amount_cents": 999, "description": "Invoice part 1"}, headers=headers
+    )
+    assert fixed.status_code == 200, fixed.text
+    body = fixed.json()
+    assert body["id"] == invoice["id"] and body["invoice_number"] == invoice["invoice_number"]
+    assert body["amount_cents"] == 999 and body["description"] == "Invoice part 1"
+    assert body["status"] == "scheduled" and body["collection"]["attempt"] == 2
+    second = body["collection"]["collection_id"]
+    item = await submitted_item(harness, tenant, invoice["id"], second)
+    assert item["amount_cents"] == 999 and item["message"] == "Invoice part 1"
+    [event] = await harness.tap.wait_for("collection.scheduled", collection_id=second)
+    assert event.data["amount_cents"] == 999 and event.data["reason_code"] == "due"
+    # the ERP posting the corrected invoice again is the same invoice, not a conflict
+    again = await harness.client.post(
+        "/v1/invoices",
+        json=harness.body(
+            invoice_number=invoice["invoice_number"],
+            invoice_date="2026-03-01",
+            due_date="2026-03-01",
+            amount_cents=999,
+            description="Invoice part 1",
+        ),
+        headers=headers,
+    )
+    assert again.status_code == 200 and again.json()["id"] == invoice["id"]
+
+
+async def test_correcting_an_open_invoice_decides_its_collection_again(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    headers = harness.headers(tenant)
+    harness.clock.set_date(date(2026, 2, 1))
+    await harness.sign_mandate(tenant, "C-1", "KOP-1", max_amount_cents=5000)
+    invoice = await harness.post_invoice(tenant, amount_cents=6000)
+    assert invoice["collection"]["reason_code"] == "above_mandate_limit"
+    fixed = await harness.client.patch(
+        f"/v1/invoices/{invoice['id']}", json={"amount_cents": 5000, "due_date": "2026-02-20"}, headers=headers
+    )
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["status"] == "scheduled" and fixed.json()["collection"]["collect_on"] == "2026-02-17"
+    assert fixed.json()["collection"]["collection_id"] == invoice["collection"]["collection_id"]
+    assert len(fixed.json()["attempts"]) == 1
+
+
+async def test_skips_carry_a_reason_code_and_a_pay_link_event_carries_its_url(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    harness.clock.set_date(date(2026, 2, 1))
+    invoice = await harness.post_invoice(tenant, customer_number="C-8", amount_cents=2500)
+    [skipped] = await harness.tap.wait_for("collection.skipped", invoice_id=invoice["id"])
+    assert skipped.data["reason_code"] == "no_mandate" and skipped.data["reason"]
+    [request] = await harness.tap.wait_for("sync.paylink_requested", tenant=tenant)
+    created = new_event(
+        TwikeyPaylinkCreated(reference=request.data["reference"], paylink_id="PL-8", url="https://pay.example/PL-8"),
+        tenant_id=tenant,
+    )
+    await harness.publish(created)
+    [event] = await harness.tap.wait_for("collection.paylink_created", invoice_id=invoice["id"])
+    assert event.data["url"] == "https://pay.example/PL-8" and event.data["paylink_id"] == "PL-8"
+    assert event.data["invoice_number"] == invoice["invoice_number"] and event.data["amount_cents"] == 2500
+    assert event.data["customer_number"] == "C-8" and event.data["reason_code"] == "no_mandate"
+    assert event.causation_id == str(created.id)
+    # sync-svc answering twice (a redelivery with a new id) announces the link once
+    again = new_event(TwikeyPaylinkCreated(**created.data), tenant_id=tenant)
+    await harness.publish(again)
+    await harness.handled(again)
+    assert len(harness.tap.of_type("collection.paylink_created", invoice_id=invoice["id"])) == 1
+
+
 async def test_suspended_mandate_stops_scheduled_invoices_and_resume_schedules_them_again(harness: Any) -> None:
     tenant = uuid.uuid4()
     harness.clock.set_date(date(2026, 2, 1))

@@ -1,6 +1,7 @@
 """collection-svc's public events. Each carries the whole current collection (``Collection``)
 with a growing ``version``; bookkeeping-svc books from ``collection.paid`` and reverses on
-``collection.reversed``."""
+``collection.reversed``. ``collection.paylink_created`` carries the URL of a pay link made for an
+invoice that cannot be collected by direct debit, for the ERP to send to its customer."""
 
 from __future__ import annotations
 
@@ -26,7 +27,10 @@ class Collection(EventData):
     currency: str = "EUR"
     status: str  # scheduled|submitted|paid|failed|reversed|skipped|withdrawn
     method: str  # direct_debit|paylink
-    reason: str | None = None  # why skipped/failed, in words
+    # why, as a stable code (due, no_mandate, above_tenant_limit, bank_error, err_… from Twikey;
+    # the list is in collection-svc's README) and in words
+    reason_code: str | None = None
+    reason: str | None = None
     mandate_number: str | None = None
     # The payment's identity at Twikey: kind ``transaction`` (direct debit) or ``paylink``, and the
     # id Twikey gave it in that kind's numbering. Consumers key on both. Events published before
@@ -71,3 +75,21 @@ class CollectionFailed(Collection):
 @event_type("collection.reversed", version=1)
 class CollectionReversed(Collection):
     pass
+
+
+@event_type("collection.paylink_created", version=1)
+class CollectionPaylinkCreated(EventData):
+    """Twikey made the pay link of an invoice: ``url`` is the page where the debtor pays."""
+
+    invoice_id: str
+    invoice_number: str
+    customer_number: str
+    customer_email: str | None = None
+    customer_name: str | None = None
+    amount_cents: int
+    currency: str = "EUR"
+    collection_id: str | None = None  # the direct debit that could not be made
+    reason_code: str | None = None  # why not (no_mandate, mandate_cancelled, …)
+    paylink_id: str
+    url: str
+    created_at: datetime

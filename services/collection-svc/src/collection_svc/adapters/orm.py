@@ -3,7 +3,8 @@
 - ``collection_policies``: one row per tenant (absent = the defaults);
 - ``mandates``: the projection of each customer's mandates, from mandate.* events (and pay links
   through which a mandate was signed);
-- ``subscriptions``; ``invoices`` (what the ERP posted);
+- ``subscriptions``; ``invoices`` (what the ERP posted; a number is unique among the tenant's
+  invoices that are not withdrawn);
 - ``collections``: one row per invoice and attempt; its id is what sync-svc derives Twikey's
   Idempotency-Key from, so an attempt can never be collected twice. A partial unique index keeps
   at most one live direct debit (scheduled, submitted or paid) per invoice;
@@ -37,6 +38,7 @@ collection_policies = sa.Table(
     sa.Column("retry_r_codes", JSONB, nullable=False),
     sa.Column("retry_after_days", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("transliterate_text", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", TZ, nullable=False),
 )
@@ -92,8 +94,16 @@ invoices = sa.Table(
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("withdrawn_at", TZ, nullable=True),
     sa.Column("created_at", TZ, nullable=False),
-    sa.UniqueConstraint("tenant_id", "invoice_number", name="uq_invoices_number"),
     sa.UniqueConstraint("tenant_id", "idempotency_key", name="uq_invoices_idempotency_key"),
+    # a number is taken by one live invoice; a withdrawn one frees it for the corrected invoice
+    sa.Index(
+        "uq_invoices_number_live",
+        "tenant_id",
+        "invoice_number",
+        unique=True,
+        postgresql_where=sa.text("withdrawn_at IS NULL"),
+    ),
+    sa.Index("ix_invoices_number", "tenant_id", "invoice_number"),
     sa.Index("ix_invoices_customer", "tenant_id", "customer_number"),
     sa.Index("ix_invoices_list", "tenant_id", "seq"),
 )

@@ -48,6 +48,8 @@ class CollectionPolicy:
     retry_r_codes: tuple[str, ...] = DEFAULT_RETRY_R_CODES
     retry_after_days: int = 5
     max_attempts: int = 2  # the first collection and one retry
+    # texts for Twikey transliterated into the SEPA set instead of refused (domain.texts)
+    transliterate_text: bool = False
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,14 @@ subscriptions. Thin: parse, call a use case, shape the answer."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from collection_svc.domain.invoices import InvoiceInput
 from collection_svc.domain.policy import DEFAULT_RETRY_R_CODES, CollectionPolicy
@@ -24,6 +26,24 @@ def _clock(runtime: Any) -> Clock:
 
 
 # --------------------------------------------------------------------------- models
+def _iso_date(value: Any) -> Any:
+    """JSON has no date type: a date is a "YYYY-MM-DD" string (not a number, not a timestamp)."""
+    if isinstance(value, date) or (isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value)):
+        return value
+    raise PydanticCustomError("iso_date", "a date as a YYYY-MM-DD string")
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+# a JSON integer: true, 49.99, 4999.0 and "4999" are refused (int_type), never read as cents
+Cents = Annotated[int, Field(strict=True)]
+
+TEXT_RULES = (
+    "Only the SEPA characters a-z A-Z 0-9 / - ? : ( ) . , ' + and space (422 `sepa_characters` with the "
+    "position and code point of the first other one), unless the policy's `transliterate_text` is on"
+)
+DATE_RULES = "A YYYY-MM-DD string"
+
+
 class PolicyIn(BaseModel):
     auto_collect: bool = Field(True, description="Collect invoices automatically (else only by hand)")
     lead_days: int = Field(3, description="Collect this many days before the due date")
@@ -35,8 +55,14 @@ class PolicyIn(BaseModel):
     )
     retry_after_days: int = Field(5, description="Days between a failed attempt and its retry")
     max_attempts: int = Field(2, description="Attempts in total (2 = one retry)")
+    transliterate_text: bool = Field(
+        False,
+        description="Transliterate texts for Twikey (description, customer name) into the SEPA character set "
+        "(ë → e, ß → ss, € → EUR; what has no SEPA form is dropped) instead of refusing them",
+    )
 
     model_config = {
+        "strict": True,  # JSON types only: true is not 1, "yes" is not true
         "json_schema_extra": {
             "examples": [
                 {
@@ -48,26 +74,46 @@ class PolicyIn(BaseModel):
                     "retry_r_codes": ["AM04"],
                     "retry_after_days": 5,
                     "max_attempts": 2,
+                    "transliterate_text": False,
                 }
             ]
-        }
+        },
     }
 
 
 class PolicyOut(PolicyIn):
     version: int = Field(description="0 = the defaults, never set")
 
+    model_config = ConfigDict(strict=False)
+
 
 class InvoiceIn(BaseModel):
-    invoice_number: str = Field(min_length=1, max_length=100)
-    customer_number: str = Field(min_length=1, max_length=100)
-    customer_name: str | None = Field(None, max_length=200)
-    customer_email: str | None = Field(None, max_length=320)
-    amount_cents: int = Field(description="Amount in euro cents, above 0")
+    invoice_number: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Unique among the tenant's live invoices (a withdrawn one frees its number). Spaces around "
+        "it are dropped; not blank (`not_blank`), at most 40 characters (`twinfield_length`: Twinfield's "
+        "invoicenumber). Without a description the statement says 'Invoice <number>', so then its "
+        "characters follow the SEPA rule too",
+    )
+    customer_number: str = Field(
+        min_length=1, max_length=100, description="Not blank, at most 50 characters (Twikey's customerNumber)"
+    )
+    customer_name: str | None = Field(
+        None,
+        max_length=200,
+        description=f"The pay link's first and last name (split at the first space, ≤ 50 each). {TEXT_RULES}",
+    )
+    customer_email: str | None = Field(None, max_length=320, description="At most 70 characters (Twikey)")
+    amount_cents: Cents = Field(
+        description="Amount in euro cents, a JSON integer from 1 to 99,999,999,999 (€999,999,999.99)"
+    )
     currency: str = Field("EUR", description="EUR only (SEPA)")
-    invoice_date: date
-    due_date: date = Field(description="Not before invoice_date")
-    description: str | None = Field(None, max_length=140, description="On the debtor's bank statement")
+    invoice_date: IsoDate = Field(description=f"{DATE_RULES}, at most 366 days before or after today")
+    due_date: IsoDate = Field(description=f"{DATE_RULES}, from invoice_date to 366 days after it")
+    description: str | None = Field(
+        None, max_length=140, description=f"On the debtor's bank statement (≤ 140). {TEXT_RULES}"
+    )
     subscription_reference: str | None = Field(None, max_length=100)
 
     model_config = {
@@ -90,6 +136,22 @@ class InvoiceIn(BaseModel):
     }
 
 
+class InvoicePatch(BaseModel):
+    """A correction: only the fields given change; the invoice number and customer never do."""
+
+    amount_cents: Cents | None = Field(None, description="As when posting")
+    invoice_date: IsoDate | None = None
+    due_date: IsoDate | None = None
+    description: str | None = Field(None, max_length=140, description="null removes it")
+    customer_name: str | None = Field(None, max_length=200)
+    customer_email: str | None = Field(None, max_length=320)
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [{"amount_cents": 4500, "description": "Invoice INV-2026-0001"}]},
+    }
+
+
 class CustomerOut(BaseModel):
     number: str
     name: str | None
@@ -102,9 +164,10 @@ class CollectionOut(BaseModel):
     method: Literal["direct_debit", "paylink"]
     status: str = Field(description="scheduled|submitted|paid|failed|reversed|skipped|withdrawn")
     reason_code: str | None = Field(
-        description="why: due|subscription|manual|retry|no_mandate|mandate_not_active|mandate_suspended|"
-        "mandate_cancelled|above_tenant_limit|above_mandate_limit|auto_collect_off|subscription_manual|"
-        "bank_error|reversed|withdrawn|…"
+        description="why, as a stable code: scheduled due|subscription|manual|retry; skipped no_mandate|"
+        "mandate_not_active|mandate_suspended|mandate_cancelled|above_tenant_limit|above_mandate_limit|"
+        "auto_collect_off|subscription_manual; submitted sent|accepted; paid paid|paylink; failed bank_error "
+        "or Twikey's refusal code (err_…); reversed; withdrawn withdrawn|superseded|paid_by_paylink"
     )
     reason: str | None = Field(description="the same, in words")
     collect_on: date | None
@@ -308,6 +371,24 @@ async def withdraw_invoice(
     invoice_id: uuid.UUID, principal: Principal, uow: UowDep, runtime: RuntimeDep
 ) -> dict[str, Any]:
     await invoice_cases.withdraw_invoice(uow, principal.tenant_id, invoice_id, _clock(runtime)())
+    await uow.commit()
+    return await invoice_cases.get_invoice(uow.session, principal.tenant_id, invoice_id)
+
+
+@invoice_router.patch(
+    "/{invoice_id}",
+    response_model=InvoiceOut,
+    summary="Correct an invoice under its own number (e.g. after Twikey refused it)",
+    description="While none of its collections is at Twikey or paid and no pay link is in play (409 "
+    "`collection_in_progress`, `already_paid`, `pay_link_open`; `invoice_withdrawn`). The rules of posting "
+    "apply (422). The open collection is decided again with the new facts; after a failed attempt a new "
+    "attempt is decided at once.",
+)
+async def correct_invoice(
+    invoice_id: uuid.UUID, body: InvoicePatch, principal: Principal, uow: UowDep, runtime: RuntimeDep
+) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True)
+    await invoice_cases.correct_invoice(uow, principal.tenant_id, invoice_id, changes, _clock(runtime)())
     await uow.commit()
     return await invoice_cases.get_invoice(uow.session, principal.tenant_id, invoice_id)
 

@@ -91,16 +91,17 @@ def apply_decision(rec: CollectionRecord, decision: Decision) -> None:
 
 
 async def evaluate_new_invoice(
-    uow: UnitOfWork, invoice: Any, now: datetime, today: date, cause: Envelope | None = None
+    uow: UnitOfWork, invoice: Any, now: datetime, today: date, cause: Envelope | None = None, attempt: int = 1
 ) -> CollectionRecord:
-    """First decision for a freshly posted invoice: attempt 1, scheduled or skipped (with a pay
-    link requested when the customer has no usable mandate and the tenant wants one)."""
+    """First decision for a freshly posted invoice (attempt 1), or for a corrected one whose last
+    attempt failed (the next attempt): scheduled or skipped (with a pay link requested when the
+    customer has no usable mandate and the tenant wants one)."""
     session = uow.session
     policy, _ = await load_policy(session, invoice.tenant_id)
     mandate = await customer_mandate(session, invoice.tenant_id, invoice.customer_number)
     subscription = await subscription_view(session, invoice.tenant_id, invoice.subscription_reference)
     decision = decide(InvoiceFacts(invoice.amount_cents, invoice.due_date), policy, mandate, today, subscription)
-    rec = new_record(invoice, 1, DIRECT_DEBIT, Status.SKIPPED, now)
+    rec = new_record(invoice, attempt, DIRECT_DEBIT, Status.SKIPPED, now)
     apply_decision(rec, decision)
     await insert_record(uow, rec, cause)
     if isinstance(decision, Skipped) and decision.offer_paylink:
@@ -161,12 +162,12 @@ async def reevaluate_customer(
     for rec in recs:
         if rec.invoice_id in on_link:
             continue
-        if await _redecide(uow, rec, policy, mandate, now, today, cause):
+        if await redecide(uow, rec, policy, mandate, now, today, cause):
             changed += 1
     return changed
 
 
-async def _redecide(
+async def redecide(
     uow: UnitOfWork,
     rec: CollectionRecord,
     policy: CollectionPolicy,
@@ -174,7 +175,10 @@ async def _redecide(
     now: datetime,
     today: date,
     cause: Envelope | None,
+    invoice_changed: bool = False,
 ) -> bool:
+    """Decide an open collection again; saved (with its event) when the decision changed it, or
+    when the invoice itself was corrected (the event carries the new amount and text)."""
     subscription = await subscription_view(uow.session, rec.tenant_id, rec.subscription_reference)
     pinned = rec.status == Status.SCHEDULED and rec.reason_code in PINNED
     decision = decide(InvoiceFacts(rec.amount_cents, rec.due_date), policy, mandate, today, subscription, manual=pinned)
@@ -184,7 +188,7 @@ async def _redecide(
     else:
         apply_decision(rec, decision)
     after = (rec.status, rec.reason_code, rec.reason, rec.collect_on, rec.requested_date, rec.mandate_number)
-    if before == after:
+    if before == after and not invoice_changed:
         return False
     await save_record(uow, rec, now, cause)
     if isinstance(decision, Skipped) and decision.offer_paylink:

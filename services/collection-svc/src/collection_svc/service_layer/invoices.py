@@ -1,11 +1,16 @@
-"""Invoice use cases: post (idempotent on the Idempotency-Key and on the invoice number), read,
-list, withdraw, collect now. Reads always filter by the caller's tenant."""
+"""Invoice use cases: post (idempotent on the Idempotency-Key and on the invoice number), correct,
+read, list, withdraw, collect now. Reads always filter by the caller's tenant.
+
+An invoice Twikey refused (or one that is not collectable as posted) is repaired under its own
+number: corrected in place while no collection of it is at Twikey or paid (the open collection is
+decided again; after a failed attempt a new one is made), or withdrawn and posted again — a
+withdrawn invoice frees its number."""
 
 from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -22,10 +27,12 @@ from collection_svc.service_layer.engine import (
     DIRECT_DEBIT,
     apply_decision,
     evaluate_new_invoice,
+    redecide,
     request_paylink,
     subscription_view,
 )
 from collection_svc.service_layer.records import (
+    OPEN_PAYLINK_STATES,
     customer_mandate,
     insert_record,
     load_policy,
@@ -43,7 +50,7 @@ def _field_problem(errors: list[rules.FieldError]) -> Problem:
         "validation_error",
         "; ".join(f"{e.field}: {e.message}" for e in errors),
         "Invalid request",
-        errors=[{"field": e.field, "rule": e.rule, "message": e.message} for e in errors],
+        errors=[e.as_dict() for e in errors],
     )
 
 
@@ -73,8 +80,10 @@ async def post_invoice(
 ) -> Posted:
     """Store a new invoice and decide its collection. Posting the same invoice again (same key or
     same number with the same data) answers with the stored one; different data → 409."""
-    errors = rules.validate(data)
     session = uow.session
+    policy, _ = await load_policy(session, tenant_id)
+    data = rules.normalise(data, policy.transliterate_text)
+    errors = rules.validate(data, now.date())
     if data.subscription_reference:
         sub = (
             await session.execute(
@@ -141,7 +150,9 @@ async def post_invoice(
         existing = (
             await session.execute(
                 sa.select(invoices).where(
-                    invoices.c.tenant_id == tenant_id, invoices.c.invoice_number == data.invoice_number
+                    invoices.c.tenant_id == tenant_id,
+                    invoices.c.invoice_number == data.invoice_number,
+                    invoices.c.withdrawn_at.is_(None),
                 )
             )
         ).first()
@@ -174,6 +185,74 @@ async def _invoice_row(session: AsyncSession, tenant_id: uuid.UUID, invoice_id: 
     if row is None:
         raise Problem(404, "invoice_not_found", f"no invoice {invoice_id}")
     return row
+
+
+NOT_NULL = ("amount_cents", "invoice_date", "due_date")
+CORRECTABLE = (*NOT_NULL, "description", "customer_name", "customer_email")
+
+
+async def correct_invoice(
+    uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UUID, changes: dict[str, Any], now: datetime
+) -> None:
+    """Correct an invoice under its own number (amount, dates, texts) while none of its
+    collections is at Twikey or paid and no pay link is in play. The same rules as posting apply.
+    The open collection is decided again with the new facts; when the last attempt failed (Twikey
+    refused it, or the bank), a new attempt is decided. A reversed one is collected again only by
+    collect-now: its debtor asked the money back."""
+    session = uow.session
+    invoice = await _invoice_row(session, tenant_id, invoice_id, lock=True)
+    if invoice.withdrawn_at is not None:
+        raise Problem(409, "invoice_withdrawn", "the invoice was withdrawn; post it again under its number")
+    nulls = [
+        rules.FieldError(k, "not_null", f"{k} cannot be null") for k in NOT_NULL if k in changes and changes[k] is None
+    ]
+    if nulls:
+        raise _field_problem(nulls)
+    policy, _ = await load_policy(session, tenant_id)
+    before = _as_input(invoice)
+    data = rules.normalise(replace(before, **changes), policy.transliterate_text)
+    errors = rules.validate(data, now.date())
+    if errors:
+        raise _field_problem(errors)
+    recs = await load_records(session, collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
+    _refuse_while_collecting(recs)
+    link = (await session.execute(sa.select(pay_links.c.state).where(pay_links.c.invoice_id == invoice_id))).first()
+    if link is not None and link.state in OPEN_PAYLINK_STATES:
+        raise Problem(409, "pay_link_open", f"the invoice is offered by pay link ({link.state}); it cannot change")
+    if data == before:
+        return
+    values = {k: getattr(data, k) for k in CORRECTABLE}
+    await session.execute(
+        sa.update(invoices).where(invoices.c.id == invoice_id).values(fingerprint=rules.fingerprint(data), **values)
+    )
+    await _rearm(uow, invoice_id, now)
+
+
+def _refuse_while_collecting(recs: list[Any]) -> None:
+    live = [r for r in recs if r.status in (Status.SUBMITTED, Status.PAID)]
+    if live:
+        code = "already_paid" if live[-1].status == Status.PAID else "collection_in_progress"
+        raise Problem(
+            409,
+            code,
+            f"the invoice's collection is {live[-1].status}; it can no longer be corrected",
+            collection_id=str(live[-1].id),
+            collection_status=live[-1].status,
+        )
+
+
+async def _rearm(uow: UnitOfWork, invoice_id: uuid.UUID, now: datetime) -> None:
+    session = uow.session
+    invoice = (await session.execute(sa.select(invoices).where(invoices.c.id == invoice_id))).one()
+    recs = await load_records(session, collections.c.invoice_id == invoice_id)
+    open_ = [r for r in recs if r.status in OPEN and r.method == DIRECT_DEBIT]
+    if open_:
+        rec = open_[-1]
+        policy, _ = await load_policy(session, rec.tenant_id)
+        mandate = await customer_mandate(session, rec.tenant_id, rec.customer_number)
+        await redecide(uow, rec, policy, mandate, now, now.date(), None, invoice_changed=True)
+    elif recs and recs[-1].status == Status.FAILED:
+        await evaluate_new_invoice(uow, invoice, now, now.date(), attempt=max(r.attempt for r in recs) + 1)
 
 
 async def withdraw_invoice(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
@@ -237,7 +316,7 @@ async def collect_now(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UU
         await insert_record(uow, rec)
 
 
-__all__ = ["Posted", "collect_now", "post_invoice", "request_paylink", "withdraw_invoice"]
+__all__ = ["Posted", "collect_now", "correct_invoice", "post_invoice", "request_paylink", "withdraw_invoice"]
 
 
 # --------------------------------------------------------------------------- reading

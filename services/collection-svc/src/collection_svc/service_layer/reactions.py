@@ -9,6 +9,7 @@ link stays paid, so a replay pays nothing twice.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -16,15 +17,18 @@ from sqlalchemy.dialects.postgresql import insert
 from collection_svc.adapters.orm import collections, invoices, mandates, pay_links
 from collection_svc.domain import states
 from collection_svc.domain.states import Status
-from collection_svc.service_layer.engine import PAYLINK, reevaluate_customer
+from collection_svc.service_layer.engine import DIRECT_DEBIT, PAYLINK, reevaluate_customer
 from collection_svc.service_layer.records import Clock, insert_record, load_records, new_record, save_record
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
+from koppel_shared.events.collection import CollectionPaylinkCreated
 from koppel_shared.events.mandate import Mandate
 from koppel_shared.events.twikey import TwikeyPaylinkChanged, TwikeyPaylinkCreated
 from koppel_shared.logging import get_logger
 
 log = get_logger(__name__)
+
+PAYLINK_EVENTS_NS = uuid.UUID("5f1d2c3b-8a47-4e0f-9b6e-2d7c4a9e1b30")
 
 
 def _uuid(value: str | None) -> uuid.UUID | None:
@@ -81,20 +85,56 @@ async def on_mandate(envelope: Envelope, data: Mandate, uow: UnitOfWork, clock: 
 
 # --------------------------------------------------------------------------- pay links
 async def on_paylink_created(envelope: Envelope, data: TwikeyPaylinkCreated, uow: UnitOfWork, clock: Clock) -> None:
+    """Twikey made the link: keep its id and URL and announce it (``collection.paylink_created``),
+    once per link, so the ERP can send the URL to its customer without polling."""
     tenant_id = _tenant(envelope)
     link_id = _uuid(data.reference)
     if link_id is None:
         return
+    where = (pay_links.c.tenant_id == tenant_id, pay_links.c.id == link_id)
+    link = (await uow.session.execute(sa.select(pay_links).where(*where).with_for_update())).first()
+    if link is None:
+        return
+    now = clock()
     await uow.session.execute(
         sa.update(pay_links)
-        .where(pay_links.c.tenant_id == tenant_id, pay_links.c.id == link_id)
+        .where(*where)
         .values(
             paylink_id=data.paylink_id,
             url=data.url,
             state=sa.case((pay_links.c.state == "requested", "created"), else_=pay_links.c.state),
-            updated_at=clock(),
+            updated_at=now,
         )
     )
+    if link.url or not data.url:
+        return
+    await uow.emit(await _paylink_announcement(uow, link.invoice_id, data, now, envelope))
+
+
+async def _paylink_announcement(
+    uow: UnitOfWork, invoice_id: uuid.UUID, data: TwikeyPaylinkCreated, now: datetime, cause: Envelope
+) -> Envelope:
+    invoice = (await uow.session.execute(sa.select(invoices).where(invoices.c.id == invoice_id))).one()
+    debits = await load_records(
+        uow.session, collections.c.invoice_id == invoice_id, collections.c.method == DIRECT_DEBIT, lock=False
+    )
+    debit = debits[-1] if debits else None
+    announced = CollectionPaylinkCreated(
+        invoice_id=str(invoice.id),
+        invoice_number=invoice.invoice_number,
+        customer_number=invoice.customer_number,
+        customer_email=invoice.customer_email,
+        customer_name=invoice.customer_name,
+        amount_cents=invoice.amount_cents,
+        currency=invoice.currency,
+        collection_id=str(debit.id) if debit else None,
+        reason_code=debit.reason_code if debit else None,
+        paylink_id=data.paylink_id,
+        url=data.url,
+        created_at=now,
+    )
+    # one id per link: a second answer from sync-svc announces nothing new
+    return cause.caused(announced, id=uuid.uuid5(PAYLINK_EVENTS_NS, f"{invoice_id}/{data.reference}"))
 
 
 async def on_paylink_changed(envelope: Envelope, data: TwikeyPaylinkChanged, uow: UnitOfWork, clock: Clock) -> None:

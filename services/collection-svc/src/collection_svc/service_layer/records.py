@@ -147,6 +147,7 @@ def collection_data(rec: CollectionRecord) -> dict[str, Any]:
         "currency": rec.currency,
         "status": rec.status,
         "method": rec.method,
+        "reason_code": rec.reason_code,
         "reason": rec.reason,
         "mandate_number": rec.mandate_number,
         "twikey_transaction_id": rec.twikey_transaction_id,
@@ -236,6 +237,7 @@ async def load_policy(session: AsyncSession, tenant_id: uuid.UUID) -> tuple[Coll
             retry_r_codes=tuple(row.retry_r_codes),
             retry_after_days=row.retry_after_days,
             max_attempts=row.max_attempts,
+            transliterate_text=row.transliterate_text,
         ),
         row.version,
     )
