@@ -133,3 +133,17 @@ def test_every_broken_rule_is_reported_at_once() -> None:
     assert ("customer.bic", "required_for_sms_delivery") in found
     assert ("customer.company_name", "required_for_b2b") in found
     assert ("customer.email", "email_format") in found
+
+
+def test_a_bic_of_another_country_than_the_iban_is_refused() -> None:
+    # a Belgian account with a Dutch bank's BIC: Twikey would be sent a pair no bank can collect on
+    assert rules(req(iban=GOOD_IBAN, bic="ABNANL2A")) == {("customer.bic", "bic_iban_mismatch")}
+
+
+def test_a_bic_of_the_ibans_country_or_of_the_country_serving_its_territory_is_accepted() -> None:
+    assert check_new_mandate(req(iban=GOOD_IBAN, bic="GKCCBEBB")).customer.bic == GOOD_BIC
+    # Réunion has IBANs of its own (RE…) at French banks: a French BIC serves them
+    reunion = "RE9830006000000001123456700"
+    assert check_new_mandate(req(iban=reunion, bic="BNPAFRPP")).customer.bic == "BNPAFRPP"
+    # … and the BIC of a bank registered for that IBAN's bank code is always consistent
+    assert check_new_mandate(req(iban="DE89370400440532013000", bic="COBADEFFXXX")).customer.iban

@@ -5,6 +5,11 @@ and a stable rule code, so an ERP can map it to its own form. Valid values come 
 (IBAN compact and upper case, BIC upper case, mobile in E.164), which is what Twikey wants.
 
 schwifty and phonenumbers are pure libraries (no I/O): they belong here, next to the rules.
+
+An IBAN and a BIC given together must belong together: the BIC's country is the IBAN's, or the
+country whose banks hold that IBAN country's accounts (``SERVED_BY``), or schwifty's bank registry
+names this BIC's bank for the IBAN's bank code. Otherwise the pair is refused
+(``bic_iban_mismatch``) before Twikey is asked to collect on it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,14 @@ LANGUAGES = frozenset({"en", "fr", "nl", "de", "pt", "es", "it"})
 SCHEMES = frozenset({"CORE", "B2B"})
 DELIVERIES = frozenset({"email", "sms", "link"})
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# IBAN countries whose accounts are held at banks of another country, whose BICs carry that
+# country's code (the SWIFT IBAN registry lists these territories under FR, FI and GB; Monaco's
+# accounts are also held at French banks). schwifty has their IBAN formats but not this relation.
+SERVED_BY = {
+    **dict.fromkeys(("GF", "GP", "MQ", "RE", "YT", "PM", "BL", "MF", "NC", "PF", "WF", "TF", "MC"), "FR"),
+    "AX": "FI",
+    **dict.fromkeys(("JE", "GG", "IM"), "GB"),
+}
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,7 @@ def check_new_mandate(request: MandateRequest) -> MandateRequest:
         errors.append(Violation("customer.email", "email_format", "not a valid e-mail address"))
 
     iban = c.iban
+    parsed: IBAN | None = None
     if iban is not None:
         try:
             parsed = IBAN(iban)
@@ -134,9 +148,20 @@ def check_new_mandate(request: MandateRequest) -> MandateRequest:
     bic = c.bic
     if bic is not None:
         try:
-            bic = BIC(bic).compact
+            parsed_bic = BIC(bic)
         except SchwiftyException as exc:
             errors.append(Violation("customer.bic", "bic_invalid", f"not a valid BIC: {exc}"))
+        else:
+            bic = parsed_bic.compact
+            if parsed is not None and not bic_serves_iban(parsed_bic, parsed):
+                errors.append(
+                    Violation(
+                        "customer.bic",
+                        "bic_iban_mismatch",
+                        f"BIC {bic} is of a bank in {parsed_bic.country_code}, the IBAN of an account in "
+                        f"{parsed.country_code}",
+                    )
+                )
 
     mobile = c.mobile
     if mobile is not None:
@@ -156,6 +181,16 @@ def check_new_mandate(request: MandateRequest) -> MandateRequest:
     return MandateRequest(
         customer=replace(c, iban=iban, bic=bic, mobile=mobile), scheme=request.scheme, delivery=request.delivery
     )
+
+
+def bic_serves_iban(bic: BIC, iban: IBAN) -> bool:
+    if bic.country_code in (iban.country_code, SERVED_BY.get(iban.country_code)):
+        return True
+    try:
+        registered = iban.bic  # the bank schwifty's registry knows for the IBAN's bank code
+    except SchwiftyException:
+        return False
+    return registered is not None and registered.compact[:6] == bic.compact[:6]
 
 
 def normalise_mobile(raw: str, country: str | None) -> tuple[str | None, str | None]:
