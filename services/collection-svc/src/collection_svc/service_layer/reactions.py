@@ -180,6 +180,9 @@ async def on_paylink_changed(envelope: Envelope, data: TwikeyPaylinkChanged, uow
             PAYLINK,
             Status.PAID,
             now,
+            # The pay link's id (not a transaction's: Twikey numbers them apart). Events carry it as
+            # kind "paylink" + twikey_id (records.payment_identity); the transaction applier never
+            # matches a pay-link collection.
             twikey_transaction_id=data.paylink_id,
             paid_at=now,
             reason="paid through the Twikey pay link",

@@ -150,13 +150,25 @@ def collection_data(rec: CollectionRecord) -> dict[str, Any]:
         "reason_code": rec.reason_code,
         "reason": rec.reason,
         "mandate_number": rec.mandate_number,
-        "twikey_transaction_id": rec.twikey_transaction_id,
+        **payment_identity(rec),
         "r_code": rec.r_code,
         "due_date": rec.due_date,
         "collect_on": rec.collect_on,
         "paid_at": rec.paid_at,
         "version": rec.version,
         "updated_at": rec.updated_at,
+    }
+
+
+def payment_identity(rec: CollectionRecord) -> dict[str, Any]:
+    """What the collection's payment is at Twikey: (kind, Twikey id). Twikey numbers pay links and
+    transactions separately, so consumers key on both. A pay-link collection keeps the pay link's
+    id in ``twikey_transaction_id`` here; in events that field names transactions only."""
+    kind = "paylink" if rec.method == "paylink" else "transaction"
+    return {
+        "payment_kind": kind,
+        "twikey_id": rec.twikey_transaction_id,
+        "twikey_transaction_id": rec.twikey_transaction_id if kind == "transaction" else None,
     }
 
 

@@ -8,6 +8,10 @@ the transaction feed — staged by the consumer, applied in bulk by the applier 
 - ``twikey.transaction.changed``: PAID → paid; ERROR/UNPAID → failed with the R-code (the retry
   policy may schedule a new attempt); ERROR/UNPAID after PAID → reversed (the invoice reopens).
 
+Only direct-debit collections are ever matched: Twikey numbers pay links in a sequence of its own,
+so a transaction id can equal a pay link's id (which a pay-link collection keeps in
+``twikey_transaction_id``); such a message must never touch the pay-link collection.
+
 Idempotent three times over: the inbox drops a redelivered envelope; a feed entry at or before
 the last one applied to a collection is ignored (``last_feed_seq``); statuses only move forward.
 So a feed reset that replays everything creates no second collection and no second
@@ -90,13 +94,16 @@ class Batch:
         self.events: list[Envelope] = []
         self._policies: dict[uuid.UUID, CollectionPolicy] = {}
 
+    def _index(self, rec: CollectionRecord) -> None:
+        if rec.twikey_transaction_id and rec.method == DIRECT_DEBIT:
+            self.by_tx[(rec.tenant_id, rec.twikey_transaction_id)] = rec
+
     def _register(self, rows: Sequence[Any]) -> list[CollectionRecord]:
         found = []
         for row in rows:
             rec = self.recs.get(row.id) or to_record(row)
             self.recs[rec.id] = rec
-            if rec.twikey_transaction_id:
-                self.by_tx[(rec.tenant_id, rec.twikey_transaction_id)] = rec
+            self._index(rec)
             found.append(rec)
         return found
 
@@ -114,11 +121,16 @@ class Batch:
             if data.get("transaction_id") and not self.find(tenant, data.get("reference"), None)
         }
         if missing:
-            await self.load(sa.tuple_(collections.c.tenant_id, collections.c.twikey_transaction_id).in_(list(missing)))
+            await self.load(
+                sa.tuple_(collections.c.tenant_id, collections.c.twikey_transaction_id).in_(list(missing)),
+                collections.c.method == DIRECT_DEBIT,
+            )
 
     def find(self, tenant_id: uuid.UUID, reference: str | None, transaction_id: str | None) -> CollectionRecord | None:
+        """The direct-debit collection a transaction message is about: by our reference, else by
+        the transaction id."""
         rec = self.recs.get(_uuid(reference)) if reference else None  # type: ignore[arg-type]
-        if rec is not None and rec.tenant_id == tenant_id:
+        if rec is not None and rec.tenant_id == tenant_id and rec.method == DIRECT_DEBIT:
             return rec
         if transaction_id:
             return self.by_tx.get((tenant_id, transaction_id))
@@ -132,8 +144,7 @@ class Batch:
     def changed(self, rec: CollectionRecord, cause: Envelope) -> None:
         rec.version += 1
         rec.updated_at = self.now
-        if rec.twikey_transaction_id:
-            self.by_tx[(rec.tenant_id, rec.twikey_transaction_id)] = rec
+        self._index(rec)
         if all(rec is not n for n in self.new):
             self.dirty[rec.id] = rec
         self.events.append(collection_event(rec, cause))
