@@ -86,6 +86,11 @@ def test_failed_request_does_not_consume_the_idempotency_key(creditor, mandate):
         ({"message": "x", "amount": "abc"}, "err_invalid_amount"),
         ({"message": "x", "amount": "1.001"}, "err_invalid_amount"),
         ({"message": "x<script>", "amount": "1"}, "err_invalid_sepachars"),
+        # outside EPC's basic Latin set: accented letters, & _ and typographic signs too
+        ({"message": "Zoë Ünal & Söhne <BV> — «€»", "amount": "1"}, "err_invalid_sepachars"),
+        ({"message": "Zoë", "amount": "1"}, "err_invalid_sepachars"),
+        ({"message": "INV_1", "amount": "1"}, "err_invalid_sepachars"),
+        ({"message": "Invoice × 2", "amount": "1"}, "err_invalid_sepachars"),
         ({"message": "x", "amount": "1", "reqcolldt": "2020-01-01"}, "err_invalid_date"),
         ({"message": "x", "amount": "1", "reqcolldt": "not-a-date"}, "err_invalid_date"),
     ],
