@@ -171,6 +171,25 @@ async def retry_booking(request: Request, session: Session, booking_id: str, csr
     return back("/console/bookings?tab=errors", "Retry scheduled." if answer.ok else answer.error or "failed")
 
 
+@router.post("/bookings/conflicts/{conflict_id}/{action}")
+async def resolve_conflict(
+    request: Request,
+    session: Session,
+    conflict_id: str,
+    action: str,
+    csrf: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+) -> Response:
+    """A payment conflict: ``dismiss`` (with a note) or ``book`` the incoming payment."""
+    check_csrf(request, session[1], csrf)
+    if action not in ("dismiss", "book"):
+        return back("/console/bookings?tab=errors", "unknown action")
+    path = f"/v1/bookings/conflicts/{conflict_id}/{action}"
+    answer = await api(request).call("bookkeeping", "POST", path, session[1], json={"note": note or None})
+    done = "Conflict dismissed." if action == "dismiss" else "Booking scheduled."
+    return back("/console/bookings?tab=errors", done if answer.ok else answer.error or "failed")
+
+
 @router.get("/feeds")
 async def feeds(request: Request, session: Session) -> HTMLResponse:
     answer = await api(request).call("sync", "GET", "/v1/twikey/feeds", session[1])
