@@ -7,6 +7,7 @@ from pathlib import Path
 from bookkeeping_svc.entrypoints.api import routers
 from bookkeeping_svc.entrypoints.consumers import consumers
 from bookkeeping_svc.entrypoints.loops import loops
+from bookkeeping_svc.entrypoints.reconcile_api import router as reconcile_router
 from bookkeeping_svc.settings import Settings
 from koppel_shared.service import ServiceDefinition
 
@@ -18,7 +19,7 @@ definition = ServiceDefinition(
     description="The only service that talks to Twinfield: connections, memo bookings, matching, retries.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
-    routers=routers,
+    routers=[*routers, reconcile_router],
     consumers=consumers,
     loops=loops,
 )

@@ -57,3 +57,17 @@ class Settings(KoppelSettings):
     # The nightly sweep: every error and every open booking is retried once per interval.
     sweep_interval_seconds: float = 24 * 3600.0
     oauth_state_ttl_seconds: int = 900
+
+    # Reconciliation. sync-svc's internal API gives Twikey's record (KOPPEL_BOOKKEEPING_SYNC_URL,
+    # else KOPPEL_SYNC_URL as `koppel run` sets it).
+    sync_url: str = "http://127.0.0.1:8103"
+    sync_timeout_seconds: float = 60.0
+    # The nightly run: one per tenant per night, at this hour (UTC) or later.
+    reconcile_nightly: bool = True
+    reconcile_hour_utc: int = Field(default=2, ge=0, le=23)
+    # How often workers look for requested runs (and whether tonight's are due).
+    reconcile_poll_seconds: float = 5.0
+    # A nightly run looks back this many days (whole periods: from the first of that month).
+    reconcile_lookback_days: int = Field(default=35, ge=1)
+    # A running run whose worker has not reported for this long is taken over by another.
+    reconcile_stale_seconds: float = 300.0

@@ -10,6 +10,8 @@
   with both records until an operator dismisses it or books the incoming one.
 - ``customer_updates``: bank account + collect mandate to put on a Twinfield customer.
 - ``twinfield_credit_buckets``: the fair-use credits every worker spends from (see credits.py).
+- ``reconcile_runs`` / ``reconcile_differences``: reconciliation against Twikey's and
+  Twinfield's own records (see service_layer/reconcile.py).
 """
 
 from __future__ import annotations
@@ -171,6 +173,63 @@ credit_buckets = sa.Table(
     sa.Column("per_second", sa.Float, nullable=False),
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Reconciliation: one row per run (requested by an operator or the nightly job, carried out by a
+# worker), and the differences each run found. A nightly run is unique per tenant and night.
+reconcile_runs = sa.Table(
+    "reconcile_runs",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),  # manual|nightly
+    sa.Column("night", sa.Date, nullable=True),  # the night of a nightly run
+    sa.Column("status", sa.String(16), nullable=False),  # requested|running|done|failed
+    sa.Column("since", sa.Date, nullable=False),
+    sa.Column("until", sa.Date, nullable=False),
+    sa.Column("progress", JSONB, nullable=False, server_default=sa.text("'{}'::jsonb")),
+    sa.Column("differences", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("open_differences", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_reconcile_runs_tenant", "tenant_id", "requested_at"),
+    sa.Index("ix_reconcile_runs_status", "status", "requested_at"),
+    sa.Index(
+        "uq_reconcile_runs_night",
+        "tenant_id",
+        "night",
+        unique=True,
+        postgresql_where=sa.text("night IS NOT NULL"),
+    ),
+)
+
+reconcile_differences = sa.Table(
+    "reconcile_differences",
+    metadata,
+    sa.Column("id", sa.Uuid, primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("run_id", sa.Uuid, sa.ForeignKey("reconcile_runs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False),  # the same difference has the same key in every run
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("payment_kind", sa.String(16), nullable=True),
+    sa.Column("twikey_id", sa.String(64), nullable=True),
+    sa.Column("booking_id", sa.Uuid, nullable=True),
+    sa.Column("amount_cents", sa.BigInteger, nullable=True),
+    sa.Column("twikey", JSONB, nullable=True),
+    sa.Column("koppel", JSONB, nullable=True),
+    sa.Column("twinfield", JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("fix", sa.String(16), nullable=False),  # book|error: what the one-click fix does
+    sa.Column("status", sa.String(16), nullable=False),  # open|fixed|ignored
+    sa.Column("resolution", sa.String(16), nullable=True),  # book|error|ignore: what was done
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.UniqueConstraint("run_id", "kind", "key", name="uq_reconcile_differences_run_key"),
+    sa.Index("ix_reconcile_differences_tenant_key", "tenant_id", "kind", "key"),
 )
 
 TARGET_METADATA = (metadata, messaging_metadata)

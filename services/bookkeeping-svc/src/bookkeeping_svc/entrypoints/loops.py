@@ -1,11 +1,15 @@
-"""The worker's background loops: the booker (continuous) and the nightly sweep."""
+"""The worker's background loops: the booker (continuous), the nightly sweep, and the
+reconciler (requested runs, and tonight's run per tenant)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+from bookkeeping_svc.adapters.sync_client import SyncClient
+from bookkeeping_svc.service_layer import reconcile
 from bookkeeping_svc.service_layer.booker import Booker, sweep
 from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.settings import Settings
@@ -32,4 +36,19 @@ def loops(runtime: Runtime) -> Sequence[Loop]:
             except Exception as exc:
                 log.exception("booker.sweep_failed", error=repr(exc))
 
-    return [booker.run, sweeper]
+    sync = SyncClient(settings.sync_url, settings.jwt_secret.get_secret_value(), timeout=settings.sync_timeout_seconds)
+    runtime.extras.setdefault("closers", []).append(sync.close)
+    reconciler = reconcile.Reconciler(runtime, gateway(runtime), sync)
+
+    async def reconciling(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await reconcile.request_nightly(runtime, settings, datetime.now(UTC))
+                while not stop.is_set() and (run := await reconcile.claim(runtime, settings.reconcile_stale_seconds)):
+                    await reconciler.execute(run)
+            except Exception as exc:  # database away: look again after the poll interval
+                log.warning("reconcile.look_failed", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.reconcile_poll_seconds)
+
+    return [booker.run, sweeper, reconciling]

@@ -1,0 +1,71 @@
+"""sync-svc's internal API, for Twikey's own record of what was paid (sync-svc is the only
+service that talks to Twikey): ``GET /internal/v1/twikey/paid-items`` with a short-lived
+``internal`` token of the tenant, page after page. A read, so timeouts, 429 and 5xx are retried.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+from koppel_shared.auth import issue_token
+from koppel_shared.http import RetryableResponse, make_client, send_with_retry
+
+PAID_ITEMS = "/internal/v1/twikey/paid-items"
+
+
+class TwikeyRecordUnavailable(Exception):
+    """sync-svc (or Twikey behind it) could not give Twikey's record; ``code`` says why."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+class SyncClient:
+    def __init__(self, base_url: str, jwt_secret: str, issuer: str = "koppel", timeout: float = 60.0) -> None:
+        self._http = make_client(base_url.rstrip("/"), timeout=timeout)
+        self._secret = jwt_secret
+        self._issuer = issuer
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def paid_pages(self, tenant_id: uuid.UUID, kind: str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Twikey's paid items of one kind, from the start of its feed, a page at a time."""
+        after = 0
+        while True:
+            body = await self._page(tenant_id, kind, after)
+            yield list(body["items"])
+            if body["done"]:
+                return
+            after = int(body["next_after"])
+
+    async def _page(self, tenant_id: uuid.UUID, kind: str, after: int) -> dict[str, Any]:
+        token = issue_token(self._secret, tenant_id, ["internal"], ttl=timedelta(minutes=5), issuer=self._issuer)
+        params = {"kind": kind, "after": str(after)}
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            reply = await send_with_retry(
+                lambda: self._http.get(PAID_ITEMS, params=params, headers=headers), attempts=4, max_wait=10.0
+            )
+        except (RetryableResponse, httpx.HTTPError) as exc:
+            raise TwikeyRecordUnavailable("sync_unavailable", f"sync-svc did not answer: {exc}") from exc
+        body = _json(reply)
+        if reply.status_code != 200:
+            code = str(body.get("code") or f"http_{reply.status_code}")
+            raise TwikeyRecordUnavailable(code, str(body.get("detail") or reply.text[:300]))
+        return body
+
+
+def _json(reply: httpx.Response) -> dict[str, Any]:
+    try:
+        body = reply.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

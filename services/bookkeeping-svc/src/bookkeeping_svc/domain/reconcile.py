@@ -1,0 +1,364 @@
+"""Reconciliation as rules without I/O: Twikey's own record of what was paid, Koppel's bookings
+and Twinfield's MEMO lines (with their matches) compared, every difference named.
+
+A paid item is (kind ``transaction`` | ``paylink``, Twikey id); Twikey numbers the kinds
+separately, so only the pair identifies it. Twikey's record is its feed replayed: the latest
+entry of an item wins; ``failed`` after ``paid`` is a reversal.
+
+Kinds of difference (``Difference.kind``) and the fix that is safe for each:
+
+- ``paid_not_booked``: paid at Twikey, but Koppel has no booking for it, or the booking never
+  reached Twinfield (no MEMO). Fix ``book``: create or reopen the booking; the booker looks up
+  before it posts, so a MEMO that exists after all is never posted twice.
+- ``booked_not_paid``: booked (in Koppel or Twinfield) but not paid (or reversed) at Twikey.
+- ``booked_twice``: more than one MEMO payment line for one paid item.
+- ``amount_mismatch``: the amounts of Twikey, the booking and the MEMO disagree.
+- ``invoice_mismatch``: the MEMO carries another invoice number than the booking, or Twikey's
+  reference names another collection.
+- ``wrong_invoice_match``: the MEMO is matched, but not with the invoice line Koppel booked it
+  against (or not matched although Koppel says it is).
+
+All but the first get fix ``error`` (the booking goes on the errors list for a person): money
+already in Twinfield is never moved automatically. Any difference can be ignored with a note.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from bookkeeping_svc.domain.booking import last40, payment_description
+
+KINDS = (
+    "paid_not_booked",
+    "booked_not_paid",
+    "booked_twice",
+    "amount_mismatch",
+    "invoice_mismatch",
+    "wrong_invoice_match",
+)
+FIX_FOR = {"paid_not_booked": "book"}  # every other kind: "error"
+BOOKED_STATES = ("booked", "matched", "reversing")  # a MEMO must exist
+PAYMENT_SUFFIX = " betaling"
+
+
+@dataclass(frozen=True)
+class TwikeyItem:
+    """Twikey's latest word on one paid item."""
+
+    kind: str
+    twikey_id: str
+    amount_cents: int
+    reference: str | None
+    mandate_number: str | None
+    paid_on: date | None
+    reversed: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.twikey_id)
+
+
+@dataclass(frozen=True)
+class Booking:
+    id: str
+    kind: str
+    twikey_id: str | None
+    reference: str
+    collection_id: str
+    invoice_number: str
+    customer_number: str
+    amount_cents: int
+    status: str
+    paid_on: date
+    memo_number: str | None = None
+    sales: tuple[str, str, int] | None = None  # (daybook, number, line) it was matched against
+
+    @property
+    def key(self) -> tuple[str, str] | None:
+        return (self.kind, self.twikey_id) if self.twikey_id else None
+
+
+@dataclass(frozen=True)
+class LedgerLine:
+    """One customer line from browse 100."""
+
+    daybook: str
+    number: str
+    line: int
+    period: str
+    customer: str
+    invoice_number: str
+    value_cents: int  # signed: debit positive, a received payment negative
+    matchstatus: str
+    matchnumber: str
+    description: str
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.daybook, self.number, self.line)
+
+
+@dataclass
+class Difference:
+    kind: str
+    key: str  # stable over runs: what the difference is about
+    detail: str
+    twikey: dict[str, Any] | None = None
+    koppel: dict[str, Any] | None = None
+    twinfield: list[dict[str, Any]] = field(default_factory=list)
+    booking_id: str | None = None
+    payment_kind: str | None = None
+    twikey_id: str | None = None
+    amount_cents: int | None = None
+
+    @property
+    def fix(self) -> str:
+        return FIX_FOR.get(self.kind, "error")
+
+
+def net_twikey(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], TwikeyItem]:
+    """Twikey's feed entries (``paid`` / ``failed``, with ``seq``) → the latest word per paid
+    item; an item never paid is left out, ``failed`` after ``paid`` is a reversal."""
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    ever_paid: set[tuple[str, str]] = set()
+    for entry in entries:
+        key = (str(entry["kind"]), str(entry["twikey_id"]))
+        if entry["state"] == "paid":
+            ever_paid.add(key)
+        known = latest.get(key)
+        if known is None or int(entry["seq"]) >= int(known["seq"]):
+            latest[key] = entry
+    items = {}
+    for key in ever_paid:
+        entry = latest[key]
+        at = entry.get("at")
+        items[key] = TwikeyItem(
+            kind=key[0],
+            twikey_id=key[1],
+            amount_cents=int(entry["amount_cents"]),
+            reference=entry.get("reference"),
+            mandate_number=entry.get("mandate_number"),
+            paid_on=date.fromisoformat(str(at)[:10]) if at else None,
+            reversed=entry["state"] != "paid",
+        )
+    return items
+
+
+def _twikey_json(item: TwikeyItem | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {
+        "kind": item.kind,
+        "twikey_id": item.twikey_id,
+        "amount_cents": item.amount_cents,
+        "reference": item.reference,
+        "mandate_number": item.mandate_number,
+        "paid_on": item.paid_on.isoformat() if item.paid_on else None,
+        "state": "reversed" if item.reversed else "paid",
+    }
+
+
+def _booking_json(b: Booking | None) -> dict[str, Any] | None:
+    if b is None:
+        return None
+    return {
+        "booking_id": b.id,
+        "kind": b.kind,
+        "twikey_id": b.twikey_id,
+        "collection_id": b.collection_id,
+        "invoice_number": b.invoice_number,
+        "customer_number": b.customer_number,
+        "amount_cents": b.amount_cents,
+        "status": b.status,
+        "paid_on": b.paid_on.isoformat(),
+        "memo_number": b.memo_number,
+    }
+
+
+def _line_json(line: LedgerLine) -> dict[str, Any]:
+    return {
+        "daybook": line.daybook,
+        "number": line.number,
+        "line": line.line,
+        "period": line.period,
+        "customer": line.customer,
+        "invoice_number": line.invoice_number,
+        "value_cents": line.value_cents,
+        "matchstatus": line.matchstatus,
+        "matchnumber": line.matchnumber,
+        "description": line.description,
+    }
+
+
+@dataclass
+class Comparison:
+    """Everything one run knows, and the differences it finds."""
+
+    twikey: dict[tuple[str, str], TwikeyItem]
+    bookings: list[Booking]
+    memo_lines: list[LedgerLine]  # customer lines of the MEMO daybook in the window's periods
+    invoice_lines: dict[tuple[str, str, int], LedgerLine]  # the sales lines bookings were matched to
+    since: date | None = None  # Twikey's items paid before this are outside the run
+    differences: list[Difference] = field(default_factory=list)
+
+    def _add(
+        self,
+        kind: str,
+        detail: str,
+        item: TwikeyItem | None = None,
+        booking: Booking | None = None,
+        lines: Iterable[LedgerLine] = (),
+        key: str | None = None,
+    ) -> None:
+        twikey_key = item.key if item else (booking.key if booking else None)
+        self.differences.append(
+            Difference(
+                kind=kind,
+                key=key or (f"{twikey_key[0]}:{twikey_key[1]}" if twikey_key else f"booking:{booking and booking.id}"),
+                detail=detail,
+                twikey=_twikey_json(item),
+                koppel=_booking_json(booking),
+                twinfield=[_line_json(line) for line in lines],
+                booking_id=booking.id if booking else None,
+                payment_kind=twikey_key[0] if twikey_key else None,
+                twikey_id=twikey_key[1] if twikey_key else None,
+                amount_cents=(item.amount_cents if item else booking.amount_cents if booking else None),
+            )
+        )
+
+    def run(self) -> list[Difference]:
+        by_key: dict[tuple[str, str], list[Booking]] = defaultdict(list)
+        for b in self.bookings:
+            if b.key is not None:
+                by_key[b.key].append(b)
+        payments: dict[str, list[LedgerLine]] = defaultdict(list)
+        for line in self.memo_lines:
+            if line.value_cents < 0 and line.description.endswith(PAYMENT_SUFFIX):
+                payments[line.description].append(line)
+        for item in self.twikey.values():
+            if self.since and item.paid_on and item.paid_on < self.since:
+                continue
+            self._twikey_side(item, by_key.get(item.key, []))
+        seen_descriptions: set[str] = set()
+        for b in self.bookings:
+            description = payment_description(b.reference)
+            seen_descriptions.add(description)
+            self._koppel_side(b, payments.get(description, []))
+        for description, lines in payments.items():
+            if description not in seen_descriptions:
+                self._add(
+                    "booked_not_paid",
+                    f"MEMO {lines[0].number} ({description}) is a payment Koppel has no booking for.",
+                    lines=lines,
+                    key=f"memo:{description}",
+                )
+        return self.differences
+
+    def _twikey_side(self, item: TwikeyItem, found: list[Booking]) -> None:
+        if not found:
+            if not item.reversed:
+                self._add(
+                    "paid_not_booked", f"Paid at Twikey ({item.kind} {item.twikey_id}); Koppel never booked it.", item
+                )
+            return
+        b = found[0]
+        if item.reversed and b.status in BOOKED_STATES[:2]:
+            self._add("booked_not_paid", f"Reversed at Twikey, still booked as paid ({b.status}).", item, b)
+        elif not item.reversed and b.status in ("reversed", "reversing"):
+            self._add("paid_not_booked", f"Paid at Twikey, but the booking is {b.status}.", item, b)
+        if item.amount_cents != b.amount_cents:
+            self._add(
+                "amount_mismatch",
+                f"Twikey says {item.amount_cents / 100:.2f}, Koppel booked {b.amount_cents / 100:.2f}.",
+                item,
+                b,
+                key=f"amount:{item.kind}:{item.twikey_id}",
+            )
+        if item.kind == "transaction" and item.reference and item.reference != b.collection_id:
+            self._add(
+                "invoice_mismatch",
+                f"Twikey's reference {item.reference} names another collection than {b.collection_id}.",
+                item,
+                b,
+                key=f"invoice:{item.kind}:{item.twikey_id}",
+            )
+
+    def _koppel_side(self, b: Booking, lines: list[LedgerLine]) -> None:
+        item = self.twikey.get(b.key) if b.key else None
+        if b.key is not None and item is None and b.status != "reversed":
+            self._add("booked_not_paid", "Booked in Koppel, but Twikey has no payment for it.", None, b, lines)
+        if not lines:
+            if b.status in BOOKED_STATES:
+                self._add(
+                    "paid_not_booked",
+                    f"Koppel says {b.status} (MEMO {b.memo_number}), but Twinfield has no MEMO for it.",
+                    item,
+                    b,
+                    key=f"memo-missing:{b.id}",
+                )
+            return
+        if len(lines) > 1:
+            numbers = ", ".join(line.number for line in lines)
+            self._add("booked_twice", f"{len(lines)} MEMOs for one payment: {numbers}.", item, b, lines)
+        line = lines[0]
+        if -line.value_cents != b.amount_cents:
+            self._add(
+                "amount_mismatch",
+                f"MEMO {line.number} says {-line.value_cents / 100:.2f}, Koppel booked {b.amount_cents / 100:.2f}.",
+                item,
+                b,
+                lines,
+                key=f"memo-amount:{b.id}",
+            )
+        if line.invoice_number.lower() != last40(b.invoice_number).lower():
+            self._add(
+                "invoice_mismatch",
+                f"MEMO {line.number} carries invoice {line.invoice_number}, Koppel booked {b.invoice_number}.",
+                item,
+                b,
+                lines,
+                key=f"memo-invoice:{b.id}",
+            )
+        if b.status == "matched":
+            self._check_match(b, item, line)
+
+    def _check_match(self, b: Booking, item: TwikeyItem | None, line: LedgerLine) -> None:
+        invoice = self.invoice_lines.get(b.sales) if b.sales else None
+        if line.matchstatus != "matched":
+            problem = f"Koppel matched MEMO {line.number}, but Twinfield shows it {line.matchstatus}."
+        elif invoice is None:
+            return  # the invoice line was not read (outside what this run looked at)
+        elif invoice.matchnumber != line.matchnumber or invoice.customer != line.customer:
+            problem = (
+                f"MEMO {line.number} is matched (match {line.matchnumber}), but not with invoice "
+                f"{invoice.daybook} {invoice.number} ({invoice.invoice_number}, match {invoice.matchnumber or '-'})."
+            )
+        else:
+            return
+        lines = [line] + ([invoice] if invoice else [])
+        self._add("wrong_invoice_match", problem, item, b, lines, key=f"match:{b.id}")
+
+
+def periods(since: date, until: date) -> list[str]:
+    """Twinfield's periods (``YYYY/MM``) from ``since`` to ``until``, both included."""
+    found = []
+    year, month = since.year, since.month
+    while (year, month) <= (until.year, until.month):
+        found.append(f"{year}/{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return found
+
+
+def number_ranges(numbers: Iterable[int], width: int) -> list[tuple[int, int]]:
+    """Transaction numbers gathered into ranges no wider than ``width``: one browse each."""
+    ranges: list[tuple[int, int]] = []
+    for number in sorted(set(numbers)):
+        if ranges and number - ranges[-1][0] < width:
+            ranges[-1] = (ranges[-1][0], number)
+        else:
+            ranges.append((number, number))
+    return ranges
