@@ -7,7 +7,11 @@ inject 5xx answers, timeouts after the write and 429s; the ERP's endpoint fails 
 At the end the drill checks the outside world's own records, not Koppel's:
 
 - the Twinfield sandbox holds exactly one MEMO per payment, each sales invoice matched once;
-- the Twikey sandbox holds exactly one collection per invoice;
+- the Twikey sandbox holds exactly one collection per invoice and one mandate per customer,
+  although each mandate request was sent three times at once and invites time out after Twikey
+  created the mandate;
+- pay links and direct debits (numbered separately at Twikey, so their ids collide) are each
+  booked once;
 - the ERP's endpoint received every event of the tenant's event feed at least once;
 - no dead letter is left in any service.
 
@@ -45,9 +49,11 @@ from koppel_cli.workload import (
     booked_invoice_numbers,
     matched_invoice_numbers,
     pay,
+    prepare_paylinks,
     prepare_payments,
     register_erp_endpoint,
     twikey_collections,
+    twikey_mandates_per_customer,
 )
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -82,6 +88,8 @@ TWIKEY_FAULTS = [
         "after_write": True,
     },
     {"kind": "error", "path": "transaction*", "rate": 0.03, "status": 503},
+    # Twikey creates the mandate, its answer is lost: Koppel must look it up, not invite again.
+    {"kind": "timeout", "path": "invite", "method": "POST", "rate": 0.2, "delay_seconds": 3, "after_write": True},
     {"kind": "error", "path": "mandate*", "rate": 0.03, "status": 502},
     {"kind": "rate_limit", "path": "transaction*", "rate": 0.02, "retry_after": 1},
     {"kind": "drop_webhook", "path": "*", "rate": 0.05},
@@ -111,6 +119,8 @@ class ChaosReport:
     memos: Counter[str] = field(default_factory=Counter)
     matches: Counter[str] = field(default_factory=Counter)
     collections: Counter[str] = field(default_factory=Counter)
+    mandates_per_customer: Counter[str] = field(default_factory=Counter)
+    paylinks: int = 0
     feed_events: int = 0
     events_not_delivered: list[str] = field(default_factory=list)
     dead_letters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -129,6 +139,8 @@ class ChaosReport:
             "invoices_matched_twice": sum(1 for c in self.matches.values() if c > 1),
             "collections_at_twikey": sum(self.collections.values()),
             "invoices_collected_twice": sum(1 for c in self.collections.values() if c > 1),
+            "paid_by_paylink": self.paylinks,
+            "customers_with_several_mandates_at_twikey": sum(1 for c in self.mandates_per_customer.values() if c > 1),
             "feed_events": self.feed_events,
             "events_not_delivered_to_erp": len(self.events_not_delivered),
             "dead_letters": sum(len(v) for v in self.dead_letters.values()),
@@ -359,9 +371,18 @@ async def drill(system: System, payments_n: int, kills: int, infrastructure: boo
         await asyncio.to_thread(register_erp_endpoint, system.urls.gateway, system.token, receiver)
         await _sandbox_faults(system, on=True)
         say(f"preparing {payments_n} collections (sandbox faults on) ...")
+        paylinks = max(1, payments_n // 20)
         payments = await asyncio.to_thread(
-            prepare_payments, system.urls, system.token, payments_n, 20, 12_100, f"CH{seed}-"
+            functools.partial(prepare_payments, duplicate_requests=3),
+            system.urls, system.token, payments_n - paylinks, 20, 12_100, f"CH{seed}-",
+        )  # fmt: skip
+        # Aligned ids: the pay links' Twikey ids collide with the transactions' ones.
+        async with httpx.AsyncClient(timeout=10) as http:
+            (await http.post(f"{system.urls.twikey_sandbox}/_sandbox/ids/align")).raise_for_status()
+        payments += await asyncio.to_thread(
+            prepare_paylinks, system.urls, system.token, paylinks, 12_100, f"CH{seed}L-"
         )
+        report.paylinks = paylinks
         probe = Probe(system, await asyncio.to_thread(_work_queues, system.plan.prefix))
         faults = plan_faults(rng, kills, infrastructure)
         say(f"paying them while: {', '.join(faults)}")
@@ -386,25 +407,33 @@ async def drill(system: System, payments_n: int, kills: int, infrastructure: boo
         report.memos = await ours(booked_invoice_numbers, twinfield, TWINFIELD_OFFICE)
         report.matches = await ours(matched_invoice_numbers, twinfield, TWINFIELD_OFFICE)
         report.collections = await ours(twikey_collections, system.urls.twikey_sandbox, DEMO_TWIKEY_KEY)
+        collected = {p.invoice_number for p in payments if p.kind == "transaction"}  # pay links: the debtor pays
+        report.collections = Counter({k: n for k, n in report.collections.items() if k in collected})
+        report.mandates_per_customer = await asyncio.to_thread(
+            twikey_mandates_per_customer, system.urls.twikey_sandbox, DEMO_TWIKEY_KEY, f"CH{seed}-"
+        )
         feed = await _feed_event_ids(system)
         report.feed_events = len(feed)
         delivered = receiver.event_ids()
         report.events_not_delivered = [e for e in feed if e not in delivered]
         report.dead_letters = await _dead_letters(system)
         report.booking_errors = await _booking_errors(system)
-        _judge(report, numbers)
+        _judge(report, numbers, collected)
     return report
 
 
-def _judge(report: ChaosReport, numbers: set[str]) -> None:
-    for what, counter in (("MEMO bookings", report.memos), ("matches", report.matches),
-                          ("Twikey collections", report.collections)):  # fmt: skip
-        missing = sorted(numbers - set(counter))
+def _judge(report: ChaosReport, numbers: set[str], collected: set[str]) -> None:
+    for what, counter, expected in (("MEMO bookings", report.memos, numbers), ("matches", report.matches, numbers),
+                                    ("Twikey collections", report.collections, collected)):  # fmt: skip
+        missing = sorted(expected - set(counter))
         twice = sorted(k for k, c in counter.items() if c > 1)
         if missing:
             report.problems.append(f"{len(missing)} invoices without {what}, e.g. {missing[:3]}")
         if twice:
             report.problems.append(f"{len(twice)} invoices with more than one of {what}, e.g. {twice[:3]}")
+    several = sorted(c for c, n in report.mandates_per_customer.items() if n > 1)
+    if several:
+        report.problems.append(f"{len(several)} customers with several mandates at Twikey, e.g. {several[:3]}")
     if report.events_not_delivered:
         report.problems.append(f"{len(report.events_not_delivered)} events never reached the ERP endpoint")
     for service, letters in report.dead_letters.items():

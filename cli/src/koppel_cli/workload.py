@@ -5,7 +5,10 @@ the outcome in the sandboxes' own records.
   office in the sandboxes, and wires it as an operator would (``demo.wire_tenant``).
 - ``prepare_payments`` plays the ERP and the debtor up to the point where money can arrive:
   mandates signed, sales invoices in Twinfield, invoices posted to Koppel, collections at Twikey.
-- ``pay`` plays the bank: each transaction paid at the Twikey sandbox, optionally paced.
+- ``prepare_paylinks`` does the same for customers without a mandate: each invoice gets a Twikey
+  pay link instead of a collection.
+- ``pay`` plays the bank and the debtor: each transaction (or pay link) paid at the Twikey
+  sandbox, optionally paced.
 - ``ErpReceiver`` is the ERP's webhook endpoint: it checks every Standard Webhooks signature,
   records each delivery and can fail on purpose.
 - ``booked_invoice_numbers`` / ``matched_invoice_numbers`` / ``matched_times`` /
@@ -124,7 +127,8 @@ class Payment:
     invoice_number: str
     customer: str
     amount_cents: int
-    twikey_tx: str | None = None
+    twikey_tx: str | None = None  # the Twikey id: a transaction's, or a pay link's for kind paylink
+    kind: str = "transaction"  # transaction | paylink (Twikey numbers them separately)
 
 
 def prepare_payments(
@@ -139,6 +143,7 @@ def prepare_payments(
     concurrency: int = 8,
     timeout: float | None = None,
     allow_missing: bool = False,
+    duplicate_requests: int = 1,
     say: Callable[[str], None] = lambda _: None,
 ) -> list[Payment]:
     """``n`` invoices collected at Twikey and waiting for the bank, over ``mandates`` signed
@@ -149,13 +154,16 @@ def prepare_payments(
     (default scales with ``n``) bounds the wait for the collections to reach Twikey; then it
     raises ``WorkloadError`` saying what is missing, or with ``allow_missing`` says so and returns
     every payment, those still without a transaction with ``twikey_tx=None``.
+
+    ``duplicate_requests`` sends each mandate request that many times at once with one
+    Idempotency-Key, as an ERP retrying impatiently does; Twikey must still get one mandate each.
     """
     tag = prefix or f"W{uuid.uuid4().hex[:5].upper()}-"
     customers = [f"{tag}C{i:04d}" for i in range(max(1, min(mandates, n)))]
     payments = [Payment("", f"{tag}INV-{i:06d}", customers[i % len(customers)], amount_cents) for i in range(n)]
     gw = urls.gateway
     with httpx.Client(timeout=TIMEOUT) as http:
-        _sign_mandates(http, urls, token, customers, say)
+        _sign_mandates(http, urls, token, customers, say, duplicate_requests)
         _seed_twinfield(http, urls.twinfield_sandbox, office, customers, payments)
         say(f"{len(customers)} mandates active, {n} sales invoices in Twinfield {office}")
     started = time.monotonic()
@@ -173,6 +181,41 @@ def prepare_payments(
     return payments
 
 
+def prepare_paylinks(
+    urls: Urls,
+    token: str,
+    n: int,
+    amount_cents: int = 12_100,
+    prefix: str = "",
+    *,
+    office: str = TWINFIELD_OFFICE,
+    concurrency: int = 8,
+    within: float = 120.0,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[Payment]:
+    """``n`` invoices of customers without a mandate: Koppel offers a Twikey pay link for each.
+    Sales invoices are seeded in Twinfield first. Returns the payments with their pay-link ids."""
+    tag = prefix or f"L{uuid.uuid4().hex[:5].upper()}-"
+    payments = [Payment("", f"{tag}PL-{i:06d}", f"{tag}P{i:04d}", amount_cents, kind="paylink") for i in range(n)]
+    with httpx.Client(timeout=TIMEOUT) as http:
+        _seed_twinfield(http, urls.twinfield_sandbox, office, [p.customer for p in payments], payments)
+    _post_invoices(urls.gateway, token, payments, concurrency)
+    auth = _auth(token)
+    deadline = time.monotonic() + within
+    with httpx.Client(timeout=TIMEOUT) as http:
+        for p in payments:
+            while not p.twikey_tx:
+                link = _ok(http.get(f"{urls.gateway}/v1/invoices/{p.invoice_id}", headers=auth), "invoice")["pay_link"]
+                if link and link.get("paylink_id"):
+                    p.twikey_tx = str(link["paylink_id"])
+                elif time.monotonic() > deadline:
+                    raise WorkloadError(f"no pay link for {p.invoice_number} after {within:.0f} s: {link}")
+                else:
+                    time.sleep(0.5)
+    say(f"{n} pay links at Twikey")
+    return payments
+
+
 def _customer_body(number: str) -> dict[str, Any]:
     return {
         "number": number,
@@ -187,19 +230,36 @@ def _customer_body(number: str) -> dict[str, Any]:
 
 
 def _sign_mandates(
-    http: httpx.Client, urls: Urls, token: str, customers: Sequence[str], say: Callable[[str], None]
+    http: httpx.Client,
+    urls: Urls,
+    token: str,
+    customers: Sequence[str],
+    say: Callable[[str], None],
+    duplicate_requests: int = 1,
 ) -> None:
     auth = _auth(token)
     prepared: dict[str, dict[str, Any]] = {}
-    for number in customers:
-        prepared[number] = _ok(
-            http.post(
-                f"{urls.gateway}/v1/mandates",
-                headers={**auth, "Idempotency-Key": f"workload-mandate-{number}"},
-                json={"customer": _customer_body(number), "scheme": "CORE", "delivery": "email"},
-            ),
-            f"prepare mandate for {number}",
-        )
+
+    def request(number: str) -> dict[str, Any]:
+        def once() -> Any:
+            return _ok(
+                http.post(
+                    f"{urls.gateway}/v1/mandates",
+                    headers={**auth, "Idempotency-Key": f"workload-mandate-{number}"},
+                    json={"customer": _customer_body(number), "scheme": "CORE", "delivery": "email"},
+                ),
+                f"prepare mandate for {number}",
+            )
+
+        # A lost answer or a 503 is retried with the same key, as an ERP does.
+        return dict(_retry(once, within=120, every=1.0))
+
+    with ThreadPoolExecutor(max(1, duplicate_requests)) as pool:
+        for number in customers:
+            answers = list(pool.map(request, [number] * max(1, duplicate_requests)))
+            if len({a["id"] for a in answers}) != 1:
+                raise WorkloadError(f"one Idempotency-Key gave several mandates for {number}: {answers}")
+            prepared[number] = answers[0]
 
     def sign(number: str) -> Any:
         return _ok(
@@ -368,9 +428,11 @@ def pay(
                 with lock:
                     errors.append(f"{p.invoice_number}: no Twikey transaction")
                 return
+            what = f"paylinks/{p.twikey_tx}" if p.kind == "paylink" else f"transactions/{p.twikey_tx}"
             for attempt in range(5):
                 try:
-                    reply = http.post(f"{twikey_sandbox}/_sandbox/transactions/{p.twikey_tx}/paid", json={})
+                    action = "pay" if p.kind == "paylink" else "paid"
+                    reply = http.post(f"{twikey_sandbox}/_sandbox/{what}/{action}", json={})
                 except httpx.HTTPError as exc:
                     problem = repr(exc)
                 else:
@@ -381,8 +443,8 @@ def pay(
                     problem = f"HTTP {reply.status_code} {reply.text[:200]}"
                     if reply.status_code < 500:
                         # A repeat after a lost answer finds it paid already: that is accepted.
-                        state = http.get(f"{twikey_sandbox}/_sandbox/transactions/{p.twikey_tx}")
-                        if attempt and state.status_code == 200 and state.json().get("state") == "PAID":
+                        state = http.get(f"{twikey_sandbox}/_sandbox/{what}")
+                        if attempt and state.status_code == 200 and state.json().get("state") in ("PAID", "paid"):
                             with lock:
                                 accepted[p.invoice_number] = time.time()
                             return
@@ -694,3 +756,13 @@ def twikey_collections(twikey_sandbox: str, api_key: str) -> Counter[str]:
             if not reply["items"] or offset >= reply["total"]:
                 break
     return counts
+
+
+def twikey_mandates_per_customer(twikey_sandbox: str, api_key: str, prefix: str = "") -> Counter[str]:
+    """Mandates at Twikey per customer number (those starting with ``prefix``), for one creditor."""
+    with httpx.Client(timeout=TIMEOUT) as http:
+        reply = _ok(
+            http.get(f"{twikey_sandbox}/_sandbox/mandates", params={"api_key": api_key, "limit": 10_000}),
+            "Twikey mandates",
+        )
+    return Counter(str(m["customer_number"]) for m in reply["items"] if str(m["customer_number"]).startswith(prefix))

@@ -107,6 +107,12 @@ async def reset(request: Request) -> dict[str, Any]:
     return {"ok": True, "default": new.creditors[new.default_api_key].public() if default else None}
 
 
+@router.post("/ids/align")
+async def align_ids(request: Request) -> dict[str, Any]:
+    """The next transaction and the next pay link will share this id."""
+    return {"next_id": state_of(request).align_ids()}
+
+
 class ClockAdvance(BaseModel):
     seconds: float = Field(ge=0)
 

@@ -296,6 +296,13 @@ class SandboxState:
         self._paylink_id += 1
         return self._paylink_id
 
+    def align_ids(self) -> int:
+        """Move the lower of the transaction and pay-link counters up to the higher one, so the
+        next transaction and the next pay link get the same id (as happens at Twikey, where the
+        two are numbered separately). Counters only move forward: ids are never reused."""
+        self._tx_id = self._paylink_id = max(self._tx_id, self._paylink_id)
+        return self._tx_id + 1
+
     # ---- creditors ------------------------------------------------------------------------
     def add_creditor(
         self,
