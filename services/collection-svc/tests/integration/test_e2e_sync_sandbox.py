@@ -3,7 +3,9 @@ sends the bulk command, sync-svc creates the transaction at the sandbox and answ
 ``twikey.transaction.created``; the sandbox's bank pays it, then reverses it; its webhooks reach
 sync-svc over HTTP, sync-svc drains the transaction feed and publishes ``twikey.transaction.changed``;
 collection-svc moves the collection to paid, then reversed. Ends with a feed reset that replays
-everything: still one transaction at Twikey, one ``collection.paid``.
+everything: still one transaction at Twikey, one ``collection.paid``. And an invoice Twikey refuses
+(above the debtor's maximum at Twikey), corrected under its own number and collected, its
+accented description transliterated into SEPA text that Twikey takes.
 
 mandate-svc is played by publishing ``mandate.signed`` for a mandate seeded (signed) in the
 sandbox."""
@@ -12,7 +14,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -62,11 +66,25 @@ async def sync_database_url() -> AsyncIterator[str]:
     await drop_database(url)
 
 
-async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_and_replayed(
-    database_url: str, sync_database_url: str, broker_prefix: str, cleanup_exchange: None
-) -> None:
+@dataclass
+class Stack:
+    """collection-svc's API and worker, sync-svc's worker and API, the sandbox with a creditor and
+    one signed mandate that collection-svc knows of (``mandate.signed`` published for it)."""
+
+    clock: FakeClock
+    client: httpx.AsyncClient
+    erp: dict[str, str]
+    control: httpx.AsyncClient
+    sync_http: httpx.AsyncClient
+    api_key: str
+    mandate_number: str
+    seen: list[Envelope]
+    engine: Any
+
+
+@asynccontextmanager
+async def running_stack(database_url: str, sync_database_url: str, broker_prefix: str) -> AsyncIterator[Stack]:
     clock = FakeClock(datetime.now(UTC))
-    today = clock().date()
     definition = make_definition(clock)
     engine = create_async_engine(database_url)
     settings = settings_for_test(Settings, database_url, broker_prefix, scheduler_interval_seconds=0.1)
@@ -86,7 +104,7 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
     connection = await aio_pika.connect(AMQP_URL)
     channel = await connection.channel()
     exchange = await declare_exchange(channel, settings.exchange)
-    tap = await channel.declare_queue(f"{broker_prefix}e2e-tap", exclusive=True)
+    tap = await channel.declare_queue(f"{broker_prefix}e2e-tap-{tenant.hex[:8]}", exclusive=True)
     await tap.bind(exchange, routing_key="collection.#")
 
     async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -112,14 +130,10 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
                 await control.post("/creditors", json={"webhook_url": f"{sync_api.base}/webhooks/twikey/{tenant}"})
             ).json()
             api_key = made["api_key"]
-            r = await sync_http.put(
-                "/v1/twikey/connection",
-                json=twikey_testing.koppel_connection(made, sandbox.base),
-            )
+            r = await sync_http.put("/v1/twikey/connection", json=twikey_testing.koppel_connection(made, sandbox.base))
             assert r.status_code == 200, r.text
             seeded = (await control.post("/seed", json={"api_key": api_key, "mandates": 1})).json()
             mandate_number = seeded["first_mandate"]
-
             signed = new_event(
                 MandateSigned(
                     mandate_id=str(uuid.uuid4()),
@@ -134,70 +148,130 @@ async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_
             )
             await broker.publish(signed)
             await eventually(lambda: _projected(engine, mandate_number), within=15)
-            invoice_body = {
-                "invoice_number": "E2E-1",
-                "customer_number": "C-E2E",
-                "customer_name": "An Peeters",
-                "customer_email": "an@example.be",
-                "amount_cents": 4999,
-                "currency": "EUR",
-                "invoice_date": today.isoformat(),
-                "due_date": (today + timedelta(days=10)).isoformat(),
-                "description": "Invoice E2E-1",
-            }
-            posted = await client.post("/v1/invoices", json=invoice_body, headers=erp)
-            assert posted.status_code == 201, posted.text
-            invoice = posted.json()
-            assert invoice["status"] == "scheduled", invoice
-            assert invoice["collection"]["collect_on"] == (today + timedelta(days=7)).isoformat()
-
-            # the day comes: collection-svc → sync.collect_requested → sync-svc → sandbox → created
-            clock.advance(days=7)
-            submitted = await _invoice_when(
-                client, erp, invoice["id"], lambda i: i["collection"]["reason_code"] == "accepted"
-            )
-            tx_id = submitted["collection"]["twikey_transaction_id"]
-            at_twikey = (await control.get(f"/transactions/{tx_id}")).json()
-            assert at_twikey["ref"] == invoice["collection"]["collection_id"], at_twikey
-            assert [e.type for e in seen if e.type == "collection.submitted"] == ["collection.submitted"]
-
-            # the bank pays; the webhook makes sync-svc drain the feed
-            assert (await control.post(f"/transactions/{tx_id}/paid")).status_code == 200
-            paid = await _invoice_when(client, erp, invoice["id"], lambda i: i["status"] == "paid")
-            assert paid["collection"]["paid_at"]
-
-            # then the debtor has it refunded (MD06): reversed, never retried
-            r = await control.post(f"/transactions/{tx_id}/reverse", json={"code": "MD06"})
-            assert r.status_code == 200, r.text
-            reversed_ = await _invoice_when(client, erp, invoice["id"], lambda i: i["status"] == "reversed")
-            assert reversed_["collection"]["r_code"] == "MD06"
-
-            # a feed reset replays everything (same envelope ids from sync-svc): nothing new happens
-            version = reversed_["collection"]["version"]
-
-            async def transaction_cursor() -> Any:
-                feeds = (await sync_http.get("/v1/twikey/feeds")).json()["feeds"]
-                return next(f["cursor"] for f in feeds if f["feed"] == "transaction")
-
-            before = await transaction_cursor()
-            reset = await sync_http.post("/v1/twikey/feeds/reset", json={"feed": "transaction"})
-            assert reset.status_code == 200, reset.text
-
-            async def replayed() -> bool:
-                return await transaction_cursor() == before
-
-            await eventually(replayed, within=30, every=0.2)
-            await eventually(lambda: _nothing_staged(engine), within=15)
-            total = (await control.get("/transactions", params={"api_key": api_key})).json()["total"]
-            assert total == 1
-            paid_events = [e for e in seen if e.type == "collection.paid"]
-            assert len(paid_events) == 1
-            after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=erp)).json()
-            assert after["collection"]["version"] == version and len(after["attempts"]) == 1
+            yield Stack(clock, client, erp, control, sync_http, api_key, mandate_number, seen, engine)
 
     await broker.close()
     await connection.close()
     await engine.dispose()
+
+
+def invoice_body(number: str, today: date, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "invoice_number": number,
+        "customer_number": "C-E2E",
+        "customer_name": "An Peeters",
+        "customer_email": "an@example.be",
+        "amount_cents": 4999,
+        "currency": "EUR",
+        "invoice_date": today.isoformat(),
+        "due_date": (today + timedelta(days=10)).isoformat(),
+        "description": f"Invoice {number}",
+    }
+    return {**body, **overrides}
+
+
+async def test_invoice_collected_through_sync_svc_and_the_sandbox_paid_reversed_and_replayed(
+    database_url: str, sync_database_url: str, broker_prefix: str, cleanup_exchange: None
+) -> None:
+    async with running_stack(database_url, sync_database_url, broker_prefix) as stack:
+        clock, client, erp, control, sync_http, seen = (
+            stack.clock,
+            stack.client,
+            stack.erp,
+            stack.control,
+            stack.sync_http,
+            stack.seen,
+        )
+        today = clock().date()
+        posted = await client.post("/v1/invoices", json=invoice_body("E2E-1", today), headers=erp)
+        assert posted.status_code == 201, posted.text
+        invoice = posted.json()
+        assert invoice["status"] == "scheduled", invoice
+        assert invoice["collection"]["collect_on"] == (today + timedelta(days=7)).isoformat()
+
+        # the day comes: collection-svc → sync.collect_requested → sync-svc → sandbox → created
+        clock.advance(days=7)
+        submitted = await _invoice_when(
+            client, erp, invoice["id"], lambda i: i["collection"]["reason_code"] == "accepted"
+        )
+        tx_id = submitted["collection"]["twikey_transaction_id"]
+        at_twikey = (await control.get(f"/transactions/{tx_id}")).json()
+        assert at_twikey["ref"] == invoice["collection"]["collection_id"], at_twikey
+        assert [e.type for e in seen if e.type == "collection.submitted"] == ["collection.submitted"]
+
+        # the bank pays; the webhook makes sync-svc drain the feed
+        assert (await control.post(f"/transactions/{tx_id}/paid")).status_code == 200
+        paid = await _invoice_when(client, erp, invoice["id"], lambda i: i["status"] == "paid")
+        assert paid["collection"]["paid_at"]
+
+        # then the debtor has it refunded (MD06): reversed, never retried
+        r = await control.post(f"/transactions/{tx_id}/reverse", json={"code": "MD06"})
+        assert r.status_code == 200, r.text
+        reversed_ = await _invoice_when(client, erp, invoice["id"], lambda i: i["status"] == "reversed")
+        assert reversed_["collection"]["r_code"] == "MD06"
+
+        # a feed reset replays everything (same envelope ids from sync-svc): nothing new happens
+        version = reversed_["collection"]["version"]
+
+        async def transaction_cursor() -> Any:
+            feeds = (await sync_http.get("/v1/twikey/feeds")).json()["feeds"]
+            return next(f["cursor"] for f in feeds if f["feed"] == "transaction")
+
+        before = await transaction_cursor()
+        reset = await sync_http.post("/v1/twikey/feeds/reset", json={"feed": "transaction"})
+        assert reset.status_code == 200, reset.text
+
+        async def replayed() -> bool:
+            return await transaction_cursor() == before
+
+        await eventually(replayed, within=30, every=0.2)
+        await eventually(lambda: _nothing_staged(stack.engine), within=15)
+        total = (await control.get("/transactions", params={"api_key": stack.api_key})).json()["total"]
+        assert total == 1
+        paid_events = [e for e in seen if e.type == "collection.paid"]
+        assert len(paid_events) == 1
+        after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=erp)).json()
+        assert after["collection"]["version"] == version and len(after["attempts"]) == 1
+
+
+async def test_an_invoice_twikey_refuses_is_corrected_and_collected_under_its_number_in_sepa_text(
+    database_url: str, sync_database_url: str, broker_prefix: str, cleanup_exchange: None
+) -> None:
+    async with running_stack(database_url, sync_database_url, broker_prefix) as stack:
+        client, erp, control = stack.client, stack.erp, stack.control
+        today = stack.clock().date()
+        # the debtor allows at most €10.00 per collection at Twikey; Koppel has not heard of it
+        r = await control.post(
+            f"/mandates/{stack.mandate_number}/max-amount",
+            json={"max_amount": "10.00"},
+            params={"api_key": stack.api_key},
+        )
+        assert r.status_code == 200, r.text
+        # the tenant opted in to transliteration: the accented text is made SEPA text
+        r = await client.put("/v1/collection-policy", json={"transliterate_text": True}, headers=erp)
+        assert r.status_code == 200, r.text
+        body = invoice_body("E2E-2", today, due_date=today.isoformat(), description="Zoë Ünal & Söhne <BV> — «€»")
+        posted = await client.post("/v1/invoices", json=body, headers=erp)
+        assert posted.status_code == 201, posted.text
+        invoice = posted.json()
+        assert invoice["description"] == "Zoe Unal Sohne BV - EUR"
+
+        refused = await _invoice_when(client, erp, invoice["id"], lambda i: i["status"] == "failed")
+        assert refused["collection"]["reason_code"] == "err_billing_overdrawn", refused
+
+        fixed = await client.patch(f"/v1/invoices/{invoice['id']}", json={"amount_cents": 999}, headers=erp)
+        assert fixed.status_code == 200, fixed.text
+        assert fixed.json()["collection"]["attempt"] == 2
+
+        accepted = await _invoice_when(
+            client, erp, invoice["id"], lambda i: i["collection"]["reason_code"] == "accepted"
+        )
+        assert accepted["invoice_number"] == "E2E-2" and accepted["id"] == invoice["id"]
+        at_twikey = (await control.get(f"/transactions/{accepted['collection']['twikey_transaction_id']}")).json()
+        assert at_twikey["msg"] == "Zoe Unal Sohne BV - EUR", at_twikey
+        assert at_twikey["ref"] == accepted["collection"]["collection_id"]
+        listed = (await control.get("/transactions", params={"api_key": stack.api_key})).json()
+        assert listed["total"] == 1  # the refused attempt never became a transaction
 
 
 async def _projected(engine: Any, mandate_number: str) -> bool:
