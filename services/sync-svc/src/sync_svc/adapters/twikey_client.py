@@ -248,9 +248,13 @@ class TwikeyClient:
         return response.headers.get("X-STATE")
 
     # ---- feeds -----------------------------------------------------------------------------
-    async def feed(self, name: str, resume_after: int | None) -> FeedPage:
+    async def feed(
+        self, name: str, resume_after: int | None, params: Sequence[tuple[str, str]] | None = None
+    ) -> FeedPage:
+        """One page of a feed; ``params`` replaces the feed's usual query (e.g. paid pay links only)."""
         headers = {} if resume_after is None else {"X-RESUME-AFTER": str(resume_after)}
-        response = await self.call("GET", FEED_PATHS[name], params=FEED_PARAMS[name], headers=headers)
+        query = FEED_PARAMS[name] if params is None else params
+        response = await self.call("GET", FEED_PATHS[name], params=query, headers=headers)
         body = response.json()
         items = body.get(FEED_KEYS[name]) if isinstance(body, dict) else None
         if not isinstance(items, list):

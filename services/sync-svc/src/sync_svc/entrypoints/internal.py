@@ -1,18 +1,21 @@
 """Service-to-service HTTP under ``/internal`` (scope ``internal``, not exposed by the gateway).
 
 ``POST /internal/v1/mandates/invite``: mandate-svc invites a debtor at Twikey and needs the sign
-URL at once, for the ERP's response."""
+URL at once, for the ERP's response.
+
+``GET /internal/v1/twikey/paid-items``: bookkeeping-svc reads Twikey's own record of paid
+transactions and pay links, page by page, to reconcile against."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
 from koppel_shared.deps import Internal, RuntimeDep
 from sync_svc.domain.invite import InviteRequest
-from sync_svc.service_layer import commands
+from sync_svc.service_layer import commands, paid_items
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
@@ -99,3 +102,33 @@ async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep) -> di
     422 ``twikey_<ApiErrorCode>``; Twikey unreachable → 503 ``twikey_unavailable``."""
     request = InviteRequest(**body.model_dump())
     return await commands.invite(runtime, principal.tenant_id, request)
+
+class PaidItem(BaseModel):
+    kind: Literal["transaction", "paylink"]
+    twikey_id: str
+    state: Literal["paid", "failed"] = Field(description="failed after paid = reversed")
+    amount_cents: int
+    reference: str | None = Field(None, description="our reference at Twikey (collection id, pay link id)")
+    mandate_number: str | None = None
+    at: str | None = Field(None, description="when Twikey says it was paid (bank date, link update)")
+    seq: int = Field(description="Twikey's feed sequence number: a later entry of the same item wins")
+
+
+class PaidItemsOut(BaseModel):
+    kind: Literal["transaction", "paylink"]
+    items: list[PaidItem]
+    next_after: int = Field(description="pass as `after` for the next page")
+    done: bool = Field(description="the end of Twikey's feed was reached")
+    unreadable: int = Field(0, description="entries that could not be read (on the feed's bad-messages list)")
+
+
+@router.get("/twikey/paid-items", response_model=PaidItemsOut)
+async def paid(
+    principal: Internal,
+    runtime: RuntimeDep,
+    kind: Literal["transaction", "paylink"] = Query(..., description="Twikey numbers the two kinds separately"),
+    after: int = Query(0, ge=0, le=2**62, description="Twikey feed position to replay after (0 = the start)"),
+) -> dict[str, Any]:
+    """Twikey's own record of what was paid, replayed from its feed (``X-RESUME-AFTER``), for
+    reconciliation. 409 ``feed_not_drained`` until sync-svc has read the feed once."""
+    return await paid_items.read(runtime, principal.tenant_id, kind, after)

@@ -1,0 +1,113 @@
+"""Twikey's own record of what was paid, for reconciliation (bookkeeping-svc asks for it).
+
+Read from the feeds, replayed from a position the caller gives (``X-RESUME-AFTER``), page after
+page: the transaction feed (every state change; OPEN entries are left out) and the pay-link feed
+(paid updates only, its default). Nothing is stored and no event is published: this is a
+read-only view, and the regular drain is not disturbed because it sends its own stored cursor
+with every read. A feed that sync-svc has never drained is refused: its first drain reads from
+Twikey's own cursor for the key, which a replay would move.
+
+Items keep Twikey's identity: (kind ``transaction`` | ``paylink``, Twikey id); the two kinds are
+numbered separately and their ids overlap.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from koppel_shared.service import Runtime
+from koppel_shared.web.errors import Problem
+from sync_svc.adapters.orm import feed_cursors
+from sync_svc.adapters.twikey_client import TwikeyError, TwikeyUnavailable
+from sync_svc.domain import feed_messages
+from sync_svc.domain.feed_messages import BadMessage
+from sync_svc.service_layer import connections
+from sync_svc.service_layer.feeds import _page_top
+from sync_svc.service_layer.resources import resources_of
+
+Kind = Literal["transaction", "paylink"]
+FEED_OF: dict[str, str] = {"transaction": "transaction", "paylink": "paylink"}
+# The pay-link feed without all=true: paid updates only.
+PAID_LINKS = [("include", "meta"), ("include", "time")]
+PAGES_PER_CALL = 50
+
+
+def _transaction_item(entry: dict[str, Any]) -> dict[str, Any] | None:
+    t = feed_messages.transaction_changed(entry, None)
+    if t.state not in ("PAID", "ERROR", "UNPAID"):
+        return None  # created or updated, not (yet) a payment
+    return {
+        "kind": "transaction",
+        "twikey_id": t.transaction_id,
+        "state": "paid" if t.state == "PAID" else "failed",
+        "amount_cents": t.amount_cents,
+        "reference": t.reference,
+        "mandate_number": t.mandate_number,
+        "at": t.booked_at.isoformat() if t.booked_at else None,
+        "seq": t.feed_seq,
+    }
+
+
+def _paylink_item(entry: dict[str, Any]) -> dict[str, Any] | None:
+    p = feed_messages.paylink_changed(entry)
+    if p.state != "paid" or p.amount_cents is None:
+        return None
+    times = entry.get("time") if isinstance(entry.get("time"), dict) else {}
+    at = feed_messages.parse_time((times or {}).get("lastupdate"))
+    return {
+        "kind": "paylink",
+        "twikey_id": p.paylink_id,
+        "state": "paid",
+        "amount_cents": p.amount_cents,
+        "reference": p.reference,
+        "mandate_number": p.mandate_number,
+        "at": at.isoformat() if at else None,
+        "seq": p.feed_seq,
+    }
+
+
+async def read(runtime: Runtime, tenant_id: uuid.UUID, kind: Kind, after: int) -> dict[str, Any]:
+    """Up to ``PAGES_PER_CALL`` feed pages after ``after``; ``next_after`` continues, ``done``
+    says the feed's end was reached. Entries Koppel cannot read are counted in ``unreadable``
+    (the drain puts them on the feed's bad-messages list)."""
+    feed = FEED_OF[kind]
+    async with runtime.uow() as uow:
+        connection = await connections.load(uow, runtime.secrets, tenant_id)
+        cursor = await uow.session.execute(
+            sa.select(feed_cursors.c.cursor).where(feed_cursors.c.tenant_id == tenant_id, feed_cursors.c.feed == feed)
+        )
+        drained = cursor.scalar_one_or_none() is not None
+    if connection is None:
+        raise Problem(409, "twikey_not_connected", "this tenant has no Twikey connection")
+    if not drained:
+        raise Problem(409, "feed_not_drained", f"the {feed} feed was never read; try again after its first drain")
+    client = resources_of(runtime).gateway.client(connection.credentials)
+    convert = _transaction_item if kind == "transaction" else _paylink_item
+    items: list[dict[str, Any]] = []
+    unreadable = 0
+    position = after
+    for _ in range(PAGES_PER_CALL):
+        try:
+            page = await client.feed(feed, position, None if kind == "transaction" else PAID_LINKS)
+        except TwikeyUnavailable as exc:
+            raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
+        except TwikeyError as exc:
+            raise Problem(502, f"twikey_{exc.code}", exc.message) from exc
+        if not page.items:
+            return {"kind": kind, "items": items, "next_after": position, "done": True, "unreadable": unreadable}
+        for entry in page.items:
+            try:
+                item = convert(entry) if isinstance(entry, dict) else None
+            except (BadMessage, ValueError):
+                unreadable += 1
+                continue
+            if item is not None:
+                items.append(item)
+        top = _page_top(feed, page)
+        if top is None or top <= position:
+            raise Problem(502, "twikey_feed_unpaged", f"the {feed} feed answered a page without sequence numbers")
+        position = top
+    return {"kind": kind, "items": items, "next_after": position, "done": False, "unreadable": unreadable}
