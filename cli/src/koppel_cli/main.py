@@ -17,6 +17,7 @@ import typer
 from koppel_cli import infra
 from koppel_cli.demo import DemoFailed, run_demo, wire_demo_tenant
 from koppel_cli.localrun import DEMO_TENANT, Plan, Supervisor, demo_token, summary
+from koppel_cli.reconcile import reconcile
 from koppel_shared.auth import SCOPES, issue_token
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.deadletters import discard_dead_letters, list_dead_letters, replay_dead_letters
@@ -35,6 +36,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(feed_app, name="feed")
+app.command("reconcile")(reconcile)
 
 SERVICE_NAMES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 
