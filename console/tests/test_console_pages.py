@@ -59,6 +59,7 @@ async def test_signed_in_operator_sees_pages_with_a_clear_error_when_a_service_i
         ("/console/mandates", "mandate-svc"),
         ("/console/invoices", "collection-svc"),
         ("/console/bookings?tab=errors", "bookkeeping-svc"),
+        ("/console/reconciliation", "bookkeeping-svc"),
         ("/console/feeds", "sync-svc"),
         ("/console/deliveries", "notify-svc"),
     ]:

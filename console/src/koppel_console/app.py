@@ -190,6 +190,50 @@ async def resolve_conflict(
     return back("/console/bookings?tab=errors", done if answer.ok else answer.error or "failed")
 
 
+@router.get("/reconciliation")
+async def reconciliation(request: Request, session: Session) -> HTMLResponse:
+    """The latest run (with its progress while it runs) and the differences of the latest finished one."""
+    runs = await api(request).call("bookkeeping", "GET", "/v1/reconciliation/runs", session[1], params={"limit": 5})
+    answer = await api(request).call("bookkeeping", "GET", "/v1/reconciliation/differences", session[1])
+    return page(request, "reconciliation.html", session, answer=answer, runs=runs)
+
+
+@router.post("/reconciliation/run")
+async def start_reconciliation(
+    request: Request, session: Session, csrf: Annotated[str, Form()], since: Annotated[str, Form()] = ""
+) -> Response:
+    check_csrf(request, session[1], csrf)
+    body = {"since": since} if since else {}
+    answer = await api(request).call("bookkeeping", "POST", "/v1/reconciliation/runs", session[1], json=body)
+    return back("/console/reconciliation", "Reconciliation started." if answer.ok else answer.error or "failed")
+
+
+@router.post("/reconciliation/differences/{difference_id}/{action}")
+async def fix_difference(
+    request: Request,
+    session: Session,
+    difference_id: str,
+    action: str,
+    csrf: Annotated[str, Form()],
+    note: Annotated[str, Form()] = "",
+    invoice_number: Annotated[str, Form()] = "",
+    customer_number: Annotated[str, Form()] = "",
+) -> Response:
+    """``book`` it, open an ``error`` on the bookings errors list, or ``ignore`` it with a note."""
+    check_csrf(request, session[1], csrf)
+    if action not in ("book", "error", "ignore"):
+        return back("/console/reconciliation", "unknown action")
+    body = {
+        "action": action,
+        "note": note or None,
+        "invoice_number": invoice_number or None,
+        "customer_number": customer_number or None,
+    }
+    path = f"/v1/reconciliation/differences/{difference_id}/fix"
+    answer = await api(request).call("bookkeeping", "POST", path, session[1], json=body)
+    return back("/console/reconciliation", "Done." if answer.ok else answer.error or "failed")
+
+
 @router.get("/feeds")
 async def feeds(request: Request, session: Session) -> HTMLResponse:
     answer = await api(request).call("sync", "GET", "/v1/twikey/feeds", session[1])
