@@ -133,6 +133,8 @@ async def test_same_payment_with_another_amount_is_a_conflict_with_both_records(
     assert conflict["incoming"]["collection_id"] == other.collection_id
     assert conflict["incoming"]["amount_cents"] == 13100
     assert conflict["hint"]
+    status = await service.api.get("/v1/twinfield/connection", headers=service.headers(tenant))
+    assert status.json()["bookings"]["conflicts"] == 1
     await eventually(lambda: _has(service, conflict["id"], "booking.conflict"), within=10)
     # The same conflicting message again (a feed reset) is the same conflict, not a second one.
     await service.publish(other, tenant)

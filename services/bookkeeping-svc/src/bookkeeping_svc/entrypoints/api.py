@@ -65,6 +65,7 @@ class BookingCounts(BaseModel):
     by_status: dict[str, int]
     tabs: dict[str, int]
     paused: int
+    conflicts: int = Field(0, description="open payment conflicts (listed with the errors)")
 
 
 class ConnectionOut(BaseModel):

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from bookkeeping_svc.adapters.orm import bookings, connections, oauth_states
+from bookkeeping_svc.adapters.orm import booking_conflicts, bookings, connections, oauth_states
 from bookkeeping_svc.adapters.twinfield.client import TokenSet, TwinfieldError, Unavailable
 from bookkeeping_svc.domain.booking import TABS, Status
 from bookkeeping_svc.service_layer.gateway import Gateway, resume_bookings
@@ -175,6 +175,14 @@ async def status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
     )
     counts = {str(s): int(n) for s, n in counts_rows}
     tabs = {tab: sum(counts.get(str(s), 0) for s in members) for tab, members in TABS.items()}
+    conflicts = (
+        await uow.session.execute(
+            sa.select(sa.func.count()).where(
+                booking_conflicts.c.tenant_id == tenant_id, booking_conflicts.c.status == "open"
+            )
+        )
+    ).scalar_one()
+    summary = {"by_status": counts, "tabs": tabs, "paused": counts.get(Status.PAUSED, 0), "conflicts": conflicts}
     if row is None:
         return {
             "status": "not_connected",
@@ -186,7 +194,7 @@ async def status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
             "memo_daybook": "MEMO",
             "freetext_field": None,
             "connected_at": None,
-            "bookings": {"by_status": counts, "tabs": tabs, "paused": counts.get(Status.PAUSED, 0)},
+            "bookings": summary,
         }
     return {
         "status": row.status,
@@ -198,5 +206,5 @@ async def status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
         "memo_daybook": row.memo_daybook,
         "freetext_field": row.freetext_field,
         "connected_at": row.connected_at,
-        "bookings": {"by_status": counts, "tabs": tabs, "paused": counts.get(Status.PAUSED, 0)},
+        "bookings": summary,
     }
