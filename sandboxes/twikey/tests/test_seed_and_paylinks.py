@@ -27,6 +27,14 @@ def test_seed_100k_mandates_and_transactions(creditor, control):
     assert listed["total"] == 100_000 and len(listed["items"]) == 3
 
 
+def test_seed_paid_transactions_feed_a_paid_entry_after_each_creation(creditor, control):
+    r = control.post("/seed", json={"api_key": creditor.api_key, "mandates": 1, "transactions": 3, "paid": True})
+    assert r.status_code == 200, r.text
+    entries = creditor.client.get("/transaction", params=[("include", "seq")]).json()["Entries"]
+    assert [e["state"] for e in entries] == ["OPEN", "PAID"] * 3
+    assert entries[1]["id"] == r.json()["first_transaction"] and entries[1]["bkamount"] == 25.0
+
+
 def test_paylink_paid_with_signing_feeds_both_feeds(creditor, control, receiver_reset):
     r = creditor.client.post(
         "/payment/link",

@@ -480,6 +480,7 @@ class SeedIn(BaseModel):
     scheme: Literal["CORE", "B2B"] = "CORE"
     transactions: int = Field(0, ge=0, le=2_000_000)
     amount: Decimal = Field(Decimal("25.00"), gt=0)
+    paid: bool = Field(False, description="the bank paid every seeded transaction (no webhooks)")
 
 
 @router.post("/seed")
@@ -491,7 +492,7 @@ async def seed(body: SeedIn, request: Request) -> dict[str, Any]:
     tx_ids: list[int] = []
     if body.transactions:
         try:
-            tx_ids = seed_transactions(state, c, body.transactions, body.amount, ids or None)
+            tx_ids = seed_transactions(state, c, body.transactions, body.amount, ids or None, body.paid)
         except ValueError as exc:
             raise HTTPException(409, str(exc)) from None
     return {

@@ -9,8 +9,10 @@ from __future__ import annotations
 import secrets
 from decimal import Decimal
 
+from .render import iso
 from .state import (
     OPEN,
+    PAID,
     SIGNED,
     Creditor,
     FeedEvent,
@@ -69,8 +71,15 @@ def seed_mandates(state: SandboxState, creditor: Creditor, count: int, scheme: s
 
 
 def seed_transactions(
-    state: SandboxState, creditor: Creditor, count: int, amount: Decimal, mandate_ids: list[str] | None = None
+    state: SandboxState,
+    creditor: Creditor,
+    count: int,
+    amount: Decimal,
+    mandate_ids: list[str] | None = None,
+    paid: bool = False,
 ) -> list[int]:
+    """OPEN transactions; with ``paid`` the bank has paid each too (its PAID feed entry follows
+    the creation entry, as after ``/transactions/{id}/paid``, but no webhook is sent)."""
     if mandate_ids is None:
         mandate_ids = [m.mndt_id for m in creditor.mandates.values() if m.state == SIGNED]
     if not mandate_ids:
@@ -98,5 +107,9 @@ def seed_transactions(
         )
         creditor.transactions[tid] = t
         feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="state", obj=snapshot_transaction(t)))
+        if paid:
+            t.state, t.final, t.bkdate, t.bkamount = PAID, True, now, amount
+            t.actions.append({"type": "paid", "reason": "bank", "action": "PAID", "at": iso(now)})
+            feed.append(FeedEvent(seq=state.next_seq(), at=now, kind="state", obj=snapshot_transaction(t)))
         ids.append(tid)
     return ids
