@@ -49,6 +49,11 @@ async def counts(harness: Any) -> tuple[int, int, int]:
         ({"amount_cents": 99_999_999_999 + 1}, "amount_cents", "sepa_maximum"),
         ({"currency": "eur"}, "currency", "eur_only"),
         ({"invoice_date": 20260201}, "invoice_date", "iso_date"),
+        # control characters are no part of a number, a reference or an address
+        ({"description": "Invoice\u0007"}, "description", "sepa_characters"),
+        ({"invoice_number": "INV\u00071"}, "invoice_number", "printable"),
+        ({"subscription_reference": "SUB\u0007"}, "subscription_reference", "printable"),
+        ({"customer_email": "an\u0007@example.be"}, "customer_email", "printable"),
         # dates within the window
         ({"invoice_date": "1900-01-01", "due_date": "1900-01-15"}, "invoice_date", "not_too_old"),
         ({"invoice_date": "2099-01-01", "due_date": "2099-01-15"}, "invoice_date", "not_too_far_ahead"),

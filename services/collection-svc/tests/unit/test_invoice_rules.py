@@ -95,6 +95,8 @@ def test_transliteration_keeps_the_meaning_and_drops_what_has_no_sepa_form() -> 
         ({"invoice_number": "X" * 41}, ("invoice_number", "twinfield_length")),
         ({"invoice_number": "INV\x001"}, ("invoice_number", "printable")),
         ({"customer_number": "   "}, ("customer_number", "not_blank")),
+        ({"customer_email": "an\x07@example.be"}, ("customer_email", "printable")),
+        ({"subscription_reference": "SUB\x07"}, ("subscription_reference", "printable")),
         ({"amount_cents": 99_999_999_999 + 1}, ("amount_cents", "sepa_maximum")),
         (
             {"invoice_date": date(1900, 1, 1), "due_date": date(1900, 1, 15)},

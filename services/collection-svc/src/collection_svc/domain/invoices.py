@@ -113,8 +113,14 @@ def validate(invoice: InvoiceInput, today: date) -> list[FieldError]:
             errors.append(_bad_character("invoice_number", bad))
     if invoice.customer_name is not None:
         errors += _name(invoice.customer_name)
+    if invoice.subscription_reference is not None and not invoice.subscription_reference.isprintable():
+        errors.append(
+            FieldError("subscription_reference", "printable", "subscription_reference has a control character")
+        )
     if invoice.customer_email is not None:
-        if len(invoice.customer_email) > EMAIL_MAX:
+        if not invoice.customer_email.isprintable():
+            errors.append(FieldError("customer_email", "printable", "customer_email has a control character"))
+        elif len(invoice.customer_email) > EMAIL_MAX:
             errors.append(_too_long("customer_email", EMAIL_MAX, "twikey_length"))
         elif not _EMAIL.match(invoice.customer_email):
             errors.append(FieldError("customer_email", "email_format", "not a valid e-mail address"))

@@ -84,7 +84,7 @@ async def post_invoice(
     policy, _ = await load_policy(session, tenant_id)
     data = rules.normalise(data, policy.transliterate_text)
     errors = rules.validate(data, now.date())
-    if data.subscription_reference:
+    if data.subscription_reference and not any(e.field == "subscription_reference" for e in errors):
         sub = (
             await session.execute(
                 sa.select(subscriptions).where(
