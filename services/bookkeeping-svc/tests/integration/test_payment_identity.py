@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from koppel_shared.events.collection import CollectionReversed
 from koppel_shared.testing.waiting import eventually
 
 from .conftest import Sandbox, Service, outbox_types, paid, wait_bookings
@@ -99,6 +100,25 @@ async def test_the_same_payment_twice_is_one_booking_and_no_conflict(service: Se
     errors = await service.bookings(tenant, "error")
     assert errors["items"] == [] and errors["conflicts"] == []
     assert len(twinfield.memos()) == 1
+
+
+async def test_a_reversal_announced_by_the_duplicate_collection_reverses_the_booking(
+    service: Service, twinfield: Sandbox
+) -> None:
+    tenant = uuid.uuid4()
+    await service.connect(tenant, twinfield)
+    twinfield.seed_invoice("1001", "F2025-1250", 12100)
+    data = paid("F2025-1250", 12100, tx=NUMBER)
+    await service.publish(data, tenant)
+    await wait_bookings(service, tenant, "matched", 1)
+    duplicate = data.model_copy(update={"collection_id": str(uuid.uuid4())})
+    await service.publish(duplicate, tenant)
+    reversed_ = CollectionReversed(**{**duplicate.model_dump(), "status": "reversed", "r_code": "MD06", "version": 4})
+    await service.publish(reversed_, tenant)
+
+    (done,) = await wait_bookings(service, tenant, "reversed", 1)
+    assert done["collection_id"] == data.collection_id and done["reversal_memo_number"]
+    assert len(twinfield.memos()) == 2
 
 
 async def _open_conflicts(service: Service, tenant: uuid.UUID, count: int) -> list[dict[str, Any]]:

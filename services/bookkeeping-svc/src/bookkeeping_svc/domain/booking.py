@@ -18,7 +18,7 @@ States::
 
 The text rules come from the CCV→Twinfield connector our users know: the invoice number on the
 lines keeps the **last** 40 characters (long order numbers differ at the end), descriptions keep
-the **first** 40 (the transaction id comes first so that it survives).
+the **first** 40 (our reference comes first so that it survives).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def last40(text: str) -> str:
 
 
 def payment_description(reference: str) -> str:
-    """ "<transaction id> betaling", cut to Twinfield's 40 characters."""
+    """ "<reference> betaling", cut to Twinfield's 40 characters (reference: domain/identity.py)."""
     return first40(f"{reference} betaling")
 
 
@@ -92,7 +92,7 @@ def parse_amount(text: str) -> int:
 class Payment:
     """What we know of a paid collection when we book it."""
 
-    reference: str  # the Twikey transaction id (or the collection id when there is none)
+    reference: str  # "TX<id>"/"PL<id>" (domain/identity.py), the bare id of older bookings, or the collection id
     invoice_number: str
     customer_number: str
     customer_email: str | None

@@ -8,7 +8,7 @@ One round for a tenant, each step one request for up to 25 bookings:
 
 1. **look up** (``<columns code="100">``, 1 credit): the customer lines of the batch's invoice
    numbers, every daybook and year. The same rows answer two questions: is *our* MEMO already
-   there (same invoice number, our description "<transaction id> betaling")? then it is booked,
+   there (same invoice number, our description "<reference> betaling")? then it is booked,
    never posted again (this is how a timeout after Twinfield applied the write is resolved); and
    which open sales line does the payment belong to?
 2. **post** (``<transactions>``, 3 credits): the MEMOs; bookings are marked ``posting`` and

@@ -59,19 +59,22 @@ async def on_collection_paid(envelope: Envelope, data: CollectionPaid, uow: Unit
     await _repeat(uow, envelope, data, values)
 
 
+def _collides(values: dict[str, Any]) -> Any:
+    """Bookings of the same collection or of the same paid item (kind + Twikey id)."""
+    same_collection = bookings.c.collection_id == values["collection_id"]
+    if values["twikey_id"] is None:
+        return same_collection
+    same_item = sa.and_(bookings.c.payment_kind == values["payment_kind"], bookings.c.twikey_id == values["twikey_id"])
+    return sa.or_(same_collection, same_item)
+
+
 async def _repeat(uow: UnitOfWork, envelope: Envelope, data: CollectionPaid, values: dict[str, Any]) -> None:
     """A paid item we have a booking for: a duplicate if any booking it collides with has the
     same facts, otherwise a conflict with the first."""
-    same_payment = sa.and_(
-        bookings.c.payment_kind == values["payment_kind"], bookings.c.twikey_id == values["twikey_id"]
-    )
-    collides = bookings.c.collection_id == values["collection_id"]
-    if values["twikey_id"] is not None:
-        collides = sa.or_(collides, same_payment)
     rows = (
         await uow.session.execute(
             sa.select(bookings)
-            .where(bookings.c.tenant_id == values["tenant_id"], collides)
+            .where(bookings.c.tenant_id == values["tenant_id"], _collides(values))
             .order_by(bookings.c.created_at, bookings.c.id)
         )
     ).all()
@@ -91,10 +94,14 @@ async def _repeat(uow: UnitOfWork, envelope: Envelope, data: CollectionPaid, val
 
 async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, uow: UnitOfWork) -> None:
     tenant_id = _tenant(envelope)
+    # The booking of this collection, else of the same paid item announced by another collection
+    # (a duplicate that was never booked on its own).
     row = (
         await uow.session.execute(
             sa.select(bookings)
-            .where(bookings.c.tenant_id == tenant_id, bookings.c.collection_id == data.collection_id)
+            .where(bookings.c.tenant_id == tenant_id, _collides(_row_values(tenant_id, data, envelope)))
+            .order_by((bookings.c.collection_id == data.collection_id).desc(), bookings.c.created_at)
+            .limit(1)
             .with_for_update()
         )
     ).first()
