@@ -228,17 +228,21 @@ async def correct_invoice(
     await _rearm(uow, invoice_id, now)
 
 
+def _too_late(rec: Any, code: str, change: str) -> Problem:
+    return Problem(
+        409,
+        code,
+        f"the invoice's collection is {rec.status}; it can no longer be {change}",
+        collection_id=str(rec.id),
+        collection_status=rec.status,
+    )
+
+
 def _refuse_while_collecting(recs: list[Any]) -> None:
     live = [r for r in recs if r.status in (Status.SUBMITTED, Status.PAID)]
     if live:
         code = "already_paid" if live[-1].status == Status.PAID else "collection_in_progress"
-        raise Problem(
-            409,
-            code,
-            f"the invoice's collection is {live[-1].status}; it can no longer be corrected",
-            collection_id=str(live[-1].id),
-            collection_status=live[-1].status,
-        )
+        raise _too_late(live[-1], code, "corrected")
 
 
 async def _rearm(uow: UnitOfWork, invoice_id: uuid.UUID, now: datetime) -> None:
@@ -263,13 +267,7 @@ async def withdraw_invoice(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uu
     recs = await load_records(uow.session, collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
     busy = [r for r in recs if r.status not in (*OPEN, Status.WITHDRAWN, Status.FAILED, Status.REVERSED)]
     if busy:
-        raise Problem(
-            409,
-            "collection_in_progress",
-            f"the invoice's collection is already {busy[-1].status}; it can no longer be withdrawn",
-            collection_id=str(busy[-1].id),
-            collection_status=busy[-1].status,
-        )
+        raise _too_late(busy[-1], "collection_in_progress", "withdrawn")
     await uow.session.execute(sa.update(invoices).where(invoices.c.id == invoice_id).values(withdrawn_at=now))
     for rec in recs:
         if rec.status in OPEN:
