@@ -199,13 +199,21 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
         async with runtime.uow() as uow:
             await intake.on_collection_paid(paid, paid_data, uow)
             await uow.commit()
+        # The same payment announced again with another amount: a payment conflict.
+        again = paid_data.model_copy(update={"amount_cents": 12_346})
+        async with runtime.uow() as uow:
+            await intake.on_collection_paid(new_event(again, tenant_id=w.tenant_a), again, uow)
+            await uow.commit()
         async with runtime.engine.connect() as conn:
             booking_id = await conn.scalar(
                 sa.text("SELECT id FROM bookings WHERE tenant_id = :t"), {"t": str(w.tenant_a)}
             )
+            conflict_id = await conn.scalar(
+                sa.text("SELECT id FROM booking_conflicts WHERE tenant_id = :t"), {"t": str(w.tenant_a)}
+            )
     finally:
         await runtime.close()
-    w.path_values["booking_id"] = str(booking_id)
+    w.path_values |= {"booking_id": str(booking_id), "conflict_id": str(conflict_id)}
     w.markers |= {str(booking_id), f"OA{tag[:8]}", paid.data["collection_id"], f"77{tag[:6]}"}
 
     # notify-svc: a webhook endpoint, and an event (as the consumer records it) with its delivery.
