@@ -4,7 +4,8 @@ A rule matches on method and a glob over the request path ("transaction" is shor
 "/creditor/transaction"). Each matching call triggers the rule with probability `rate`, at most
 `count` times. Kinds:
 
-- `error`         answer `status` (default 500) without touching state;
+- `error`         answer `status` (default 500) without touching state, or, with `after_write`,
+                  after the handler ran (the write is applied, its answer is lost);
 - `latency` / `timeout`  sleep `delay_seconds` before the handler, or after it when `after_write`
                   is true (the write is applied, the client times out and must not apply it twice);
 - `rate_limit`    429 with `X-Rate-Limit-Retry-After-Seconds`;
@@ -124,6 +125,8 @@ async def fault_middleware(request: Request, call_next: Any) -> Response:
     if rule is None:
         return await call_next(request)
     if rule.kind == "error":
+        if rule.after_write:
+            await call_next(request)  # the write is applied, then its answer is lost in a 5xx
         if rule.status >= 500:
             return PlainTextResponse("Internal Server Error (sandbox fault)", status_code=rule.status)
         return JSONResponse({"message": "sandbox fault"}, status_code=rule.status)

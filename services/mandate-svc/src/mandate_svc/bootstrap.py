@@ -6,6 +6,7 @@ from pathlib import Path
 
 from koppel_shared.service import Runtime, ServiceDefinition
 from mandate_svc.adapters.sync_client import HttpSyncClient
+from mandate_svc.entrypoints import unclaimed_api
 from mandate_svc.entrypoints.api import routers
 from mandate_svc.entrypoints.consumers import consumers
 from mandate_svc.entrypoints.loops import loops
@@ -34,7 +35,7 @@ definition = ServiceDefinition(
     description="Mandates and their lifecycle: the ERP's mandate API, Twikey signing states.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
-    routers=routers,
+    routers=[*routers, unclaimed_api.router],
     consumers=consumers,
     loops=loops,
     on_open=on_open,

@@ -15,6 +15,11 @@ class Settings(KoppelSettings):
     # sync-svc retries Twikey itself; this bounds one invite call as the ERP waits for it.
     sync_timeout_seconds: float = 30.0
     sync_attempts: int = 3
+    # One request per Idempotency-Key invites at a time: it holds the key this long at most (more
+    # than sync_attempts × sync_timeout_seconds), and a concurrent duplicate waits this long for
+    # its answer before it gets 409 request_in_progress with Retry-After.
+    idempotency_lease_seconds: float = 120.0
+    idempotency_wait_seconds: float = 10.0
     # An invite nobody signed expires after this many days (and is withdrawn at Twikey).
     invite_expiry_days: int = 30
     expiry_sweep_seconds: float = 3600.0

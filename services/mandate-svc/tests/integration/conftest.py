@@ -4,8 +4,8 @@ API served over real HTTP on a free port.
 
 The stand-in speaks exactly sync-svc's contract (`POST /internal/v1/mandates/invite`, internal
 tenant token; 200 `{mandate_number, sign_url}`, 422 problem `twikey_<ApiErrorCode>`, 503
-`twikey_unavailable`). It answers the same mandate number for the same reference, as sync-svc is
-asked to (an invite retried after a timeout must not make a second mandate at Twikey).
+`twikey_unavailable`). Like sync-svc, Twikey gives the mandate the number asked for, so the same
+request always answers the same mandate number.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _fake_sync_app(fake: FakeSync) -> FastAPI:
             if extra:
                 problem["extra"] = extra
             return JSONResponse(problem, status_code=status, media_type="application/problem+json")
-        number = fake.numbers.setdefault(body["reference"], f"SBX9M{len(fake.numbers) + 1:05d}")
+        number = fake.numbers.setdefault(body["reference"], body["mandate_number"])
         return JSONResponse({"mandate_number": number, "sign_url": f"https://twikey.to/sandbox/{number}"})
 
     return app

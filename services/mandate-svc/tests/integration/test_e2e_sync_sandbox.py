@@ -9,6 +9,7 @@ and mandate-svc's worker in-process; both share the test exchange, each has its 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class World:
     tenant_id: str
     exchange: str
     database_url: str  # mandate-svc's
+    creditor: dict[str, Any]  # the sandbox creditor of the tenant (api_key, templates)
+    twikey_base: str  # the sandbox's Twikey API (…/creditor)
+    mandate_operator: dict[str, str]  # headers with the tenant's operator token, for mandate-svc
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +116,9 @@ async def world(
                 tenant_id=tenant_id,
                 exchange=mandate_settings.exchange,
                 database_url=database_url,
+                creditor=made,
+                twikey_base=f"{sandbox.base}/creditor",
+                mandate_operator={"Authorization": f"Bearer {operator_token}"},
             )
 
 
@@ -304,3 +311,141 @@ async def test_feed_reset_replays_everything_and_leaves_every_mandate_as_before(
 
     assert previous == before
     assert len([e for e in tap.received if e.type.startswith("mandate.")]) == events_before
+
+
+# --- one mandate per ERP request, whatever the concurrency and retries ----------------------------
+
+
+async def twikey_mandates_of(w: World, customer_number: str) -> list[dict[str, Any]]:
+    """The sandbox's own records: every mandate Twikey holds for this customer (each one an invite)."""
+    listed = (await w.control.get("/mandates", params={"api_key": w.creditor["api_key"], "limit": 10_000})).json()
+    return [m for m in listed["items"] if m["customer_number"] == customer_number]
+
+
+@pytest.mark.parametrize("concurrency", [2, 10])
+async def test_concurrent_requests_with_one_idempotency_key_make_one_mandate_at_twikey(
+    world: World, tap: Tap, concurrency: int
+) -> None:
+    number = f"C-{uuid.uuid4().hex[:8]}"
+    body = {"customer": {"number": number, "name": "An Peeters", "email": "an@example.be"}, "delivery": "email"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    answers = await asyncio.gather(
+        *(world.erp.post("/v1/mandates", json=body, headers=key) for _ in range(concurrency))
+    )
+    assert sorted(a.status_code for a in answers) == [200] * (concurrency - 1) + [201], [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert len({a.json()["mandate_number"] for a in answers}) == 1
+    assert {a.json()["status"] for a in answers} == {"prepared"}
+    at_twikey = await twikey_mandates_of(world, number)
+    assert [m["mndt_id"] for m in at_twikey] == [answers[0].json()["mandate_number"]]
+    prepared = await tap.wait_for("mandate.prepared", mandate_id=answers[0].json()["id"])
+    await asyncio.sleep(0.5)  # any second event would have arrived by now
+    assert tap.of("mandate.prepared", mandate_id=prepared.data["mandate_id"]) == [prepared]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "timeout", "after_write": True, "delay_seconds": 7},  # sync-svc's Twikey timeout is 5 s
+        {"kind": "error", "status": 500, "after_write": True},
+    ],
+    ids=["timeout", "500"],
+)
+async def test_invite_answer_lost_after_twikey_made_the_mandate_makes_no_second_one(
+    world: World, fault: dict[str, Any]
+) -> None:
+    number = f"C-{uuid.uuid4().hex[:8]}"
+    body = {"customer": {"number": number, "name": "An Peeters", "email": "an@example.be"}, "delivery": "email"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    await world.control.post("/faults", json={**fault, "path": "invite", "method": "POST", "count": 1})
+    try:
+        first = await world.erp.post("/v1/mandates", json=body, headers=key)
+    finally:
+        await world.control.delete("/faults")
+    at_twikey = await twikey_mandates_of(world, number)
+    assert len(at_twikey) == 1, at_twikey
+    assert first.status_code == 201, first.text
+    got = first.json()
+    assert got["status"] == "prepared"
+    assert got["mandate_number"] == at_twikey[0]["mndt_id"]
+
+    again = await world.erp.post("/v1/mandates", json=body, headers=key)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == got["id"]
+    assert len(await twikey_mandates_of(world, number)) == 1
+
+
+# --- a mandate Koppel did not create --------------------------------------------------------------
+
+
+async def made_directly_at_twikey(w: World, customer_number: str) -> str:
+    """A mandate invited at Twikey by someone else than Koppel (the dashboard, another tool)."""
+    async with httpx.AsyncClient(base_url=w.twikey_base) as twikey:
+        login = await twikey.post("", data={"apiToken": w.creditor["api_key"]})
+        token = login.headers["Authorization"]
+        invited = await twikey.post(
+            "/invite",
+            data={
+                "ct": str(w.creditor["templates"]["CORE"]),
+                "email": "x@example.be",
+                "customerNumber": customer_number,
+            },
+            headers={"Authorization": token},
+        )
+        assert invited.status_code == 200, invited.text
+        return str(invited.json()["mndtId"])
+
+
+async def unclaimed(w: World, status: str = "open") -> list[dict[str, Any]]:
+    r = await w.erp.get("/v1/unclaimed-mandates", params={"status": status}, headers=w.mandate_operator)
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+async def signed_and_listed(w: World, number: str) -> dict[str, Any]:
+    r = await w.control.post(f"/mandates/{number}/sign", json={"iban": "BE68539007547034", "bic": "GKCCBEBB"})
+    assert r.status_code == 200, r.text
+
+    async def listed() -> bool:
+        return any(u["mandate_number"] == number for u in await unclaimed(w))
+
+    await eventually(listed, within=30, every=0.2)
+    return next(u for u in await unclaimed(w) if u["mandate_number"] == number)
+
+
+async def test_a_mandate_signed_at_twikey_that_koppel_never_created_waits_for_the_operator(
+    world: World, tap: Tap
+) -> None:
+    adopted_number = await made_directly_at_twikey(world, "C-STRANGER-1")
+    ignored_number = await made_directly_at_twikey(world, "C-STRANGER-2")
+    item = await signed_and_listed(world, adopted_number)
+    await signed_and_listed(world, ignored_number)
+    assert item["customer_number"] == "C-STRANGER-1"
+    assert item["iban"] == "BE68539007547034"
+    assert item["change"] == "signed"
+    for number in (adopted_number, ignored_number):
+        assert [
+            e for e in tap.received if e.type.startswith("mandate.") and e.data.get("mandate_number") == number
+        ] == []
+    erp_view = (await world.erp.get("/v1/mandates", params={"customer_number": "C-STRANGER-1"})).json()
+    assert erp_view["items"] == []
+
+    r = await world.erp.post(f"/v1/unclaimed-mandates/{adopted_number}/adopt", headers=world.mandate_operator)
+    assert r.status_code == 200, r.text
+    mandate = r.json()
+    assert (mandate["mandate_number"], mandate["status"]) == (adopted_number, "active")
+    signed = await tap.wait_for("mandate.signed", mandate_number=adopted_number)
+    assert signed.data["mandate_id"] == mandate["id"]
+
+    r = await world.erp.post(f"/v1/unclaimed-mandates/{ignored_number}/ignore", headers=world.mandate_operator)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ignored"
+    assert [u["mandate_number"] for u in await unclaimed(world)] == []
+    assert {u["mandate_number"] for u in await unclaimed(world, "ignored")} >= {ignored_number}
+    await asyncio.sleep(1.0)  # nothing may come for the ignored one
+    assert [
+        e for e in tap.received if e.type.startswith("mandate.") and e.data.get("mandate_number") == ignored_number
+    ] == []
+
+    erp = await world.erp.get("/v1/unclaimed-mandates")
+    assert erp.status_code == 403  # the list is the operator's

@@ -14,12 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from koppel_shared.auth import issue_token
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.twikey import Debtor, TwikeyCommandFailed, TwikeyMandateChanged, twikey_event_uuid
 from koppel_shared.testing.waiting import eventually
+from mandate_svc.domain.numbers import twikey_number
 
 if TYPE_CHECKING:
-    from conftest import Tap, TenantCtx
+    from conftest import FakeSync, Tap, TenantCtx
     from mandate_svc.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -210,18 +212,73 @@ async def test_command_refused_by_twikey_reverts_and_shows_why(
     assert "suspend failed" in got["reason"]
 
 
-async def test_mandate_signed_directly_at_twikey_is_created(
-    service: httpx.AsyncClient, tenant: TenantCtx, feed: Feed, tap: Tap
+def operator_headers(settings: Settings, t: TenantCtx) -> dict[str, str]:
+    token = issue_token(settings.jwt_secret.get_secret_value(), t.id, ["operator"], issuer=settings.jwt_issuer)
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def on_unclaimed_list(client: httpx.AsyncClient, headers: dict[str, str], number: str) -> dict[str, Any]:
+    async def listed() -> bool:
+        items = (await client.get("/v1/unclaimed-mandates", headers=headers)).json()["items"]
+        return any(u["mandate_number"] == number for u in items)
+
+    await eventually(listed, within=20)
+    items = (await client.get("/v1/unclaimed-mandates", headers=headers)).json()["items"]
+    return dict(next(u for u in items if u["mandate_number"] == number))
+
+
+async def test_mandate_signed_directly_at_twikey_waits_for_the_operator_and_is_created_on_adoption(
+    service: httpx.AsyncClient, tenant: TenantCtx, feed: Feed, tap: Tap, settings: Settings
 ) -> None:
     number = f"DIRECT{uuid.uuid4().hex[:6].upper()}"
+    operator = operator_headers(settings, tenant)
     debtor = Debtor(name="Jan Janssens", email="jan@example.be", customer_number="C-DIRECT")
     await feed.send(number, "signed", **SIGNED, debtor=debtor)
+    await feed.send(number, "updated", max_amount_cents=10_000)
+    entry = await on_unclaimed_list(service, operator, number)
+    assert (entry["customer_number"], entry["name"], entry["change"]) == ("C-DIRECT", "Jan Janssens", "updated")
+    assert entry["messages"] == 2
+    for env in feed.sent:  # a replay adds nothing
+        await feed.publish(env)
+    assert tap.of("mandate.signed", mandate_number=number) == []
+    listed = (await service.get("/v1/mandates", params={"customer_number": "C-DIRECT"}, headers=tenant.headers)).json()
+    assert listed["items"] == []
+
+    adopted = await service.post(f"/v1/unclaimed-mandates/{number}/adopt", headers=operator)
+    assert adopted.status_code == 200, adopted.text
+    assert (adopted.json()["status"], adopted.json()["max_amount_cents"]) == ("active", 10_000)
     event = await tap.wait_for("mandate.signed", mandate_number=number)
     assert event.data["customer_number"] == "C-DIRECT"
-    got = await state_becomes(service, tenant, event.data["mandate_id"], status="active")
-    assert got["customer"]["name"] == "Jan Janssens"
-    listed = (await service.get("/v1/mandates", params={"customer_number": "C-DIRECT"}, headers=tenant.headers)).json()
-    assert [x["mandate_number"] for x in listed["items"]] == [number]
+    assert event.data["mandate_id"] == adopted.json()["id"]
+    again = await service.post(f"/v1/unclaimed-mandates/{number}/adopt", headers=operator)
+    assert again.json()["id"] == adopted.json()["id"]
+    ignored = await service.post(f"/v1/unclaimed-mandates/{number}/ignore", headers=operator)
+    assert (ignored.status_code, ignored.json()["code"]) == (409, "unclaimed_mandate_adopted")
+    assert (await service.get("/v1/unclaimed-mandates", headers=tenant.headers)).status_code == 403
+
+    await feed.send(number, "cancelled", reason="MD01")  # later messages move it as any other
+    await state_becomes(service, tenant, adopted.json()["id"], status="cancelled")
+
+
+async def test_our_own_mandate_whose_invite_answer_was_lost_is_prepared_from_the_feed(
+    service: httpx.AsyncClient, tenant: TenantCtx, feed: Feed, fake_sync: FakeSync, tap: Tap, settings: Settings
+) -> None:
+    customer = f"C-{uuid.uuid4().hex[:8]}"
+    fake_sync.failures[customer] = (503, "twikey_unavailable", "outcome unknown", None)
+    body = {"customer": {"number": customer, "name": "An", "email": "an@example.be"}, "delivery": "email"}
+    lost = await service.post("/v1/mandates", json=body, headers={**tenant.headers, "Idempotency-Key": customer})
+    assert lost.status_code == 503, lost.text
+    mandate_id = lost.json()["mandate_id"]
+    number = fake_sync.calls_for(customer)[-1]["body"]["mandate_number"]
+    assert number == twikey_number(mandate_id)
+
+    await feed.send(number, "signed", **SIGNED)  # the debtor signed the e-mail Twikey did send
+    got = await state_becomes(service, tenant, mandate_id, status="active")
+    assert got["mandate_number"] == number
+    await tap.wait_for("mandate.signed", mandate_id=mandate_id)
+    assert tap.of("mandate.prepared", mandate_id=mandate_id)
+    items = (await service.get("/v1/unclaimed-mandates", headers=operator_headers(settings, tenant))).json()
+    assert number not in {u["mandate_number"] for u in items["items"]}
 
 
 async def test_out_of_order_messages_never_overwrite_a_newer_state(
@@ -243,11 +300,12 @@ async def test_out_of_order_messages_never_overwrite_a_newer_state(
 async def test_replaying_the_feed_leaves_every_mandate_exactly_as_before(
     service: httpx.AsyncClient, tenant: TenantCtx, feed: Feed, tap: Tap, settings: Settings
 ) -> None:
-    # A small history over several mandates, including one first seen in the feed.
+    # A small history over several mandates, including one first seen in the feed (adopted).
     core = await prepare(service, tenant)
     b2b_ok = await prepare(service, tenant, "B2B")
     b2b_ko = await prepare(service, tenant, "B2B")
     direct = f"DIRECT{uuid.uuid4().hex[:6].upper()}"
+    operator = operator_headers(settings, tenant)
     await feed.send(core["mandate_number"], "signed", **SIGNED)
     await feed.send(core["mandate_number"], "updated", max_amount_cents=10_000)
     await feed.send(core["mandate_number"], "updated", suspended=True)
@@ -255,6 +313,8 @@ async def test_replaying_the_feed_leaves_every_mandate_exactly_as_before(
     await feed.send(b2b_ko["mandate_number"], "cancelled", reason="Rejected by debtor bank")
     await feed.send(direct, "signed", **SIGNED, debtor=Debtor(customer_number="C-R", name="R"))
     await feed.send(direct, "cancelled", reason="MD01")
+    await on_unclaimed_list(service, operator, direct)
+    assert (await service.post(f"/v1/unclaimed-mandates/{direct}/adopt", headers=operator)).status_code == 200
     await state_becomes(service, tenant, core["id"], status="suspended", max_amount_cents=10_000)
     await state_becomes(service, tenant, b2b_ok["id"], status="active")
     await state_becomes(service, tenant, b2b_ko["id"], status="rejected")

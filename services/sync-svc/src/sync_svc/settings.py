@@ -22,6 +22,9 @@ class Settings(KoppelSettings):
     twikey_retry_attempts: int = 5
     twikey_retry_initial_seconds: float = 0.2
     twikey_retry_max_wait_seconds: float = 30.0
+    # An invite whose outcome is unknown (sent, no answer) and that a look-up does not find is sent
+    # again only after this long: a request Twikey was still working on has surely ended by then.
+    invite_settle_seconds: float = 60.0
     # Twikey sessions live 24 h; renew a little before, as Twikey's own SDKs do (23 h).
     twikey_session_max_age_seconds: float = 23 * 3600
 

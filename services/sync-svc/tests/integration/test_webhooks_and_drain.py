@@ -169,3 +169,32 @@ async def test_another_tenant_cannot_see_this_tenants_connection(tenant: Tenant,
     other = issue_token(settings.jwt_secret.get_secret_value(), uuid.uuid4(), ["operator"], ttl=timedelta(hours=1))
     r = await tenant.operator.get("/v1/twikey/connection", headers={"Authorization": f"Bearer {other}"})
     assert r.status_code == 404
+
+
+async def test_invite_under_our_mandate_number_is_made_once_however_often_it_is_asked(tenant: Tenant) -> None:
+    number = f"KOP{uuid.uuid4().hex.upper()}"
+    body = {"reference": str(uuid.uuid4()), "mandate_number": number, "scheme": "CORE", "delivery": "link"}
+    first = await tenant.internal.post("/internal/v1/mandates/invite", json=body)
+    assert first.status_code == 200, first.text
+    assert first.json()["mandate_number"] == number
+    again = await tenant.internal.post("/internal/v1/mandates/invite", json=body)
+    assert again.json() == {**first.json(), "key": None}
+    assert (await tenant.control.get(f"/mandates/{number}")).json()["state"] == "PREPARED"
+    listed = (await tenant.control.get("/mandates", params={"api_key": tenant.api_key})).json()["items"]
+    assert [m["mndt_id"] for m in listed].count(number) == 1
+
+    other = await tenant.internal.post("/internal/v1/mandates/invite", json={**body, "reference": "someone-else"})
+    assert (other.status_code, other.json()["code"]) == (409, "mandate_number_in_use")
+
+
+async def test_invite_whose_answer_is_lost_is_found_by_a_look_up_not_sent_again(tenant: Tenant) -> None:
+    number = f"KOP{uuid.uuid4().hex.upper()}"
+    body = {"reference": str(uuid.uuid4()), "mandate_number": number, "scheme": "CORE", "delivery": "email"}
+    await tenant.control.post(
+        "/faults", json={"kind": "error", "status": 500, "after_write": True, "path": "invite", "count": 1}
+    )
+    lost = await tenant.internal.post("/internal/v1/mandates/invite", json=body)
+    assert lost.status_code == 200, lost.text
+    assert lost.json() == {"mandate_number": number, "sign_url": None, "key": None}
+    listed = (await tenant.control.get("/mandates", params={"api_key": tenant.api_key})).json()["items"]
+    assert [m["mndt_id"] for m in listed].count(number) == 1

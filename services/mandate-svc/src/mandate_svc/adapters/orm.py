@@ -67,6 +67,24 @@ idempotency_keys = sa.Table(
     sa.Column("request_hash", sa.Text, nullable=False),
     sa.Column("mandate_id", UUID(as_uuid=False), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # While set and in the future, a request with this key is inviting at Twikey: another one waits.
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+)
+
+# Mandates Twikey's feed told us about that Koppel did not create: the operator adopts or ignores
+# them. ``messages`` are the feed messages as received (JSON), replayed in order on adoption.
+unclaimed_mandates = sa.Table(
+    "unclaimed_mandates",
+    metadata,
+    sa.Column("tenant_id", UUID(as_uuid=False), primary_key=True),
+    sa.Column("mandate_number", sa.Text, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),  # open | adopted | ignored
+    sa.Column("messages", JSONB, nullable=False),
+    sa.Column("mandate_id", UUID(as_uuid=False)),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Index("unclaimed_mandates_tenant_status_ix", "tenant_id", "status", "first_seen_at"),
 )
 
 TARGET_METADATA = (metadata, messaging_metadata)

@@ -152,15 +152,31 @@ async def for_customer(session: AsyncSession, tenant_id: str, customer_number: s
 # --- Idempotency-Key ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KeyClaim:
+    """The Idempotency-Key's record: who claimed it first, and whether a request holds it now."""
+
+    request_hash: str
+    mandate_id: str
+    lease_until: datetime | None
+
+
 async def claim_idempotency_key(
-    session: AsyncSession, tenant_id: str, key: str, request_hash: str, mandate_id: str, now: datetime
-) -> tuple[str, str] | None:
-    """Record the key for this request. None when it is new; else the (hash, mandate id) that
-    claimed it first. A concurrent request with the same key waits on the unique index until the
-    first one commits."""
+    session: AsyncSession, tenant_id: str, key: str, request_hash: str, mandate_id: str, lease_until: datetime
+) -> KeyClaim | None:
+    """Record the key for this request, leased to it until ``lease_until``. None when it is new;
+    else the earlier claim, row-locked until the transaction ends (a concurrent request with the
+    same key waits on the unique index until the first one commits)."""
     stmt = (
         insert(idempotency_keys)
-        .values(tenant_id=tenant_id, key=key, request_hash=request_hash, mandate_id=mandate_id, created_at=now)
+        .values(
+            tenant_id=tenant_id,
+            key=key,
+            request_hash=request_hash,
+            mandate_id=mandate_id,
+            created_at=sa.func.now(),
+            lease_until=lease_until,
+        )
         .on_conflict_do_nothing()
         .returning(idempotency_keys.c.key)
     )
@@ -168,12 +184,21 @@ async def claim_idempotency_key(
         return None
     row = (
         await session.execute(
-            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.mandate_id).where(
-                idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key
-            )
+            sa.select(idempotency_keys.c.request_hash, idempotency_keys.c.mandate_id, idempotency_keys.c.lease_until)
+            .where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
+            .with_for_update()
         )
     ).one()
-    return row.request_hash, str(row.mandate_id)
+    return KeyClaim(row.request_hash, str(row.mandate_id), row.lease_until)
+
+
+async def lease_idempotency_key(session: AsyncSession, tenant_id: str, key: str, until: datetime | None) -> None:
+    """Take (``until``) or give back (None) the key's lease."""
+    await session.execute(
+        sa.update(idempotency_keys)
+        .where(idempotency_keys.c.tenant_id == tenant_id, idempotency_keys.c.key == key)
+        .values(lease_until=until)
+    )
 
 
 async def claim_prepared_before(session: AsyncSession, created_before: datetime, limit: int) -> list[Mandate]:

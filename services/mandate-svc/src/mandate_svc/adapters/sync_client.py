@@ -2,8 +2,13 @@
 
 ``SyncClient`` is what the use case depends on; ``HttpSyncClient`` speaks sync-svc's internal
 API (``POST /internal/v1/mandates/invite`` with a short-lived ``internal`` token of the tenant).
-Timeouts, connection errors, 429 and 502/504 are retried; sync-svc's own 503
-``twikey_unavailable`` is not (it already retried Twikey), and neither is a 422 refusal.
+
+Asking sync-svc again after a timeout, a connection error, 429 or 502/504 is safe although the
+invite is a write at Twikey: the request names the mandate number, and sync-svc never sends a
+second invite for a number it has sent one for — it looks the mandate up first and answers with
+what Twikey has (or 503 while the first attempt's outcome is not known yet). So a second ask is a
+look-up, never a second mandate. sync-svc's own 503 ``twikey_unavailable`` is not asked again
+here (it decided already), and neither is a 422 refusal.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ INVITE_PATH = "/internal/v1/mandates/invite"
 @dataclass(frozen=True)
 class InviteRequest:
     reference: str
+    mandate_number: str
     scheme: str
     delivery: str
     customer: dict[str, Any]
@@ -76,6 +82,7 @@ class HttpSyncClient:
         token = issue_token(self._secret, tenant_id, ["internal"], ttl=timedelta(minutes=5), issuer=self._issuer)
         body = {
             "reference": request.reference,
+            "mandate_number": request.mandate_number,
             "scheme": request.scheme,
             "delivery": request.delivery,
             "customer": request.customer,
@@ -95,6 +102,7 @@ class HttpSyncClient:
 
         if response.status_code == 200:
             data = response.json()
+            # sign_url is null when sync-svc found the mandate by a look-up (the answer was lost).
             return InviteResult(mandate_number=str(data["mandate_number"]), sign_url=data.get("sign_url"))
         problem = _problem(response)
         code = str(problem.get("code") or f"http_{response.status_code}")

@@ -4,21 +4,23 @@ a 404 and never shows up in a list."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from koppel_shared.auth import TenantPrincipal
 from koppel_shared.deps import RuntimeDep, UowDep
 from koppel_shared.web.auth import require_scope
-from koppel_shared.web.errors import Problem
+from koppel_shared.web.errors import Problem, problem_response
 from mandate_svc.adapters import repository as repo
 from mandate_svc.adapters.sync_client import SyncClient
 from mandate_svc.domain.model import InvalidState, Mandate, ReasonRequired, Status
 from mandate_svc.domain.preconditions import Customer, MandateRequest, PreconditionFailed
 from mandate_svc.service_layer import mandates as uc
+from mandate_svc.settings import Settings
 
 Tenant = Annotated[TenantPrincipal, Depends(require_scope("erp", "operator"))]
 
@@ -252,7 +254,11 @@ customers_router = APIRouter(prefix="/v1/customers", tags=["customers"])
     summary="Prepare a mandate and get the sign URL",
     responses={
         **_ERRORS,
-        409: {"description": "Idempotency-Key reused with another body", **_PROBLEM},
+        409: {
+            "description": "Idempotency-Key reused with another body (`idempotency_key_reused`), or a request "
+            "with this key is still being handled (`request_in_progress`, with Retry-After)",
+            **_PROBLEM,
+        },
         422: {"description": "a precondition failed (errors name field and rule), or Twikey refused", **_PROBLEM},
         503: {"description": "Twikey (or sync-svc) unavailable; retry with the same Idempotency-Key", **_PROBLEM},
     },
@@ -272,9 +278,15 @@ async def create_mandate(
             description="the same key and body return the same mandate; another body with it is a 409",
         ),
     ] = None,
-) -> MandateOut:
+) -> MandateOut | JSONResponse:
     c = body.customer
     domain_request = MandateRequest(customer=Customer(**c.model_dump()), scheme=body.scheme, delivery=body.delivery)
+    settings = runtime.settings
+    assert isinstance(settings, Settings)
+    policy = uc.KeyPolicy(
+        lease=timedelta(seconds=settings.idempotency_lease_seconds),
+        wait=timedelta(seconds=settings.idempotency_wait_seconds),
+    )
     try:
         mandate, replayed = await uc.prepare_mandate(
             runtime.uow,
@@ -284,6 +296,7 @@ async def create_mandate(
             uc.request_hash(body.model_dump(mode="json")),
             idempotency_key or None,
             _correlation(request),
+            policy,
         )
     except PreconditionFailed as exc:
         raise Problem(
@@ -297,6 +310,16 @@ async def create_mandate(
         raise Problem(
             409, "idempotency_key_reused", "this Idempotency-Key was used with a different request body"
         ) from exc
+    except uc.RequestInProgress as exc:
+        busy = problem_response(
+            request,
+            409,
+            "request_in_progress",
+            "a request with this Idempotency-Key is still being handled; retry after a moment with the same key",
+            mandate_id=exc.mandate_id,
+        )
+        busy.headers["Retry-After"] = str(exc.retry_after)
+        return busy
     except uc.InviteRefusedByTwikey as exc:
         refused = exc.refused
         field = f"customer.{refused.field}" if refused.field and "." not in refused.field else refused.field

@@ -4,11 +4,13 @@ an outside call must happen between two transactions) and plain values."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +18,11 @@ from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
 from koppel_shared.logging import get_logger
 from mandate_svc.adapters import repository as repo
+from mandate_svc.adapters import unclaimed
 from mandate_svc.adapters.sync_client import InviteRefused, InviteRequest, SyncClient, SyncUnavailable
 from mandate_svc.domain import model
 from mandate_svc.domain.model import FeedMessage, Mandate, Status
+from mandate_svc.domain.numbers import mandate_id_of, twikey_number
 from mandate_svc.domain.preconditions import MandateRequest, check_new_mandate
 from mandate_svc.service_layer.events import emit_outcome
 
@@ -41,6 +45,31 @@ class IdempotencyConflict(Exception):
     pass
 
 
+class AlreadyAdopted(Exception):
+    pass
+
+
+class RequestInProgress(Exception):
+    """Another request with this Idempotency-Key is still inviting at Twikey (past our wait)."""
+
+    def __init__(self, mandate_id: str, retry_after: int) -> None:
+        super().__init__(mandate_id)
+        self.mandate_id = mandate_id
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """How requests with one Idempotency-Key take turns. ``lease``: how long one request may hold
+    the key while it invites (longer than the invite call can take, so nobody takes over a live
+    one; a crashed holder's key is free again after it). ``wait``: how long a concurrent duplicate
+    waits for the first one's answer before it is told 409 ``request_in_progress``."""
+
+    lease: timedelta = timedelta(seconds=120)
+    wait: timedelta = timedelta(seconds=10)
+    poll: float = 0.1
+
+
 class InviteRefusedByTwikey(Exception):
     def __init__(self, refused: InviteRefused) -> None:
         super().__init__(refused.detail)
@@ -61,6 +90,7 @@ def _invite_request(m: Mandate, request: MandateRequest) -> InviteRequest:
     c = request.customer
     return InviteRequest(
         reference=m.id,
+        mandate_number=twikey_number(m.id),
         scheme=m.scheme,
         delivery=request.delivery,
         customer={
@@ -103,53 +133,94 @@ async def prepare_mandate(
     body_hash: str,
     idempotency_key: str | None = None,
     correlation_id: str | None = None,
+    policy: KeyPolicy = KeyPolicy(),
 ) -> tuple[Mandate, bool]:
     """Check the preconditions, store the mandate as *requested*, have sync-svc invite it at Twikey
-    (our mandate id is the reference), and store it as *prepared* with the mandate number and sign
-    URL, publishing ``mandate.prepared``. Returns (mandate, replayed).
+    (our mandate id is the reference, and the mandate number derived from it is the one Twikey
+    gives it), and store it as *prepared* with the mandate number and sign URL, publishing
+    ``mandate.prepared``. Returns (mandate, replayed).
 
-    With an ``Idempotency-Key`` the mandate id is derived from the key: the same key and body give
-    the same mandate (a mandate still *requested* because Twikey was unreachable is invited again,
-    with the same reference); the same key with another body is an ``IdempotencyConflict``.
-    Without a key nothing stays behind when the invite fails."""
+    With an ``Idempotency-Key`` the mandate id is derived from the key and one request at a time
+    holds the key (a lease): a concurrent duplicate waits for the first one's answer and replays
+    it, or gets ``RequestInProgress`` after ``policy.wait``. A mandate still *requested* (Twikey
+    unreachable, or the invite's outcome unknown) is invited again by the next request with the
+    key: sync-svc looks the mandate number up before sending anything. The same key with another
+    body is an ``IdempotencyConflict``. Without a key nothing stays behind when the invite fails."""
     request = check_new_mandate(request)  # raises PreconditionFailed: nothing stored or sent
-    now = utcnow()
-    mandate_id = (
-        str(uuid.uuid5(MANDATE_NAMESPACE, f"{tenant_id}/key/{idempotency_key}"))
-        if idempotency_key
-        else str(uuid.uuid4())
-    )
+    if not idempotency_key:
+        mandate = _new_mandate(tenant_id, str(uuid.uuid4()), request, utcnow())
+        async with new_uow() as uow:
+            await repo.add(uow.session, mandate)
+            await uow.commit()
+        return await _invite(new_uow, sync, tenant_id, mandate, request, None, correlation_id), False
 
+    mandate_id = str(uuid.uuid5(MANDATE_NAMESPACE, f"{tenant_id}/key/{idempotency_key}"))
+    deadline = time.monotonic() + policy.wait.total_seconds()
+    while True:
+        turn = await _take_turn(new_uow, tenant_id, idempotency_key, body_hash, mandate_id, request, policy)
+        if turn is not None:
+            mandate, mine = turn
+            if not mine:
+                return mandate, True
+            return await _invite(new_uow, sync, tenant_id, mandate, request, idempotency_key, correlation_id), False
+        if time.monotonic() >= deadline:
+            raise RequestInProgress(mandate_id, retry_after=max(1, int(policy.wait.total_seconds() / 2)))
+        await asyncio.sleep(policy.poll)
+
+
+async def _take_turn(
+    new_uow: Callable[[], UnitOfWork],
+    tenant_id: str,
+    key: str,
+    body_hash: str,
+    mandate_id: str,
+    request: MandateRequest,
+    policy: KeyPolicy,
+) -> tuple[Mandate, bool] | None:
+    """(mandate, True): this request holds the key and invites. (mandate, False): it was done
+    before, replay it. None: another request holds the key now."""
+    now = utcnow()
     async with new_uow() as uow:
-        if idempotency_key:
-            claimed = await repo.claim_idempotency_key(
-                uow.session, tenant_id, idempotency_key, body_hash, mandate_id, now
-            )
-            if claimed is not None:
-                first_hash, first_id = claimed
-                if first_hash != body_hash:
-                    raise IdempotencyConflict(idempotency_key)
-                existing = await repo.get(uow.session, tenant_id, first_id)
-                if existing is None:
-                    raise NotFound(first_id)
-                if existing.status != Status.REQUESTED:
-                    return existing, True
-                mandate = existing
-            else:
-                mandate = _new_mandate(tenant_id, mandate_id, request, now)
-                await repo.add(uow.session, mandate)
-        else:
+        claimed = await repo.claim_idempotency_key(
+            uow.session, tenant_id, key, body_hash, mandate_id, now + policy.lease
+        )
+        if claimed is None:
             mandate = _new_mandate(tenant_id, mandate_id, request, now)
             await repo.add(uow.session, mandate)
+            await uow.commit()
+            return mandate, True
+        if claimed.request_hash != body_hash:
+            raise IdempotencyConflict(key)
+        existing = await repo.get(uow.session, tenant_id, claimed.mandate_id)
+        if existing is None:
+            raise NotFound(claimed.mandate_id)
+        if existing.status != Status.REQUESTED:
+            return existing, False
+        if claimed.lease_until is not None and claimed.lease_until > now:
+            return None
+        await repo.lease_idempotency_key(uow.session, tenant_id, key, now + policy.lease)
         await uow.commit()
+        return existing, True
 
+
+async def _invite(
+    new_uow: Callable[[], UnitOfWork],
+    sync: SyncClient,
+    tenant_id: str,
+    mandate: Mandate,
+    request: MandateRequest,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+) -> Mandate:
     try:
         result = await sync.invite(tenant_id, _invite_request(mandate, request))
     except InviteRefused as refused:
         await _forget_requested(new_uow, tenant_id, mandate.id)
         raise InviteRefusedByTwikey(refused) from refused
     except SyncUnavailable as exc:
-        if not idempotency_key:
+        if idempotency_key:
+            await _release(new_uow, tenant_id, idempotency_key)
+        else:
             await _forget_requested(new_uow, tenant_id, mandate.id)
         raise InviteUnavailable(str(exc), mandate.id if idempotency_key else None) from exc
 
@@ -161,8 +232,16 @@ async def prepare_mandate(
         if outcome.mandate is not current:
             await repo.save(uow.session, outcome.mandate)
             await emit_outcome(uow, outcome, correlation_id=correlation_id)
+        if idempotency_key:
+            await repo.lease_idempotency_key(uow.session, tenant_id, idempotency_key, None)
         await uow.commit()
-    return outcome.mandate, False
+    return outcome.mandate
+
+
+async def _release(new_uow: Callable[[], UnitOfWork], tenant_id: str, key: str) -> None:
+    async with new_uow() as uow:
+        await repo.lease_idempotency_key(uow.session, tenant_id, key, None)
+        await uow.commit()
 
 
 async def _forget_requested(new_uow: Callable[[], UnitOfWork], tenant_id: str, mandate_id: str) -> None:
@@ -216,27 +295,105 @@ def collectable_mandate(mandates: list[Mandate]) -> Mandate | None:
 # --- sync-svc's events -------------------------------------------------------------------------
 
 
-async def apply_feed_message(uow: UnitOfWork, envelope: Envelope, message: FeedMessage) -> Mandate:
-    """One Twikey mandate-feed message. A mandate we have never seen is created (its id derived
-    from the mandate number, so a rebuilt projection gets the same ids)."""
+async def apply_feed_message(uow: UnitOfWork, envelope: Envelope, message: FeedMessage) -> Mandate | None:
+    """One Twikey mandate-feed message. A mandate number we did not hand out is not adopted: it
+    waits on the operator's unclaimed list (None is returned)."""
     if envelope.tenant_id is None:
         raise ValueError("twikey.mandate.changed without tenant_id")
     tenant_id = str(envelope.tenant_id)
     now = utcnow()
     m = await repo.get_by_number(uow.session, tenant_id, message.mandate_number, lock=True)
     if m is None:
-        mandate_id = str(uuid.uuid5(MANDATE_NAMESPACE, f"{tenant_id}/number/{message.mandate_number}"))
-        await repo.add_if_number_unseen(uow.session, model.new_from_feed(message, mandate_id, tenant_id, now))
-        m = await repo.get_by_number(uow.session, tenant_id, message.mandate_number, lock=True)
-        assert m is not None
-        log.info("mandate.seen_first_in_feed", mandate_number=message.mandate_number, change=message.change)
+        m = await _own_without_answer(uow, tenant_id, message.mandate_number, envelope, now)
+    if m is None:
+        adopted = await unclaimed.get(uow.session, tenant_id, message.mandate_number)
+        if adopted is None or adopted.status != unclaimed.ADOPTED:
+            await unclaimed.record(uow.session, tenant_id, message, now)
+            log.warning("mandate.unclaimed_in_feed", mandate_number=message.mandate_number, change=message.change)
+            return None
+        raise NotFound(message.mandate_number)  # adopted, yet gone: retried, then a dead letter to look at
+    return await _apply(uow, m, message, now, cause=envelope)
+
+
+async def _apply(
+    uow: UnitOfWork,
+    m: Mandate,
+    message: FeedMessage,
+    now: datetime,
+    cause: Envelope | None = None,
+    correlation_id: str | None = None,
+) -> Mandate:
     outcome = model.apply_feed(m, message, now)
     if outcome.changed:
         await repo.save(uow.session, outcome.mandate)
-        await emit_outcome(uow, outcome, cause=envelope)
+        await emit_outcome(uow, outcome, cause=cause, correlation_id=correlation_id)
     else:
         log.info("mandate.feed_message_no_change", mandate_number=message.mandate_number, seq=message.feed_seq)
     return outcome.mandate
+
+
+async def _own_without_answer(
+    uow: UnitOfWork, tenant_id: str, number: str, cause: Envelope, now: datetime
+) -> Mandate | None:
+    """Our mandate whose invite answer never reached us (the number is derived from its id):
+    it is prepared under this number now, then the message applies as usual."""
+    mandate_id = mandate_id_of(number)
+    m = await repo.get(uow.session, tenant_id, mandate_id, lock=True) if mandate_id else None
+    if m is None or m.mandate_number is not None:
+        return None
+    outcome = model.mark_prepared(m, number, None, now)
+    await repo.save(uow.session, outcome.mandate)
+    await emit_outcome(uow, outcome, cause=cause)
+    log.info("mandate.number_learnt_from_feed", mandate_id=m.id, mandate_number=number)
+    return outcome.mandate
+
+
+# --- the operator's unclaimed mandates -----------------------------------------------------------
+
+
+async def list_unclaimed(uow: UnitOfWork, tenant_id: str, status: str, limit: int = 200) -> list[unclaimed.Unclaimed]:
+    return await unclaimed.list_by_status(uow.session, tenant_id, status, limit)
+
+
+async def adopt_unclaimed(uow: UnitOfWork, tenant_id: str, number: str, correlation_id: str | None = None) -> Mandate:
+    """The operator adopts a mandate Koppel did not create: it becomes a mandate as if its feed
+    messages had been applied when they came (publishing ``mandate.signed`` and what followed).
+    Adopting it again gives the same mandate."""
+    entry = await unclaimed.get(uow.session, tenant_id, number, lock=True)
+    if entry is None:
+        raise NotFound(number)
+    now = utcnow()
+    if entry.status != unclaimed.ADOPTED:
+        mandate_id = str(uuid.uuid5(MANDATE_NAMESPACE, f"{tenant_id}/number/{number}"))
+        await repo.add_if_number_unseen(uow.session, model.new_from_feed(entry.messages[0], mandate_id, tenant_id, now))
+        await unclaimed.decide(uow.session, tenant_id, number, unclaimed.ADOPTED, now, mandate_id)
+        m = await repo.get_by_number(uow.session, tenant_id, number, lock=True)
+        assert m is not None
+        for message in entry.messages:
+            m = await _apply(uow, m, message, now, correlation_id=correlation_id)
+        log.info("mandate.unclaimed_adopted", mandate_number=number, messages=len(entry.messages))
+    m = await repo.get_by_number(uow.session, tenant_id, number)
+    if m is None:
+        raise NotFound(number)
+    await uow.commit()
+    return m
+
+
+async def ignore_unclaimed(uow: UnitOfWork, tenant_id: str, number: str) -> unclaimed.Unclaimed:
+    """The operator ignores it: off the open list, nothing published, later feed messages for it
+    are kept with it and change nothing. An adopted mandate cannot be ignored."""
+    entry = await unclaimed.get(uow.session, tenant_id, number, lock=True)
+    if entry is None:
+        raise NotFound(number)
+    if entry.status == unclaimed.ADOPTED:
+        raise AlreadyAdopted(number)
+    if entry.status == unclaimed.OPEN:
+        await unclaimed.decide(uow.session, tenant_id, number, unclaimed.IGNORED, utcnow())
+        log.info("mandate.unclaimed_ignored", mandate_number=number)
+    await uow.commit()
+    found = await unclaimed.get(uow.session, tenant_id, number)
+    assert found is not None
+    return found
 
 
 async def record_command_failure(

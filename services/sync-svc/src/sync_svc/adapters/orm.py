@@ -131,6 +131,23 @@ twikey_paylinks = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# Invites sent to Twikey under a mandate number we chose, so that a second attempt whose first
+# one's outcome is unknown looks the mandate up instead of inviting again. status: sending (sent,
+# no answer yet or outcome unknown), unsent (certainly not made at Twikey: may be sent again),
+# done (Twikey has it; sign_url when its answer reached us).
+twikey_invites = sa.Table(
+    "twikey_invites",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid, primary_key=True),
+    sa.Column("mandate_number", sa.String(35), primary_key=True),
+    sa.Column("reference", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("sign_url", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("sent_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+)
+
 # Attempts per command event, counted outside the handler's transaction (which rolls back on
 # failure), so the last attempt can answer "unavailable" instead of dead-lettering silently.
 command_attempts = sa.Table(

@@ -2,9 +2,14 @@
 session token in ``Authorization`` (no "Bearer"), errors in ``ApiErrorCode``/``ApiError`` headers
 with a JSON ``{code, message, extra}`` body.
 
-- every call has a timeout and retries timeouts, 5xx and 429 (honouring
-  ``X-Rate-Limit-Retry-After-Seconds``) through ``koppel_shared.http``; when retries run out the
-  caller gets ``TwikeyUnavailable``;
+- every call has a timeout. **Reads** (GET, feeds, detail calls, and the login, which changes
+  nothing) retry timeouts, 5xx and 429 (honouring ``X-Rate-Limit-Retry-After-Seconds``) through
+  ``koppel_shared.http``; when retries run out the caller gets ``TwikeyUnavailable``;
+- **writes** (POST/PUT/PATCH/DELETE) are sent again only when Twikey certainly did not act on
+  them: the connection was never made, or a 429 said to come back later. A timeout, a broken
+  connection or a 5xx after the request left may come after Twikey applied it: the caller gets
+  ``TwikeyOutcomeUnknown`` and resolves it by a look-up on a reference it chose, never by
+  sending the write again;
 - the session token is cached per tenant/key and renewed before 24 h, and once more on 401 or
   ``err_no_login`` (expired or invalidated token);
 - a Twikey error is a ``TwikeyError(code, message)``, never a bare HTTP error.
@@ -21,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from koppel_shared.http import RetryableResponse, send_with_retry
+from koppel_shared.http import RetryableResponse, retry_after_seconds, send_with_retry
 from koppel_shared.logging import get_logger
 from sync_svc.domain.otp import otp
 
@@ -52,6 +57,23 @@ class TwikeyError(Exception):
 
 class TwikeyUnavailable(Exception):
     """Twikey could not be reached or kept failing (timeouts, 5xx, 429) after the retries."""
+
+
+class TwikeyOutcomeUnknown(TwikeyUnavailable):
+    """A write got no usable answer after it was sent: Twikey may have applied it.
+
+    ``answered`` is true when Twikey itself answered 500/503 (it finished with the request, so a
+    look-up that finds nothing means nothing was made); false after a timeout, a broken
+    connection or a gateway's 502/504 (the request may still be under way at Twikey)."""
+
+    def __init__(self, message: str, answered: bool) -> None:
+        super().__init__(message)
+        self.answered = answered
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Raised before a byte of the request left: sending again cannot act twice.
+NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 @dataclass(frozen=True)
@@ -108,6 +130,12 @@ class LoginResult:
 
 
 @dataclass(frozen=True)
+class MandateDetail:
+    mandate_number: str
+    state: str | None  # X-STATE, e.g. PREPARED, SIGNED
+
+
+@dataclass(frozen=True)
 class FeedPage:
     items: list[dict[str, Any]]
     last: int | None  # X-LAST, when Twikey sent it
@@ -146,7 +174,9 @@ class TwikeyClient:
         self._base = credentials.base_url.rstrip("/")
 
     # ---- plumbing --------------------------------------------------------------------------
-    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _send(self, method: str, path: str, *, write: bool = False, **kwargs: Any) -> httpx.Response:
+        if write:
+            return await self._send_write(method, path, **kwargs)
         url = self._base + path
         try:
             return await send_with_retry(
@@ -159,6 +189,34 @@ class TwikeyClient:
             raise TwikeyUnavailable(f"{method} {path}: HTTP {exc.response.status_code} after retries") from exc
         except httpx.HTTPError as exc:
             raise TwikeyUnavailable(f"{method} {path}: {type(exc).__name__} after retries") from exc
+
+    async def _send_write(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One write, sent again only when Twikey certainly did not act on it (see the module)."""
+        url, policy = self._base + path, self._retry
+        for attempt in range(1, policy.attempts + 1):
+            last = attempt == policy.attempts
+            try:
+                response = await self._http.request(method, url, **kwargs)
+            except NEVER_SENT as exc:
+                if last:
+                    raise TwikeyUnavailable(f"{method} {path}: {type(exc).__name__} after retries") from exc
+                await asyncio.sleep(min(policy.initial * 2 ** (attempt - 1), policy.max_wait))
+                continue
+            except httpx.HTTPError as exc:
+                raise TwikeyOutcomeUnknown(f"{method} {path}: {type(exc).__name__} after sending", False) from exc
+            if response.status_code == 429:
+                # Refused before processing: Twikey says when to come back.
+                if last:
+                    raise TwikeyUnavailable(f"{method} {path}: HTTP 429 after retries")
+                wait = retry_after_seconds(response)
+                await asyncio.sleep(min(wait if wait is not None else policy.initial, policy.max_wait))
+                continue
+            if response.status_code >= 500:
+                raise TwikeyOutcomeUnknown(
+                    f"{method} {path}: HTTP {response.status_code} after sending", response.status_code in (500, 503)
+                )
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def login(self) -> LoginResult:
         """``POST {base}`` with the API key (and OTP): the token comes in the ``Authorization``
@@ -205,12 +263,14 @@ class TwikeyClient:
         json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """An authenticated call; a Twikey error raises ``TwikeyError``."""
+        """An authenticated call; a Twikey error raises ``TwikeyError``. The method decides the
+        retry policy (reads vs writes, see the module)."""
         for attempt in (1, 2):
             token = await self._token()
             response = await self._send(
                 method,
                 path,
+                write=method.upper() in WRITE_METHODS,
                 data=data,
                 params=params,
                 json=json,
@@ -220,7 +280,8 @@ class TwikeyClient:
                 return response
             error = _error_from(response)
             if response.status_code == 401 or error.code == "err_no_login":
-                # Expired or invalidated session: forget it and log in again, once.
+                # Expired or invalidated session: forget it and log in again, once (a refused
+                # session means nothing was applied, so a write may go again too).
                 self._sessions.forget(self.credentials.session_key, token)
                 if attempt == 1:
                     log.info("twikey.session_renewed", tenant_id=self.credentials.tenant_id)
@@ -246,6 +307,20 @@ class TwikeyClient:
     async def mandate_state(self, mandate_number: str) -> str | None:
         response = await self.call("GET", "/mandate/detail", params={"mndtId": mandate_number, "force": "true"})
         return response.headers.get("X-STATE")
+
+    async def mandate_detail(self, mandate_number: str) -> MandateDetail | None:
+        """``GET /mandate/detail?mndtId=…&force=true``: the mandate in any state, prepared
+        included (``force``); None when Twikey has no mandate with this number."""
+        try:
+            response = await self.call("GET", "/mandate/detail", params={"mndtId": mandate_number, "force": "true"})
+        except TwikeyError as exc:
+            if exc.code in ("err_no_contract", "err_not_found"):
+                return None
+            raise
+        body = response.json()
+        mndt = body.get("Mndt") if isinstance(body, dict) else None
+        number = mndt.get("MndtId") if isinstance(mndt, dict) else None
+        return MandateDetail(mandate_number=str(number or mandate_number), state=response.headers.get("X-STATE"))
 
     # ---- feeds -----------------------------------------------------------------------------
     async def feed(

@@ -17,6 +17,9 @@ class InviteRequest:
     reference: str
     scheme: Literal["CORE", "B2B"]
     delivery: Literal["email", "sms", "link"]
+    # Chosen by the caller (Twikey's ``mandateNumber``): the look-up key when an invite's outcome
+    # is unknown. Without it Twikey numbers the mandate and a lost answer cannot be looked up.
+    mandate_number: str | None = None
     name: str | None = None
     first_name: str | None = None
     last_name: str | None = None
@@ -48,6 +51,7 @@ def invite_form(request: InviteRequest, template_id: str) -> dict[str, str]:
     first, last = split_name(request)
     fields: dict[str, str | None] = {
         "ct": template_id,
+        "mandateNumber": request.mandate_number,
         "l": request.language,
         "email": request.email,
         "firstname": first,

@@ -40,6 +40,15 @@ CUSTOMER_FIELDS = [
 
 class InviteIn(BaseModel):
     reference: str = Field(..., min_length=1, max_length=100, description="Our mandate id")
+    mandate_number: str | None = Field(
+        None,
+        min_length=1,
+        max_length=35,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9/?:().,'+ -]*[A-Za-z0-9])?$",
+        description="The mandate number Twikey is to give the mandate (SEPA mandate reference: at most 35 "
+        "characters, letters, digits and / - ? : ( ) . , ' + space, not first or last). Makes the invite "
+        "single-flight: an attempt after one whose outcome is unknown looks the mandate up instead of inviting again",
+    )
     scheme: Literal["CORE", "B2B"]
     delivery: Literal["email", "sms", "link"]
     name: str | None = Field(None, max_length=140)
@@ -63,6 +72,7 @@ class InviteIn(BaseModel):
             "examples": [
                 {
                     "reference": "0f5b8f3e-2a47-4c1e-9a55-0c3f1d0b7e21",
+                    "mandate_number": "KOP0F5B8F3E2A474C1E9A550C3F1D0B7E21",
                     "scheme": "CORE",
                     "delivery": "email",
                     "name": "An Peeters",
@@ -86,7 +96,10 @@ class InviteIn(BaseModel):
 
 class InviteOut(BaseModel):
     mandate_number: str
-    sign_url: str
+    sign_url: str | None = Field(
+        description="null when the invite's answer was lost and the mandate was found by a look-up "
+        "(Twikey's detail call does not give the sign URL)"
+    )
     key: str | None = None
 
     model_config = {
@@ -99,9 +112,12 @@ class InviteOut(BaseModel):
 @router.post("/mandates/invite", response_model=InviteOut)
 async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep) -> dict[str, Any]:
     """Prepare a mandate at Twikey with the tenant's template for the scheme. Twikey's refusal →
-    422 ``twikey_<ApiErrorCode>``; Twikey unreachable → 503 ``twikey_unavailable``."""
+    422 ``twikey_<ApiErrorCode>``; Twikey unreachable, or the outcome of an earlier attempt not
+    known yet → 503 ``twikey_unavailable``. With ``mandate_number`` the call is idempotent: asking
+    again never invites twice (the mandate is looked up first)."""
     request = InviteRequest(**body.model_dump())
     return await commands.invite(runtime, principal.tenant_id, request)
+
 
 class PaidItem(BaseModel):
     kind: Literal["transaction", "paylink"]

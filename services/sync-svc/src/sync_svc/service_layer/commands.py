@@ -32,10 +32,10 @@ from koppel_shared.logging import get_logger
 from koppel_shared.service import Runtime
 from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import command_attempts, twikey_paylinks, twikey_transactions
-from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyUnavailable
+from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
 from sync_svc.domain.invite import InviteRequest, invite_form
 from sync_svc.domain.money import to_euros
-from sync_svc.service_layer import connections
+from sync_svc.service_layer import connections, invites
 from sync_svc.service_layer.connections import Connection
 from sync_svc.service_layer.resources import resources_of
 
@@ -77,16 +77,20 @@ async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest)
             "twikey_template_missing",
             f"no {request.scheme} template is configured on this tenant's Twikey connection",
         )
-    try:
-        answer = await _client(runtime, connection).invite(invite_form(request, template))
-    except TwikeyError as exc:
-        raise Problem(
-            422, f"twikey_{exc.code}", exc.message, twikey_code=exc.code, field=exc.extra, title="Refused by Twikey"
-        ) from exc
-    except TwikeyUnavailable as exc:
-        raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
-    log.info("mandate.invited", tenant_id=str(tenant_id), reference=request.reference, mandate=answer.get("mndtId"))
-    return {"mandate_number": answer.get("mndtId"), "sign_url": answer.get("url"), "key": answer.get("key")}
+    client = _client(runtime, connection)
+    if request.mandate_number:
+        answer = await invites.invite_once(runtime, client, tenant_id, request, template)
+    else:
+        # Twikey numbers the mandate: a lost answer cannot be looked up, so it is never sent twice.
+        try:
+            got = await client.invite(invite_form(request, template))
+        except TwikeyError as exc:
+            raise invites.refused(exc) from exc
+        except TwikeyUnavailable as exc:
+            raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
+        answer = {"mandate_number": got.get("mndtId"), "sign_url": got.get("url"), "key": got.get("key")}
+    log.info("mandate.invited", tenant_id=str(tenant_id), reference=request.reference, mandate=answer["mandate_number"])
+    return answer
 
 
 # ---- attempts ---------------------------------------------------------------------------------------
@@ -186,6 +190,13 @@ async def _collect_one(runtime: Runtime, client: TwikeyClient, cause: Envelope, 
     key = idempotency_key("tx", tenant_id, item.collection_id)
     try:
         entry = await client.create_transaction(transaction_form(item), key)
+    except TwikeyOutcomeUnknown:
+        # Sent, answer lost: look it up by our reference; if it is not there (yet), the command
+        # comes back later and the Idempotency-Key keeps a second send from collecting twice.
+        found = await client.transaction_by_ref(item.collection_id)
+        if found is None:
+            raise
+        entry = found
     except TwikeyError as exc:
         if exc.code != "err_duplicate_ref":
             log.info("collect.refused", collection_id=item.collection_id, code=exc.code, message=exc.message)
@@ -325,6 +336,12 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
         client = _client(runtime, await _connection(runtime, tenant_id))
         try:
             link = await client.create_paylink(paylink_form(data), idempotency_key("link", tenant_id, data.reference))
+        except TwikeyOutcomeUnknown:
+            # Sent, answer lost: look it up by our reference before anything is sent again.
+            found = await client.paylink_by_ref(data.reference)
+            if found is None:
+                raise
+            link = found
         except TwikeyError as exc:
             if exc.code not in ("err_duplicate_ref", "err_duplicate_tx"):
                 raise
