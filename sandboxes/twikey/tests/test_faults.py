@@ -61,6 +61,17 @@ def test_latency_after_write_applies_the_write_although_the_client_times_out(cre
     assert [t["msg"] for t in txs["items"]] == ["slow"]
 
 
+def test_error_after_write_applies_the_write_and_loses_its_answer(creditor, control, mandate):
+    control.post(
+        "/faults",
+        json={"kind": "error", "status": 500, "path": "transaction", "method": "POST", "after_write": True, "count": 1},
+    )
+    r = creditor.client.post("/transaction", data={"mndtId": mandate, "message": "lost", "amount": "3"})
+    assert r.status_code == 500
+    txs = control.get("/transactions", params={"api_key": creditor.api_key}).json()
+    assert [t["msg"] for t in txs["items"]] == ["lost"]
+
+
 def test_latency_fault_makes_the_client_time_out_then_clears(creditor, control, mandate):
     control.post(
         "/faults",

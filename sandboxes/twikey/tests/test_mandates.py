@@ -37,6 +37,26 @@ def test_invite_validation_errors(creditor):
     assert r.headers["ApiError"] == "err_invalid_params" and r.json()["extra"] == "iban"
 
 
+def test_invite_under_a_chosen_mandate_number_and_a_second_invite_under_it_is_refused(creditor):
+    first = creditor.invite(mandateNumber="KOP0001")
+    assert first["mndtId"] == "KOP0001"
+    r = creditor.client.get("/mandate/detail", params={"mndtId": "KOP0001", "force": "true"})
+    assert (r.status_code, r.headers["X-STATE"], r.json()["Mndt"]["MndtId"]) == (200, "PREPARED", "KOP0001")
+    again = creditor.client.post("/invite", data={"ct": creditor.core, "mandateNumber": "KOP0001"})
+    assert (again.status_code, again.headers["ApiErrorCode"], again.json()["extra"]) == (
+        400,
+        "err_invalid_params",
+        "mandateNumber",
+    )
+
+
+def test_a_chosen_mandate_number_must_be_a_sepa_mandate_reference(creditor):
+    for bad in ("K" * 36, "KOP_1", "KOPé1", "-KOP1", "KOP1/", "KOP@1"):
+        r = creditor.client.post("/invite", data={"ct": creditor.core, "mandateNumber": bad})
+        assert (r.status_code, r.json()["extra"]) == (400, "mandateNumber"), bad
+    assert creditor.invite(mandateNumber="KOP 2/3-(4).5")["mndtId"] == "KOP 2/3-(4).5"
+
+
 def test_invite_with_check_returns_the_existing_mandate(creditor):
     first = creditor.invite(customerNumber="C42")
     again = creditor.invite(customerNumber="C42", check="true")

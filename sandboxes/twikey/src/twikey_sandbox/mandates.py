@@ -41,6 +41,9 @@ router = APIRouter(prefix="/creditor")
 IMMEDIATE_METHODS = {"paper", "import", "digisign", "auto", "print"}
 SIGN_METHODS = IMMEDIATE_METHODS | {"bancontact", "bcmc", "ideal", "sms", "itsme", "emachtiging", "idin"}
 BIC_RE = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
+# SEPA mandate reference (UMR): letters, digits, / - ? : ( ) . , ' + and space; none of the
+# special characters first or last.
+UMR_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9/?:().,'+ -]*[A-Za-z0-9])?$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 # Form field -> Mandate attribute. Both firstname and firstName: the Python SDK HEAD sends camelCase.
@@ -265,8 +268,8 @@ def _prepare(state: SandboxState, creditor: Creditor, params: dict[str, str]) ->
     ct = _template(creditor, params.get("ct"))
     fields = clean_fields(params)
     mndt_id = params.get("mandateNumber", "").strip().upper()
-    if len(mndt_id) > 35:
-        raise ApiError("err_invalid_params", message="Mandate number longer than 35", extra="mandateNumber")
+    if mndt_id:
+        _check_mandate_number(creditor, mndt_id)
     if truthy(params.get("check")):
         found = _existing(creditor, ct, fields, mndt_id)
         if found:
@@ -278,6 +281,17 @@ def _prepare(state: SandboxState, creditor: Creditor, params: dict[str, str]) ->
     if fields_amount is not None:
         m.max_amount = fields_amount
     return m, True
+
+
+def _check_mandate_number(creditor: Creditor, mndt_id: str) -> None:
+    """A creditor-chosen number is a SEPA mandate reference (at most 35 of the allowed characters,
+    no special character first or last) and must not look like one the template generates."""
+    if len(mndt_id) > 35:
+        raise ApiError("err_invalid_params", message="Mandate number longer than 35", extra="mandateNumber")
+    if not UMR_RE.match(mndt_id):
+        raise ApiError("err_invalid_params", message="Mandate number has invalid characters", extra="mandateNumber")
+    if mndt_id.startswith(creditor.prefix):
+        raise ApiError("err_invalid_params", message="Mandate number uses the template's prefix", extra="mandateNumber")
 
 
 def _decimal(raw: str, name: str) -> Decimal:
