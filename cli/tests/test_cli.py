@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
@@ -29,11 +28,12 @@ def test_token_issue_refuses_an_unknown_scope() -> None:
     assert result.exit_code != 0 and "unknown scopes" in result.output
 
 
-def test_tenant_create_prints_id_and_token() -> None:
-    result = runner.invoke(app, ["tenant", "create", "--name", "Acme BV"])
-    assert result.exit_code == 0, result.output
-    body = json.loads(result.output)
-    assert verify_token(DEV_JWT_SECRET, body["token"]).tenant_id == uuid.UUID(body["tenant_id"])
+def test_tenant_create_says_so_when_koppel_is_not_reachable_and_prints_no_token() -> None:
+    # A token of an unregistered tenant is refused everywhere: printing one would only mislead.
+    result = runner.invoke(app, ["tenant", "create", "--name", "Acme BV", "--gateway", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "could not register the tenant at http://127.0.0.1:9" in result.output
+    assert "token" not in result.stdout
 
 
 @pytest.mark.integration

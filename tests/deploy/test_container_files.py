@@ -54,6 +54,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/collections/c1?state=paid": ("collection", "/v1/collections/c1?state=paid"),
     "/v1/twikey": ("sync", "/v1/twikey"),
     "/v1/twikey/connection": ("sync", "/v1/twikey/connection"),
+    "/v1/tenants": ("sync", "/v1/tenants"),
+    "/v1/tenants/me": ("sync", "/v1/tenants/me"),
     "/webhooks/twikey/": ("sync", "/webhooks/twikey/"),
     "/webhooks/twikey/tenant-1?msg=Update": ("sync", "/webhooks/twikey/tenant-1?msg=Update"),
     "/webhooks/twikey": ("sync", "/webhooks/twikey"),

@@ -9,6 +9,7 @@ prints each step.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Callable
@@ -43,7 +44,38 @@ def _ok(response: httpx.Response, what: str) -> Any:
 
 def wire_demo_tenant(urls: Urls, token: str, services: dict[str, str]) -> None:
     """Idempotent: safe to run at every start."""
-    wire_tenant(urls, token, services)
+    wire_tenant(urls, token, services, name="Demo")
+
+
+# A cheap authenticated read per service: 401 ``unknown_tenant`` until it has heard of the tenant.
+_KNOWS_TENANT = {
+    "sync": "/v1/tenants/me",
+    "mandate": "/v1/mandates?limit=1",
+    "collection": "/v1/collection-policy",
+    "bookkeeping": "/v1/bookings?limit=1",
+    "notify": "/v1/webhook-endpoints",
+}
+
+
+def _honoured(http: httpx.Client, url: str, auth: dict[str, str]) -> bool:
+    return http.get(url, headers=auth).status_code != 401
+
+
+def register_tenant(services: dict[str, str], token: str, name: str, within: float = 60.0) -> dict[str, Any]:
+    """Register the token's tenant at sync-svc (idempotent) and wait until every service honours
+    its tokens (each learns it from ``tenant.registered``). Returns the registration."""
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(timeout=30) as http:
+        registered = _ok(http.post(f"{services['sync']}/v1/tenants", headers=auth, json={"name": name}), "register")
+        for service, path in _KNOWS_TENANT.items():
+            url = f"{services[service]}{path}"
+            wait_for(
+                f"{service}-svc to know tenant {registered['tenant_id']}",
+                functools.partial(_honoured, http, url, auth),
+                within=within,
+                every=0.2,
+            )
+    return dict(registered)
 
 
 def wire_tenant(
@@ -55,10 +87,12 @@ def wire_tenant(
     twinfield_organisation: str = TWINFIELD_ORGANISATION,
     twinfield_office: str = TWINFIELD_OFFICE,
     twinfield_client: str = TWINFIELD_CLIENT,
+    name: str = "Demo",
 ) -> None:
-    """Connect the token's tenant to a Twikey creditor (by API key, which must exist in the
-    sandbox) and a Twinfield organisation and office (which must exist in the sandbox), and set
-    its collection policy (auto-collect, 3 lead days). Idempotent."""
+    """Register the token's tenant, connect it to a Twikey creditor (by API key, which must exist
+    in the sandbox) and a Twinfield organisation and office (which must exist in the sandbox), and
+    set its collection policy (auto-collect, 3 lead days). Idempotent."""
+    register_tenant(services, token, name)
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(timeout=30) as http:
         creditor = _ok(

@@ -15,8 +15,8 @@ import httpx
 import typer
 
 from koppel_cli import infra
-from koppel_cli.demo import DemoFailed, run_demo, wire_demo_tenant
-from koppel_cli.localrun import DEMO_TENANT, Plan, Supervisor, demo_token, summary
+from koppel_cli.demo import DemoFailed, register_tenant, run_demo, wire_demo_tenant
+from koppel_cli.localrun import DEMO_TENANT, SERVICES, Plan, Supervisor, demo_token, summary
 from koppel_cli.reconcile import reconcile
 from koppel_shared.auth import SCOPES, issue_token
 from koppel_shared.messaging.broker import Broker
@@ -107,13 +107,23 @@ def demo(
 def tenant_create(
     name: Annotated[str, typer.Option(help="A name for people; the id is what services use.")],
     demo: Annotated[bool, typer.Option(help="Use the fixed demo tenant id.")] = False,
+    gateway: Annotated[
+        str, typer.Option(envvar="KOPPEL_GATEWAY_URL", help="Where Koppel answers (the gateway).")
+    ] = "http://127.0.0.1:8080",
 ) -> None:
-    """Create a tenant identity and print its id and an ERP + operator token."""
+    """Register a tenant and print its id and an ERP + operator token. Every service honours the
+    tenant's tokens from then on; tokens of unregistered tenants are refused (401 unknown_tenant)."""
     tenant_id = DEMO_TENANT if demo else uuid.uuid4()
     settings = KoppelSettings()
     token = issue_token(
         settings.jwt_secret.get_secret_value(), tenant_id, ["erp", "operator"], subject=f"tenant:{name}"
     )
+    base = gateway.rstrip("/")
+    try:
+        register_tenant({service: base for service in SERVICES}, token, name)
+    except (DemoFailed, httpx.HTTPError) as exc:
+        typer.echo(f"could not register the tenant at {base}: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(json.dumps({"tenant_id": str(tenant_id), "name": name, "token": token}, indent=2))
 
 

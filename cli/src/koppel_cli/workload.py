@@ -116,6 +116,7 @@ def new_tenant(
         twinfield_organisation=organisation,
         twinfield_office=office,
         twinfield_client=TWINFIELD_CLIENT,
+        name=name,
     )
     return Tenant(str(tenant_id), name, token, api_key, organisation, office)
 

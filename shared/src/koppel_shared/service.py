@@ -32,6 +32,7 @@ from koppel_shared.messaging.outbox import OutboxRelay
 from koppel_shared.messaging.topology import QueueSpec
 from koppel_shared.migrations import migrate
 from koppel_shared.settings import KoppelSettings
+from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.app import create_app
 
 log = get_logger(__name__)
@@ -126,6 +127,7 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
         runtime = await Runtime.open(definition.name, settings)
         holder["rt"] = runtime
         app.state.runtime = runtime
+        app.state.tenants = TenantDirectory(runtime.session_factory)
         if definition.on_open:
             await definition.on_open(runtime)
         try:

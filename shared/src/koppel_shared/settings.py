@@ -60,6 +60,9 @@ class KoppelSettings(BaseSettings):
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "koppel"
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
+    # Honour tokens only for registered tenants (koppel_shared.tenants). Only a service's own
+    # test suite, which has no sync-svc to register tenants, may switch it off.
+    known_tenants_only: bool = True
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -78,6 +81,12 @@ class KoppelSettings(BaseSettings):
         if cls.service_prefix == COMMON_PREFIX:
             return (init_settings, common, file_secret_settings)
         return (init_settings, own, common, file_secret_settings)
+
+    @model_validator(mode="after")
+    def _known_tenants_only_outside_tests(self) -> KoppelSettings:
+        if not self.known_tenants_only and self.environment != "test":
+            raise ValueError("known_tenants_only can only be switched off with environment=test")
+        return self
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> KoppelSettings:

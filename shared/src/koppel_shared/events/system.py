@@ -11,3 +11,11 @@ class Ping(EventData):
 
     sender: str
     note: str = ""
+
+
+@event_type("tenant.registered", version=1)
+class TenantRegistered(EventData):
+    """A tenant exists from now on (``envelope.tenant_id``); every service records it and honours
+    tokens for it only from then on."""
+
+    name: str

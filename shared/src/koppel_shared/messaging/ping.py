@@ -1,5 +1,6 @@
-"""The ``system.ping`` consumer every service has: its inbox row is the proof that the service's
-outbox → broker → inbox path works (used by tests, the local run's smoke check and operators)."""
+"""The system consumer every service has. ``system.ping``: its inbox row is the proof that the
+service's outbox → broker → inbox path works (used by tests, the local run's smoke check and
+operators). ``tenant.registered``: the service's own record of which tenants exist."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from koppel_shared.events import Envelope
 from koppel_shared.events.system import Ping
 from koppel_shared.logging import get_logger
 from koppel_shared.messaging.inbox import ConsumerSpec
+from koppel_shared.tenants import on_tenant_registered
 
 log = get_logger(__name__)
 
@@ -17,4 +19,8 @@ async def handle_ping(envelope: Envelope, data: Ping, uow: UnitOfWork) -> None:
 
 
 def ping_consumer() -> ConsumerSpec:
-    return ConsumerSpec(purpose="system", bindings=("system.ping",), handlers={"system.ping": handle_ping})
+    return ConsumerSpec(
+        purpose="system",
+        bindings=("system.ping", "tenant.registered"),
+        handlers={"system.ping": handle_ping, "tenant.registered": on_tenant_registered},
+    )

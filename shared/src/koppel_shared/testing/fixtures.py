@@ -44,6 +44,8 @@ def settings_for_test(settings_cls: type[S], database_url: str, prefix: str, **o
         "relay_poll_seconds": 0.5,
         "db_pool_size": 5,
         "log_json": True,
+        # One service alone has no sync-svc registering tenants; the tests of the check turn it on.
+        "known_tenants_only": False,
     }
     values.update(overrides)
     return settings_cls(**values)

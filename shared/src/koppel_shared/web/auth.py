@@ -13,10 +13,12 @@ import structlog
 from fastapi import Depends, Request
 
 from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
+from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.errors import Problem
 
 
-async def current_principal(request: Request) -> TenantPrincipal:
+async def token_principal(request: Request) -> TenantPrincipal:
+    """The token's principal, whether or not its tenant is registered: only for registering it."""
     # async so that the tenant bound to the log context is seen by the route as well
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -32,7 +34,22 @@ async def current_principal(request: Request) -> TenantPrincipal:
     return principal
 
 
+async def current_principal(request: Request) -> TenantPrincipal:
+    principal = await token_principal(request)
+    directory: TenantDirectory | None = getattr(request.app.state, "tenants", None)
+    if directory is None or not request.app.state.settings.known_tenants_only:
+        return principal
+    if not await directory.is_known(principal.tenant_id):
+        raise Problem(
+            401,
+            "unknown_tenant",
+            f"tenant {principal.tenant_id} is not registered (`koppel tenant create` registers a tenant)",
+        )
+    return principal
+
+
 Principal = Annotated[TenantPrincipal, Depends(current_principal)]
+UnregisteredPrincipal = Annotated[TenantPrincipal, Depends(token_principal)]
 
 
 def require_scope(*scopes: str) -> Callable[[TenantPrincipal], TenantPrincipal]:
