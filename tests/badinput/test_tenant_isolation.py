@@ -104,6 +104,9 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
     tag = uuid.uuid4().hex[:10]
     c, a = w.clients, w.a
     w.markers.add(str(w.tenant_a))
+    registered = await c["sync"].post("/v1/tenants", headers=a["sync"], json={"name": f"Tenant A {tag}"})
+    assert registered.status_code == 201, registered.text
+    w.markers.add(f"Tenant A {tag}")
 
     # sync-svc: a Twikey connection (on a sandbox creditor) and a received webhook.
     made = (await http.post(f"{sandbox.base}/_sandbox/creditors", json={})).json()

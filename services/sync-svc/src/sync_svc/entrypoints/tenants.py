@@ -65,6 +65,9 @@ async def register_tenant(body: TenantIn, principal: UnregisteredPrincipal, uow:
     return registered
 
 
-@router.get("/me", response_model=TenantOut)
+@router.get("/me", response_model=TenantOut, responses={404: {"description": "`tenant_not_registered`"}})
 async def get_own_tenant(principal: Principal, uow: UowDep) -> Any:
-    return await _registration(uow, principal.tenant_id)
+    registered = await _registration(uow, principal.tenant_id)
+    if registered is None:  # only where tokens of unregistered tenants are let through (tests)
+        raise Problem(404, "tenant_not_registered", "this tenant is not registered")
+    return registered
