@@ -1,0 +1,72 @@
+"""Reconciliation rules without I/O: Twikey's record netted per paid item, periods, number ranges,
+and the kinds of difference."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from bookkeeping_svc.domain.reconcile import Booking, Comparison, LedgerLine, net_twikey, number_ranges, periods
+
+
+def _entry(kind: str, tid: str, state: str, seq: int, cents: int = 12100) -> dict[str, object]:
+    return {
+        "kind": kind,
+        "twikey_id": tid,
+        "state": state,
+        "seq": seq,
+        "amount_cents": cents,
+        "at": "2025-03-14T08:00:00Z",
+    }
+
+
+def test_kinds_with_the_same_id_are_two_paid_items_and_failed_after_paid_is_a_reversal() -> None:
+    items = net_twikey(
+        [
+            _entry("transaction", "7", "paid", 1),
+            _entry("paylink", "7", "paid", 2),
+            _entry("transaction", "7", "failed", 3),
+            _entry("transaction", "8", "failed", 4),  # never paid: not a payment
+        ]
+    )
+    assert set(items) == {("transaction", "7"), ("paylink", "7")}
+    assert items[("transaction", "7")].reversed and not items[("paylink", "7")].reversed
+
+
+def test_periods_and_number_ranges() -> None:
+    assert periods(date(2024, 11, 20), date(2025, 2, 1)) == ["2024/11", "2024/12", "2025/01", "2025/02"]
+    assert number_ranges([5, 1, 2000, 2001, 9000], 2000) == [(1, 2000), (2001, 2001), (9000, 9000)]
+
+
+def _booking(**extra: object) -> Booking:
+    values: dict[str, object] = {
+        "id": "b1",
+        "kind": "transaction",
+        "twikey_id": "7",
+        "reference": "TX7",
+        "collection_id": "c1",
+        "invoice_number": "F1",
+        "customer_number": "1001",
+        "amount_cents": 12100,
+        "status": "booked",
+        "paid_on": date(2025, 3, 14),
+        "memo_number": "202500001",
+    }
+    values.update(extra)
+    return Booking(**values)  # type: ignore[arg-type]
+
+
+def _memo(number: str, cents: int = -12100, invoice: str = "F1") -> LedgerLine:
+    return LedgerLine("MEMO", number, 2, "2025/03", "1001", invoice, cents, "available", "", "TX7 betaling")
+
+
+def test_each_side_disagreeing_is_named() -> None:
+    twikey = net_twikey([{**_entry("transaction", "7", "paid", 1, 12500), "reference": "c1"}])
+    found = Comparison(twikey, [_booking()], [_memo("202500001"), _memo("202500002", -12100, "F9")], {}).run()
+    assert sorted(d.kind for d in found) == ["amount_mismatch", "booked_twice"]
+    assert {d.fix for d in found} == {"error"}
+
+
+def test_a_booking_said_booked_without_a_memo_is_paid_not_booked_with_the_book_fix() -> None:
+    twikey = net_twikey([{**_entry("transaction", "7", "paid", 1), "reference": "c1"}])
+    (found,) = Comparison(twikey, [_booking()], [], {}).run()
+    assert (found.kind, found.fix, found.booking_id) == ("paid_not_booked", "book", "b1")
