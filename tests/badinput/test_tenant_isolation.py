@@ -28,6 +28,8 @@ from koppel_shared.events.collection import CollectionPaid
 from koppel_shared.service import Runtime, build_api
 from koppel_shared.testing.service_checks import api_client
 from koppel_shared.testing.serving import Served
+from mandate_svc.adapters import unclaimed as unclaimed_store
+from mandate_svc.domain.model import FeedMessage
 from notify_svc.service_layer.ingest import record_event
 from twikey_sandbox import create_app
 from twikey_sandbox.testing import koppel_connection
@@ -140,6 +142,21 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
     m = r.json()
     w.path_values |= {"mandate_id": m["id"], "customer_number": customer}
     w.markers |= {m["id"], m["mandate_number"], m["sign_url"], customer, f"Alice {tag}", f"alice.{tag}@example.be"}
+    # A mandate at Twikey that Koppel never created, waiting for A's operator.
+    unclaimed = f"SBXU{tag}"
+    signed = FeedMessage(
+        twikey_event_id=f"mandate/{tag}", feed_seq=1, event_time=datetime.now(UTC), mandate_number=unclaimed,
+        change="signed", scheme="CORE", state="SIGNED", customer_number=f"OTHER{tag}", name=f"Alice {tag}",
+    )  # fmt: skip
+    runtime = await Runtime.open("mandate", settings["mandate"], connect_broker=False)
+    try:
+        async with runtime.uow() as uow:
+            await unclaimed_store.record(uow.session, str(w.tenant_a), signed, datetime.now(UTC))
+            await uow.commit()
+    finally:
+        await runtime.close()
+    w.path_values["mandate_number"] = unclaimed
+    w.markers.add(unclaimed)
 
     # collection-svc: a policy, an invoice and a subscription.
     r = await c["collection"].put(
@@ -214,9 +231,24 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
             conflict_id = await conn.scalar(
                 sa.text("SELECT id FROM booking_conflicts WHERE tenant_id = :t"), {"t": str(w.tenant_a)}
             )
+        # A reconciliation run (no worker runs it here) and a difference it found.
+        run = await c["bookkeeping"].post("/v1/reconciliation/runs", headers=a["bookkeeping"], json={})
+        assert run.status_code == 202, run.text
+        difference_id = uuid.uuid4()
+        async with runtime.engine.begin() as conn:
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO reconcile_differences (id, tenant_id, run_id, kind, key, detail, fix, status) "
+                    "VALUES (:id, :t, :run, 'paid_not_booked', :key, :detail, 'book', 'open')"
+                ),
+                {"id": difference_id, "t": w.tenant_a, "run": uuid.UUID(run.json()["id"]),
+                 "key": f"transaction:77{tag[:6]}", "detail": f"paid at Twikey, not booked: INVA{tag}"},
+            )  # fmt: skip
     finally:
         await runtime.close()
     w.path_values |= {"booking_id": str(booking_id), "conflict_id": str(conflict_id)}
+    w.path_values |= {"run_id": run.json()["id"], "difference_id": str(difference_id)}
+    w.markers |= {run.json()["id"], str(difference_id)}
     w.markers |= {str(booking_id), f"OA{tag[:8]}", paid.data["collection_id"], f"77{tag[:6]}"}
 
     # notify-svc: a webhook endpoint, and an event (as the consumer records it) with its delivery.
