@@ -43,6 +43,8 @@ def test_paid_collections_survive_kills_and_restarts_with_nothing_lost_or_double
     assert figures["collections_at_twikey"] == direct_debits and figures["invoices_collected_twice"] == 0
     # Each mandate request was sent three times at once, and invites timed out after the write.
     assert figures["customers_with_several_mandates_at_twikey"] == 0
+    # And the check finance trusts: Twikey's record, Koppel's bookings and Twinfield's agree.
+    assert figures["reconciliation_differences"] == 0
     assert len(report.matches) == PAYMENTS
     # The ERP heard everything; nothing is left for an operator to explain.
     assert figures["feed_events"] >= 3 * PAYMENTS  # submitted, paid, booked at least

@@ -6,7 +6,8 @@ invariants are checked against the sandboxes' own records, not Koppel's:
 
 - one collection per invoice at Twikey, one mandate at Twikey per ERP request;
 - one MEMO and one match per paid item in Twinfield (a reversed one also has its counter MEMO);
-- no booking in error, and every ERP event once (no two events for one change).
+- no booking in error, and every ERP event once (no two events for one change);
+- reconciliation (Twikey's record vs Koppel's bookings vs Twinfield's) reports no difference.
 
 CI runs a few short examples; ``KOPPEL_MONEY_EXAMPLES`` / ``KOPPEL_MONEY_STEPS`` run more.
 """
@@ -39,13 +40,20 @@ from hypothesis.stateful import (
 )
 
 from koppel_cli.launch import System, running_system
-from koppel_cli.workload import Tenant, booked_invoice_numbers, matched_invoice_numbers, new_tenant, twikey_collections
+from koppel_cli.workload import (
+    Tenant,
+    booked_invoice_numbers,
+    matched_invoice_numbers,
+    new_tenant,
+    reconcile,
+    twikey_collections,
+)
 from koppel_shared.settings import KoppelSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-EXAMPLES = int(os.environ.get("KOPPEL_MONEY_EXAMPLES", "2"))
-STEPS = int(os.environ.get("KOPPEL_MONEY_STEPS", "8"))
+EXAMPLES = int(os.environ.get("KOPPEL_MONEY_EXAMPLES", "3"))
+STEPS = int(os.environ.get("KOPPEL_MONEY_STEPS", "6"))
 ENV = {
     "KOPPEL_RETRY_DELAYS_MS": "[1000, 3000, 10000]",
     "KOPPEL_SYNC_SAFETY_NET_DRAIN_SECONDS": "5",
@@ -145,7 +153,7 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # -------------------------------------------------------------------------------- rules
     @initialize()
-    def a_signed_mandate(self) -> None:
+    def a_signed_mandate_and_two_payments_with_one_twikey_id(self) -> None:
         customer = self._next("C")
         mandate = _ok(self._request_mandate(f"key-{customer}", customer), "prepare mandate")
         self.requests[f"key-{customer}"] = customer
@@ -153,6 +161,11 @@ class MoneyMachine(RuleBasedStateMachine):
         _until("the mandate to be active", lambda: self.http.get(
             f"{self.gw}/v1/mandates/{mandate['id']}", headers=self.auth).json().get("status") == "active")  # fmt: skip
         self.mandated.append(customer)
+        # Every run starts with the case that was lost before: a paid pay link and a paid direct
+        # debit that Twikey numbered alike (the steps that follow collide again at random).
+        self.direct_debit_paid(500_000, align=True)
+        self.pay_link_paid(500_000, align=False)
+        assert self.paid[0].twikey_id == self.paid[1].twikey_id, "the sandbox numbered them alike"
 
     @rule(amount=st.integers(3_300, 600_000), align=st.booleans())
     def direct_debit_paid(self, amount: int, align: bool) -> None:
@@ -221,6 +234,9 @@ class MoneyMachine(RuleBasedStateMachine):
 
     # ---------------------------------------------------------------------- final judgement
     def teardown(self) -> None:
+        kinds = Counter(p.kind for p in self.paid)
+        reversed_ = sum(p.reversed for p in self.paid)
+        print(f"money run: {dict(kinds)} paid, {reversed_} reversed, {len(self.requests)} mandate requests")
         try:
             self._settle_and_judge()
         finally:
@@ -264,6 +280,13 @@ class MoneyMachine(RuleBasedStateMachine):
         errors = _ok(self.http.get(f"{self.gw}/v1/bookings", headers=self.auth, params={"status": "error"}), "errors")
         assert errors["items"] == [], errors["items"]
         self._every_event_once()
+        # The check finance trusts: Twikey's own record of what was paid, Koppel's bookings and
+        # Twinfield's MEMOs and matches agree.
+        run, differences = reconcile(self.gw, self.tenant.token)
+        assert differences == [], differences
+        assert run["progress"].get("twikey_transactions", 0) + run["progress"].get("twikey_paylinks", 0) >= len(
+            self.paid
+        ), run
 
     def _every_event_once(self) -> None:
         seen: Counter[tuple[str, str, Any]] = Counter()
@@ -299,7 +322,7 @@ def test_money_is_never_dropped_or_doubled_whatever_the_interleaving(system: Sys
             max_examples=EXAMPLES,
             stateful_step_count=STEPS,
             deadline=None,
-            derandomize=True,
+            database=None,
             # No shrinking: each step drives the whole system; the failing steps are printed as run.
             phases=[Phase.explicit, Phase.reuse, Phase.generate],
             suppress_health_check=list(HealthCheck),

@@ -13,7 +13,8 @@ At the end the drill checks the outside world's own records, not Koppel's:
 - pay links and direct debits (numbered separately at Twikey, so their ids collide) are each
   booked once;
 - the ERP's endpoint received every event of the tenant's event feed at least once;
-- no dead letter is left in any service.
+- no dead letter is left in any service;
+- reconciliation (Twikey's record vs Koppel's bookings vs Twinfield's) finds no difference.
 
 After each fault it records how long until the system was back (every API ready, every work
 queue consumed again) and until the outbox had published everything committed before the fault.
@@ -51,6 +52,7 @@ from koppel_cli.workload import (
     pay,
     prepare_paylinks,
     prepare_payments,
+    reconcile,
     register_erp_endpoint,
     twikey_collections,
     twikey_mandates_per_customer,
@@ -121,6 +123,7 @@ class ChaosReport:
     collections: Counter[str] = field(default_factory=Counter)
     mandates_per_customer: Counter[str] = field(default_factory=Counter)
     paylinks: int = 0
+    reconciliation_differences: list[dict[str, Any]] = field(default_factory=list)
     feed_events: int = 0
     events_not_delivered: list[str] = field(default_factory=list)
     dead_letters: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -141,6 +144,7 @@ class ChaosReport:
             "invoices_collected_twice": sum(1 for c in self.collections.values() if c > 1),
             "paid_by_paylink": self.paylinks,
             "customers_with_several_mandates_at_twikey": sum(1 for c in self.mandates_per_customer.values() if c > 1),
+            "reconciliation_differences": len(self.reconciliation_differences),
             "feed_events": self.feed_events,
             "events_not_delivered_to_erp": len(self.events_not_delivered),
             "dead_letters": sum(len(v) for v in self.dead_letters.values()),
@@ -418,6 +422,7 @@ async def drill(system: System, payments_n: int, kills: int, infrastructure: boo
         report.events_not_delivered = [e for e in feed if e not in delivered]
         report.dead_letters = await _dead_letters(system)
         report.booking_errors = await _booking_errors(system)
+        _, report.reconciliation_differences = await asyncio.to_thread(reconcile, system.urls.gateway, system.token)
         _judge(report, numbers, collected)
     return report
 
@@ -439,6 +444,11 @@ def _judge(report: ChaosReport, numbers: set[str], collected: set[str]) -> None:
     for service, letters in report.dead_letters.items():
         reasons = Counter(d.get("reason", "?") for d in letters)
         report.problems.append(f"{len(letters)} dead letters in {service}-svc: {dict(reasons)}")
+    if report.reconciliation_differences:
+        kinds = Counter(d["kind"] for d in report.reconciliation_differences)
+        report.problems.append(
+            f"reconciliation found {len(report.reconciliation_differences)} differences: {dict(kinds)}"
+        )
     if report.booking_errors:
         report.problems.append(f"{len(report.booking_errors)} bookings in error")
     for fault in report.faults:

@@ -767,3 +767,26 @@ def twikey_mandates_per_customer(twikey_sandbox: str, api_key: str, prefix: str 
             "Twikey mandates",
         )
     return Counter(str(m["customer_number"]) for m in reply["items"] if str(m["customer_number"]).startswith(prefix))
+
+
+def reconcile(gateway: str, token: str, within: float = 300.0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Run reconciliation for the token's tenant (through the gateway) and wait for it: the run and
+    its open differences (Twikey's record vs Koppel's bookings vs Twinfield's MEMOs and matches)."""
+    auth = _auth(token)
+    deadline = time.monotonic() + within
+    with httpx.Client(timeout=TIMEOUT, headers=auth) as http:
+        run = _ok(http.post(f"{gateway}/v1/reconciliation/runs", json={}), "start reconciliation")
+        while run["status"] in ("requested", "running"):
+            if time.monotonic() > deadline:
+                raise WorkloadError(f"reconciliation run {run['id']} not done after {within:.0f} s: {run}")
+            time.sleep(0.5)
+            run = _ok(http.get(f"{gateway}/v1/reconciliation/runs/{run['id']}"), "reconciliation run")
+        if run["status"] != "done":
+            raise WorkloadError(f"reconciliation run {run['id']} failed: {run.get('error')}")
+        page = _ok(
+            http.get(
+                f"{gateway}/v1/reconciliation/runs/{run['id']}/differences", params={"status": "open", "limit": 1000}
+            ),
+            "reconciliation differences",
+        )
+    return dict(run), list(page["items"])
