@@ -75,3 +75,7 @@ async def test_a_direct_debit_with_the_same_number_is_paid_as_its_own_payment(ha
     assert paid.data["twikey_transaction_id"] == NUMBER
     assert (await harness.invoice(tenant, link_invoice["id"]))["status"] == "paid"
     assert len(harness.tap.of_type("collection.paid", invoice_id=link_invoice["id"])) == 1
+    # The ERP's view names each payment by kind and id, too.
+    views = [(await harness.invoice(tenant, i))["collection"] for i in (link_invoice["id"], invoice["id"])]
+    identities = [(c["payment_kind"], c["twikey_id"], c["twikey_transaction_id"]) for c in views]
+    assert identities == [("paylink", NUMBER, None), ("transaction", NUMBER, NUMBER)]

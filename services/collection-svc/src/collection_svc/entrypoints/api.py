@@ -173,7 +173,11 @@ class CollectionOut(BaseModel):
     collect_on: date | None
     requested_date: date | None
     mandate_number: str | None
-    twikey_transaction_id: str | None
+    payment_kind: Literal["transaction", "paylink"] = Field(
+        description="what the payment is at Twikey; with twikey_id its identity (the two kinds are numbered apart)"
+    )
+    twikey_id: str | None = Field(description="the Twikey transaction's or pay link's id")
+    twikey_transaction_id: str | None = Field(description="the Twikey transaction (direct debits only)")
     r_code: str | None
     r_code_meaning: str | None
     submitted_at: datetime | None
@@ -230,6 +234,8 @@ class InvoiceOut(BaseModel):
                         "collect_on": "2026-02-12",
                         "requested_date": "2026-02-12",
                         "mandate_number": "KOP0001",
+                        "payment_kind": "transaction",
+                        "twikey_id": None,
                         "twikey_transaction_id": None,
                         "r_code": None,
                         "r_code_meaning": None,

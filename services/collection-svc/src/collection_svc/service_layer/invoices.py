@@ -425,7 +425,10 @@ def collection_view(c: dict[str, Any]) -> dict[str, Any]:
         "collect_on": c["collect_on"],
         "requested_date": c["requested_date"],
         "mandate_number": c["mandate_number"],
-        "twikey_transaction_id": c["twikey_transaction_id"],
+        # What the payment is at Twikey: pay links and transactions are numbered separately.
+        "payment_kind": "paylink" if c["method"] == "paylink" else "transaction",
+        "twikey_id": c["twikey_transaction_id"],
+        "twikey_transaction_id": c["twikey_transaction_id"] if c["method"] != "paylink" else None,
         "r_code": c["r_code"],
         "r_code_meaning": rcodes.meaning(c["r_code"]),
         "submitted_at": c["submitted_at"],
