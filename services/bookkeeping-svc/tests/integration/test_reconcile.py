@@ -2,7 +2,8 @@
 process, on its own database) and Twinfield, with bookkeeping-svc's API and worker on the real
 PostgreSQL and RabbitMQ. A clean state has no differences; each kind of difference is provoked
 for real, reported, fixed, and gone on the next run; the nightly run happens once per tenant
-with two workers."""
+with two workers. Every tenant's creditor has a mandate Koppel published (``mandate.signed``, as
+mandate-svc sends it); one signed at Twikey alone is a mandate Koppel does not know."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.settings import Settings
 from koppel_shared.auth import issue_token
+from koppel_shared.events.mandate import MandateSigned
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
@@ -62,8 +64,13 @@ class Twikey:
             assert reply.status_code == 200, reply.text
             reply = sync.post("/v1/twikey/feeds/reset", json={"feed": "all"})
             assert reply.status_code == 200, reply.text
-        self.control.post("/seed", json={"api_key": made["api_key"], "mandates": 1})
         return str(made["api_key"])
+
+    def signed_mandate(self, api_key: str) -> str:
+        """A mandate signed at Twikey itself (as in its dashboard), not through Koppel: its number."""
+        seeded = self.control.post("/seed", json={"api_key": api_key, "mandates": 1})
+        assert seeded.status_code == 200, seeded.text
+        return str(seeded.json()["first_mandate"])
 
     def paid_transaction(self, api_key: str, amount: str = "121.00") -> str:
         seeded = self.control.post("/seed", json={"api_key": api_key, "transactions": 1, "amount": amount}).json()
@@ -172,10 +179,45 @@ async def _all_matched(service: Service, tenant: uuid.UUID, count: int) -> None:
     await eventually(check, within=30, every=0.1)
 
 
+async def _published(service: Service, tenant: uuid.UUID, number: str) -> None:
+    """``mandate.signed`` for a Twikey mandate, as mandate-svc publishes its own (or one adopted
+    from the unclaimed list), and bookkeeping's record of it. Without a bank account: the
+    Twinfield customer is not touched, the mandate is Koppel's all the same."""
+    now = datetime.now(UTC)
+    signed = MandateSigned(
+        mandate_id=str(uuid.uuid4()),
+        mandate_number=number,
+        customer_number="1001",
+        status="active",
+        scheme="CORE",
+        version=2,
+        updated_at=now,
+    )
+    await service.publish(signed, tenant)
+    engine = create_async_engine(service.settings.database_url)
+
+    async def recorded() -> bool:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                sa.text("SELECT 1 FROM koppel_mandates WHERE tenant_id = :t AND mandate_number = :n"),
+                {"t": tenant, "n": number},
+            )
+            return found.first() is not None
+
+    try:
+        await eventually(recorded, within=20, every=0.1)
+    finally:
+        await engine.dispose()
+
+
 async def _connected(service: Service, twinfield: Sandbox, twikey: Twikey) -> tuple[uuid.UUID, str]:
+    """A tenant connected to both sandboxes, with one signed mandate Koppel made (the paid
+    transactions are collected on it)."""
     tenant = uuid.uuid4()
     await service.connect(tenant, twinfield)
-    return tenant, twikey.connect(tenant)
+    key = twikey.connect(tenant)
+    await _published(service, tenant, twikey.signed_mandate(key))
+    return tenant, key
 
 
 async def test_a_clean_state_reconciles_to_no_differences(service: Service, twinfield: Sandbox, twikey: Twikey) -> None:
@@ -282,6 +324,38 @@ async def test_a_memo_matched_to_another_invoice_than_koppel_booked_is_reported(
     (difference,) = await _reconcile(service, tenant, expect_open=1)
     assert difference["kind"] == "wrong_invoice_match"
     assert {line["invoice_number"] for line in difference["twinfield"]} >= {"F-OTHER"}
+
+
+async def test_a_mandate_signed_at_twikey_that_koppel_never_created_is_reported_until_adopted(
+    service: Service, twinfield: Sandbox, twikey: Twikey
+) -> None:
+    tenant, key = await _connected(service, twinfield, twikey)
+    assert await _reconcile(service, tenant, expect_open=0) == []  # Koppel's own signed mandate
+    stray, old = twikey.signed_mandate(key), twikey.signed_mandate(key)  # signed at Twikey alone
+    found = {d["twikey_id"]: d for d in await _reconcile(service, tenant, expect_open=2)}
+    difference = found[stray]
+    assert (difference["kind"], difference["fix"]) == ("mandate_unknown", "adopt")
+    assert difference["fix_at"] == f"/v1/unclaimed-mandates/{stray}" and difference["fix_at"] in difference["detail"]
+    assert difference["twikey"]["state"] == "SIGNED" and difference["twikey"]["customer_number"]
+    assert difference["koppel"] is None and difference["booking_id"] is None
+    runs = (await service.api.get("/v1/reconciliation/runs", headers=service.headers(tenant))).json()
+    assert runs[0]["progress"]["twikey_mandates"] == 3 and runs[0]["progress"]["twikey_signed_mandates"] == 3
+    # Bookkeeping does not own mandates: the fix is adopting it in mandate-svc.
+    for action in ("error", "book"):
+        refused = await service.api.post(
+            f"/v1/reconciliation/differences/{difference['id']}/fix",
+            json={"action": action},
+            headers=service.headers(tenant),
+        )
+        assert (refused.status_code, refused.json()["code"]) == (409, "fix_in_unclaimed_mandates"), refused.text
+    await _fix(service, tenant, found[old], action="ignore", note="test mandate from the dashboard, never used")
+    await _published(service, tenant, stray)  # adopted: mandate-svc publishes mandate.signed for it
+    (again,) = await _reconcile(service, tenant, expect_open=0)
+    assert (again["twikey_id"], again["status"], again["note"]) == (
+        old,
+        "ignored",
+        "test mandate from the dashboard, never used",
+    )
 
 
 def _post_memo(twinfield: Sandbox, reference: str, invoice_number: str, cents: int) -> None:

@@ -1,11 +1,19 @@
-"""Reconciliation rules without I/O: Twikey's record netted per paid item, periods, number ranges,
-and the kinds of difference."""
+"""Reconciliation rules without I/O: Twikey's record netted per paid item and per mandate, periods,
+number ranges, and the kinds of difference."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from bookkeeping_svc.domain.reconcile import Booking, Comparison, LedgerLine, net_twikey, number_ranges, periods
+from bookkeeping_svc.domain.reconcile import (
+    Booking,
+    Comparison,
+    LedgerLine,
+    net_mandates,
+    net_twikey,
+    number_ranges,
+    periods,
+)
 
 
 def _entry(kind: str, tid: str, state: str, seq: int, cents: int = 12100) -> dict[str, object]:
@@ -70,3 +78,38 @@ def test_a_booking_said_booked_without_a_memo_is_paid_not_booked_with_the_book_f
     twikey = net_twikey([{**_entry("transaction", "7", "paid", 1), "reference": "c1"}])
     (found,) = Comparison(twikey, [_booking()], [], {}).run()
     assert (found.kind, found.fix, found.booking_id) == ("paid_not_booked", "book", "b1")
+
+
+def _message(number: str, change: str, seq: int, state: str | None = "SIGNED", **extra: object) -> dict[str, object]:
+    return {"mandate_number": number, "change": change, "state": state, "seq": seq, **extra}
+
+
+def test_a_signed_mandate_at_twikey_that_koppel_never_published_is_mandate_unknown_fixed_by_adopting() -> None:
+    mandates = net_mandates(
+        [
+            _message("KOP1", "signed", 1),
+            _message("DASH7", "signed", 2, customer_number="C-7", name="An Peeters", signature_date="2025-03-01"),
+            _message("DASH7", "updated", 5, state=None),  # an amendment keeps what Twikey said before
+            _message("GONE3", "signed", 3),
+            _message("GONE3", "cancelled", 4, state="CANCELLED"),  # cancelled: it can collect nothing
+            _message("NEVER9", "updated", 6),  # never signed in the feed: not a signed mandate
+        ]
+    )
+    assert set(mandates) == {"KOP1", "DASH7", "GONE3"} and mandates["GONE3"].cancelled
+    (found,) = Comparison({}, [], [], {}, mandates=mandates, koppel_mandates={"kop1"}).run()
+    assert (found.kind, found.fix, found.key, found.twikey_id) == ("mandate_unknown", "adopt", "mandate:DASH7", "DASH7")
+    assert found.twikey == {
+        "mandate_number": "DASH7",
+        "state": "SIGNED",
+        "customer_number": "C-7",
+        "name": "An Peeters",
+        "signature_date": "2025-03-01",
+    }
+    assert "/v1/unclaimed-mandates/DASH7" in found.detail and found.booking_id is None
+
+
+def test_a_mandate_koppel_published_is_no_difference_whatever_its_state_at_twikey() -> None:
+    mandates = net_mandates([_message("KOP1", "signed", 1), _message("KOP1", "updated", 2, state="SUSPENDED")])
+    assert Comparison({}, [], [], {}, mandates=mandates, koppel_mandates={"KOP1"}).run() == []
+    (found,) = Comparison({}, [], [], {}, mandates=mandates).run()
+    assert "suspended at Twikey" in found.detail

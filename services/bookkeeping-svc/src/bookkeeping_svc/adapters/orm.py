@@ -12,6 +12,8 @@
 - ``twinfield_credit_buckets``: the fair-use credits every worker spends from (see credits.py).
 - ``reconcile_runs`` / ``reconcile_differences``: reconciliation against Twikey's and
   Twinfield's own records (see service_layer/reconcile.py).
+- ``koppel_mandates``: every mandate number mandate-svc published (``mandate.*`` events), so
+  reconciliation knows which of Twikey's mandates are Koppel's.
 """
 
 from __future__ import annotations
@@ -230,6 +232,18 @@ reconcile_differences = sa.Table(
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("run_id", "kind", "key", name="uq_reconcile_differences_run_key"),
     sa.Index("ix_reconcile_differences_tenant_key", "tenant_id", "kind", "key"),
+)
+
+# Mandate numbers Koppel's mandate-svc published, with the latest status (highest version wins).
+koppel_mandates = sa.Table(
+    "koppel_mandates",
+    metadata,
+    sa.Column("tenant_id", sa.Uuid, primary_key=True),
+    sa.Column("mandate_number", sa.String(64), primary_key=True),
+    sa.Column("mandate_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
 TARGET_METADATA = (metadata, messaging_metadata)

@@ -1,6 +1,7 @@
-"""sync-svc's internal API, for Twikey's own record of what was paid (sync-svc is the only
-service that talks to Twikey): ``GET /internal/v1/twikey/paid-items`` with a short-lived
-``internal`` token of the tenant, page after page. A read, so timeouts, 429 and 5xx are retried.
+"""sync-svc's internal API, for Twikey's own record of what was paid and of its mandates (sync-svc
+is the only service that talks to Twikey): ``GET /internal/v1/twikey/paid-items`` and
+``GET /internal/v1/twikey/mandates`` with a short-lived ``internal`` token of the tenant, page
+after page. Reads, so timeouts, 429 and 5xx are retried.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.http import RetryableResponse, make_client, send_with_retry
 
 PAID_ITEMS = "/internal/v1/twikey/paid-items"
+MANDATES = "/internal/v1/twikey/mandates"
 
 
 class TwikeyRecordUnavailable(Exception):
@@ -38,21 +40,31 @@ class SyncClient:
 
     async def paid_pages(self, tenant_id: uuid.UUID, kind: str) -> AsyncIterator[list[dict[str, Any]]]:
         """Twikey's paid items of one kind, from the start of its feed, a page at a time."""
+        async for page in self._pages(tenant_id, PAID_ITEMS, {"kind": kind}):
+            yield page
+
+    async def mandate_pages(self, tenant_id: uuid.UUID) -> AsyncIterator[list[dict[str, Any]]]:
+        """Twikey's mandate feed messages, from the start of its feed, a page at a time."""
+        async for page in self._pages(tenant_id, MANDATES, {}):
+            yield page
+
+    async def _pages(
+        self, tenant_id: uuid.UUID, path: str, query: dict[str, str]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         after = 0
         while True:
-            body = await self._page(tenant_id, kind, after)
+            body = await self._page(tenant_id, path, {**query, "after": str(after)})
             yield list(body["items"])
             if body["done"]:
                 return
             after = int(body["next_after"])
 
-    async def _page(self, tenant_id: uuid.UUID, kind: str, after: int) -> dict[str, Any]:
+    async def _page(self, tenant_id: uuid.UUID, path: str, params: dict[str, str]) -> dict[str, Any]:
         token = issue_token(self._secret, tenant_id, ["internal"], ttl=timedelta(minutes=5), issuer=self._issuer)
-        params = {"kind": kind, "after": str(after)}
         headers = {"Authorization": f"Bearer {token}"}
         try:
             reply = await send_with_retry(
-                lambda: self._http.get(PAID_ITEMS, params=params, headers=headers), attempts=4, max_wait=10.0
+                lambda: self._http.get(path, params=params, headers=headers), attempts=4, max_wait=10.0
             )
         except (RetryableResponse, httpx.HTTPError) as exc:
             raise TwikeyRecordUnavailable("sync_unavailable", f"sync-svc did not answer: {exc}") from exc

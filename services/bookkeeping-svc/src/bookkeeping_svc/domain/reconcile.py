@@ -17,9 +17,14 @@ Kinds of difference (``Difference.kind``) and the fix that is safe for each:
   reference names another collection.
 - ``wrong_invoice_match``: the MEMO is matched, but not with the invoice line Koppel booked it
   against (or not matched although Koppel says it is).
+- ``mandate_unknown``: a mandate signed at Twikey (and not cancelled there) whose number Koppel's
+  mandate-svc never published: made in Twikey's dashboard, by another tool, or twice for one
+  request. Fix ``adopt``, not here: bookkeeping does not own mandates; the difference names
+  mandate-svc's unclaimed-mandates list, where the operator adopts (or ignores) it.
 
-All but the first get fix ``error`` (the booking goes on the errors list for a person): money
-already in Twinfield is never moved automatically. Any difference can be ignored with a note.
+The payment kinds but the first get fix ``error`` (the booking goes on the errors list for a
+person): money already in Twinfield is never moved automatically. Any difference can be ignored
+with a note.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from urllib.parse import quote
 
 from bookkeeping_svc.domain.booking import last40, payment_description
 
@@ -39,8 +45,10 @@ KINDS = (
     "amount_mismatch",
     "invoice_mismatch",
     "wrong_invoice_match",
+    "mandate_unknown",
 )
-FIX_FOR = {"paid_not_booked": "book"}  # every other kind: "error"
+FIX_FOR = {"paid_not_booked": "book", "mandate_unknown": "adopt"}  # every other kind: "error"
+UNCLAIMED_MANDATE = "/v1/unclaimed-mandates/{number}"  # mandate-svc: POST …/adopt or …/ignore
 BOOKED_STATES = ("booked", "matched", "reversing")  # a MEMO must exist
 PAYMENT_SUFFIX = " betaling"
 
@@ -60,6 +68,18 @@ class TwikeyItem:
     @property
     def key(self) -> tuple[str, str]:
         return (self.kind, self.twikey_id)
+
+
+@dataclass(frozen=True)
+class TwikeyMandate:
+    """Twikey's latest word on one mandate that was signed there."""
+
+    number: str
+    state: str | None
+    customer_number: str | None
+    name: str | None
+    signature_date: str | None
+    cancelled: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,49 @@ class Difference:
     @property
     def fix(self) -> str:
         return FIX_FOR.get(self.kind, "error")
+
+
+def unclaimed_mandate_path(number: str) -> str:
+    """Where mandate-svc lets an operator adopt or ignore a mandate Koppel did not create."""
+    return UNCLAIMED_MANDATE.format(number=quote(number, safe=""))
+
+
+def net_mandates(messages: Iterable[dict[str, Any]]) -> dict[str, TwikeyMandate]:
+    """Twikey's mandate feed messages (``signed`` / ``updated`` / ``cancelled``, with ``seq``) →
+    the latest word per mandate number, for mandates that were signed; the other fields keep
+    their latest known value (a cancellation carries no mandate)."""
+    ordered = sorted(messages, key=lambda m: int(m["seq"]))
+    signed: set[str] = set()
+    latest: dict[str, dict[str, Any]] = {}
+    for message in ordered:
+        number = str(message["mandate_number"]).upper()
+        if message["change"] == "signed":
+            signed.add(number)
+        known = latest.setdefault(number, {})
+        known.update({name: value for name, value in message.items() if value not in (None, "")})
+        known["cancelled"] = message["change"] == "cancelled" or message.get("state") == "CANCELLED"
+    return {
+        number: TwikeyMandate(
+            number=number,
+            state=known.get("state"),
+            customer_number=known.get("customer_number"),
+            name=known.get("name"),
+            signature_date=known.get("signature_date"),
+            cancelled=bool(known["cancelled"]),
+        )
+        for number, known in latest.items()
+        if number in signed
+    }
+
+
+def _mandate_json(m: TwikeyMandate) -> dict[str, Any]:
+    return {
+        "mandate_number": m.number,
+        "state": "CANCELLED" if m.cancelled else m.state,
+        "customer_number": m.customer_number,
+        "name": m.name,
+        "signature_date": m.signature_date,
+    }
 
 
 def net_twikey(entries: Iterable[dict[str, Any]]) -> dict[tuple[str, str], TwikeyItem]:
@@ -203,6 +266,8 @@ class Comparison:
     memo_lines: list[LedgerLine]  # customer lines of the MEMO daybook in the window's periods
     invoice_lines: dict[tuple[str, str, int], LedgerLine]  # the sales lines bookings were matched to
     since: date | None = None  # Twikey's items paid before this are outside the run
+    mandates: dict[str, TwikeyMandate] = field(default_factory=dict)  # Twikey's signed mandates
+    koppel_mandates: set[str] = field(default_factory=set)  # numbers Koppel published
     differences: list[Difference] = field(default_factory=list)
 
     def _add(
@@ -256,7 +321,30 @@ class Comparison:
                     lines=lines,
                     key=f"memo:{description}",
                 )
+        self._mandates_side()
         return self.differences
+
+    def _mandates_side(self) -> None:
+        """Every mandate signed at Twikey is one Koppel published; whenever it was signed (the
+        window is about payments). A cancelled one can collect nothing and is left out."""
+        known = {number.upper() for number in self.koppel_mandates}
+        for m in self.mandates.values():
+            if m.cancelled or m.number in known:
+                continue
+            who = ", ".join(part for part in (m.customer_number, m.name) if part) or "no customer"
+            self.differences.append(
+                Difference(
+                    kind="mandate_unknown",
+                    key=f"mandate:{m.number}",
+                    detail=(
+                        f"Mandate {m.number} ({who}, signed {m.signature_date or 'on an unknown date'}) is "
+                        f"{(m.state or 'signed').lower()} at Twikey, but Koppel never created or adopted it: "
+                        f"adopt or ignore it at {unclaimed_mandate_path(m.number)}."
+                    ),
+                    twikey=_mandate_json(m),
+                    twikey_id=m.number,
+                )
+            )
 
     def _twikey_side(self, item: TwikeyItem, found: list[Booking]) -> None:
         if not found:

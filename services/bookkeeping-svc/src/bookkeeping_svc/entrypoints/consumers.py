@@ -1,11 +1,12 @@
-"""What bookkeeping-svc consumes from the broker: paid and reversed collections (to book), and
-signed mandates (bank account and collect mandate on the Twinfield customer)."""
+"""What bookkeeping-svc consumes from the broker: paid and reversed collections (to book), signed
+mandates (bank account and collect mandate on the Twinfield customer), and every mandate event's
+number (Koppel's record of mandates, for reconciliation)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bookkeeping_svc.service_layer import intake
+from bookkeeping_svc.service_layer import intake, mandates
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
@@ -24,7 +25,7 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
         ),
         ConsumerSpec(
             purpose="mandates",
-            bindings=("mandate.signed",),
-            handlers={"mandate.signed": intake.on_mandate_signed},
+            bindings=mandates.EVENTS,
+            handlers=mandates.handlers(),
         ),
     ]

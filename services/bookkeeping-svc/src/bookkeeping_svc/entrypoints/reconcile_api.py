@@ -10,6 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
 from bookkeeping_svc.service_layer import reconcile, reconcile_fixes
 from bookkeeping_svc.settings import Settings
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
@@ -64,17 +65,22 @@ class RunOut(BaseModel):
 class DifferenceOut(BaseModel):
     id: uuid.UUID
     run_id: uuid.UUID
-    kind: str = Field(description="paid_not_booked, booked_not_paid, booked_twice, amount_mismatch, …")
+    kind: str = Field(description="paid_not_booked, booked_not_paid, booked_twice, amount_mismatch, …, mandate_unknown")
     key: str
     detail: str
     payment_kind: str | None
     twikey_id: str | None
     booking_id: uuid.UUID | None
     amount_cents: int | None
-    twikey: dict[str, Any] | None = Field(description="Twikey's record")
+    twikey: dict[str, Any] | None = Field(description="Twikey's record (a paid item, or a mandate)")
     koppel: dict[str, Any] | None = Field(description="Koppel's booking")
     twinfield: list[dict[str, Any]] = Field(description="Twinfield's lines")
-    fix: Literal["book", "error"] = Field(description="the one-click fix that is safe here")
+    fix: Literal["book", "error", "adopt"] = Field(
+        description="the one-click fix that is safe here; adopt: in mandate-svc, at `fix_at`"
+    )
+    fix_at: str | None = Field(
+        None, description="where a fix done outside reconciliation is made (POST `{fix_at}/adopt` or `/ignore`)"
+    )
     status: Literal["open", "fixed", "ignored"]
     resolution: str | None
     note: str | None
@@ -111,7 +117,9 @@ def _run(row: Any) -> dict[str, Any]:
 
 
 def _difference(row: Any) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in DifferenceOut.model_fields}
+    out = {name: getattr(row, name) for name in DifferenceOut.model_fields if name != "fix_at"}
+    out["fix_at"] = unclaimed_mandate_path(row.twikey_id) if row.fix == "adopt" and row.twikey_id else None
+    return out
 
 
 @router.post("/runs", status_code=202, response_model=RunOut, summary="Start a run (an active run is answered instead)")
@@ -173,7 +181,9 @@ async def differences(
 
 
 @router.post(
-    "/differences/{difference_id}/fix", response_model=DifferenceOut, summary="Book it, open an error, or ignore"
+    "/differences/{difference_id}/fix",
+    response_model=DifferenceOut,
+    summary="Book it, open an error, or ignore (a mandate is adopted in mandate-svc: 409 fix_in_unclaimed_mandates)",
 )
 async def fix(difference_id: uuid.UUID, body: FixIn, principal: Operator, uow: UowDep) -> dict[str, Any]:
     row = await reconcile_fixes.apply_fix(

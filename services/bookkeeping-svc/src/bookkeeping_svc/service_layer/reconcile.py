@@ -9,8 +9,9 @@ workers each run happens once. The nightly job inserts tonight's run per tenant 
 Reading, with the progress on the run row after every page:
 
 1. Twikey (through sync-svc, the only service that talks to Twikey): the transaction and pay-link
-   feeds replayed from the start, netted per paid item (domain/reconcile.py).
-2. Koppel: the bookings paid in the window.
+   feeds replayed from the start, netted per paid item, and the mandate feed, netted per mandate
+   (domain/reconcile.py).
+2. Koppel: the bookings paid in the window, and every mandate number mandate-svc published.
 3. Twinfield (within the shared credit budget, 1 credit a browse): the MEMO daybook's customer
    lines one period at a time, and the sales lines matched bookings were matched to, by ranges
    of transaction numbers.
@@ -22,17 +23,26 @@ bookings of the same months are compared.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on, insert
 
-from bookkeeping_svc.adapters.orm import bookings, connections, reconcile_differences, reconcile_runs
+from bookkeeping_svc.adapters.orm import bookings, connections, koppel_mandates, reconcile_differences, reconcile_runs
 from bookkeeping_svc.adapters.sync_client import SyncClient, TwikeyRecordUnavailable
 from bookkeeping_svc.adapters.twinfield import documents, ledger
 from bookkeeping_svc.adapters.twinfield.client import TwinfieldError
-from bookkeeping_svc.domain.reconcile import Booking, Comparison, LedgerLine, net_twikey, number_ranges, periods
+from bookkeeping_svc.domain.reconcile import (
+    Booking,
+    Comparison,
+    LedgerLine,
+    net_mandates,
+    net_twikey,
+    number_ranges,
+    periods,
+)
 from bookkeeping_svc.service_layer.gateway import Access, Gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared.logging import get_logger, log_context
@@ -177,28 +187,60 @@ class Reconciler:
             opened = await self._store(run, found)
             log.info("reconcile.done", run_id=str(run.id), differences=len(found), open=opened)
 
+    async def _read_twikey(
+        self, run: Any, pages: AsyncIterator[list[dict[str, Any]]], counter: str, progress: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every page of one of Twikey's records, counting what was read on the run's progress."""
+        entries: list[dict[str, Any]] = []
+        try:
+            async for page in pages:
+                entries += page
+                progress[counter] += len(page)
+                await self._progress(run.id, progress)
+        except TwikeyRecordUnavailable as exc:
+            raise RunFailed(exc.code, exc.detail) from exc
+        return entries
+
     async def _compare(self, run: Any) -> list[Any]:
-        progress: dict[str, Any] = {"phase": "twikey", "twikey_transactions": 0, "twikey_paylinks": 0}
+        progress: dict[str, Any] = {
+            "phase": "twikey",
+            "twikey_transactions": 0,
+            "twikey_paylinks": 0,
+            "twikey_mandates": 0,
+        }
         await self._progress(run.id, progress)
         entries: list[dict[str, Any]] = []
         for kind, counter in (("transaction", "twikey_transactions"), ("paylink", "twikey_paylinks")):
-            try:
-                async for page in self.sync.paid_pages(run.tenant_id, kind):
-                    entries += page
-                    progress[counter] += len(page)
-                    await self._progress(run.id, progress)
-            except TwikeyRecordUnavailable as exc:
-                raise RunFailed(exc.code, exc.detail) from exc
+            entries += await self._read_twikey(run, self.sync.paid_pages(run.tenant_id, kind), counter, progress)
         twikey = net_twikey(entries)
         del entries
-        progress.update(phase="koppel", twikey_paid_items=len(twikey))
+        messages = await self._read_twikey(run, self.sync.mandate_pages(run.tenant_id), "twikey_mandates", progress)
+        mandates = net_mandates(messages)
+        del messages
+        progress.update(phase="koppel", twikey_paid_items=len(twikey), twikey_signed_mandates=len(mandates))
         own = await self._bookings(run.tenant_id, run.since)
-        progress.update(phase="twinfield", koppel_bookings=len(own), twinfield_lines=0, twinfield_credits=0)
+        published = await self._mandate_numbers(run.tenant_id)
+        progress.update(
+            phase="twinfield",
+            koppel_bookings=len(own),
+            koppel_mandates=len(published),
+            twinfield_lines=0,
+            twinfield_credits=0,
+        )
         await self._progress(run.id, progress)
         memo_lines, invoice_lines = await self._twinfield(run, own, progress)
         progress["phase"] = "compare"
         await self._progress(run.id, progress)
-        return Comparison(twikey, own, memo_lines, invoice_lines, since=run.since).run()
+        return Comparison(
+            twikey, own, memo_lines, invoice_lines, since=run.since, mandates=mandates, koppel_mandates=published
+        ).run()
+
+    async def _mandate_numbers(self, tenant_id: uuid.UUID) -> set[str]:
+        async with self.runtime.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(koppel_mandates.c.mandate_number).where(koppel_mandates.c.tenant_id == tenant_id)
+            )
+            return {r.mandate_number for r in rows}
 
     async def _bookings(self, tenant_id: uuid.UUID, since: date) -> list[Booking]:
         c = bookings.c

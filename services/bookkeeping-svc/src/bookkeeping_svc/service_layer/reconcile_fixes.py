@@ -9,6 +9,10 @@ Fixes, each only where it is safe:
 - ``error``: the booking goes on the bookings errors list with the difference as its message, for
   a person to settle in Twinfield; later runs show the difference as fixed while it is there;
 - ``ignore`` with a note: later runs show the same difference as ignored.
+
+A mandate at Twikey unknown to Koppel (fix ``adopt``) is not fixed here: bookkeeping does not own
+mandates. The operator adopts it on mandate-svc's unclaimed-mandates list (the next run finds its
+``mandate.*`` events and no longer shows it), or ignores the difference here with a note.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from bookkeeping_svc.adapters.orm import bookings, reconcile_differences, reconcile_runs
 from bookkeeping_svc.domain.booking import Status
+from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, wake_booker
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events.collection import CollectionPaid
@@ -199,6 +204,13 @@ async def apply_fix(
     customer_number: str | None = None,
 ) -> Any:
     row = await _difference(uow, tenant_id, difference_id)
+    if row.fix == "adopt" and action != "ignore":
+        raise Problem(
+            409,
+            "fix_in_unclaimed_mandates",
+            f"mandates are adopted in mandate-svc: POST {unclaimed_mandate_path(row.twikey_id)}/adopt "
+            "(or ignore this difference with a note)",
+        )
     if action == "book":
         await _book(uow, tenant_id, row, invoice_number, customer_number)
         return await _resolve(uow, row, "fixed", "book", note)

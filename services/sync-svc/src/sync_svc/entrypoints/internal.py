@@ -4,7 +4,10 @@
 URL at once, for the ERP's response.
 
 ``GET /internal/v1/twikey/paid-items``: bookkeeping-svc reads Twikey's own record of paid
-transactions and pay links, page by page, to reconcile against."""
+transactions and pay links, page by page, to reconcile against.
+
+``GET /internal/v1/twikey/mandates``: likewise Twikey's own record of its mandates (the mandate
+feed's messages), so reconciliation finds mandates at Twikey that Koppel never created."""
 
 from __future__ import annotations
 
@@ -148,3 +151,32 @@ async def paid(
     """Twikey's own record of what was paid, replayed from its feed (``X-RESUME-AFTER``), for
     reconciliation. 409 ``feed_not_drained`` until sync-svc has read the feed once."""
     return await paid_items.read(runtime, principal.tenant_id, kind, after)
+
+
+class MandateMessage(BaseModel):
+    mandate_number: str = Field(description="Twikey's mandate number (MndtId)")
+    change: Literal["signed", "updated", "cancelled"] = Field(description="the kind of feed message")
+    state: str | None = Field(None, description="SIGNED, SUSPENDED, CANCELLED where the message says")
+    customer_number: str | None = None
+    name: str | None = Field(None, description="the debtor (company name, else the person)")
+    signature_date: str | None = None
+    at: str = Field(description="when Twikey says the message happened")
+    seq: int = Field(description="Twikey's feed sequence number (EvtId): a later message of the same mandate wins")
+
+
+class MandatesOut(BaseModel):
+    items: list[MandateMessage]
+    next_after: int = Field(description="pass as `after` for the next page")
+    done: bool = Field(description="the end of Twikey's feed was reached")
+    unreadable: int = Field(0, description="messages that could not be read (on the feed's bad-messages list)")
+
+
+@router.get("/twikey/mandates", response_model=MandatesOut)
+async def mandates(
+    principal: Internal,
+    runtime: RuntimeDep,
+    after: int = Query(0, ge=0, le=2**62, description="Twikey feed position to replay after (0 = the start)"),
+) -> dict[str, Any]:
+    """Twikey's own record of its mandates, replayed from the mandate feed (``X-RESUME-AFTER``),
+    for reconciliation. 409 ``feed_not_drained`` until sync-svc has read the feed once."""
+    return await paid_items.read_mandates(runtime, principal.tenant_id, after)
