@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
@@ -232,6 +233,17 @@ async def fix_difference(
     path = f"/v1/reconciliation/differences/{difference_id}/fix"
     answer = await api(request).call("bookkeeping", "POST", path, session[1], json=body)
     return back("/console/reconciliation", "Done." if answer.ok else answer.error or "failed")
+
+
+@router.post("/reconciliation/mandates/{number:path}/adopt")
+async def adopt_mandate(request: Request, session: Session, number: str, csrf: Annotated[str, Form()]) -> Response:
+    """A mandate at Twikey unknown to Koppel: adopted on mandate-svc's unclaimed list (its events
+    are published, and the next reconciliation run no longer shows it)."""
+    check_csrf(request, session[1], csrf)
+    path = f"/v1/unclaimed-mandates/{quote(number, safe='')}/adopt"
+    answer = await api(request).call("mandate", "POST", path, session[1])
+    done = "Mandate adopted; the next run no longer shows it."
+    return back("/console/reconciliation", done if answer.ok else answer.error or "failed")
 
 
 @router.get("/feeds")
