@@ -3,14 +3,16 @@ against the same N booked, matched payments in the Twinfield sandbox and in Kopp
 
 Setup, in bulk through the sandboxes' control APIs (and Twinfield's own ProcessXml, with the
 sandbox's limits switched off while seeding): N transactions paid at Twikey (``/_sandbox/seed`` with
-``paid``), N customers' sales invoices and N MEMOs matched to them in Twinfield, and N
-``matched`` bookings in bookkeeping-svc's database. Then the Twinfield limits are put back to
+``paid``) over 3,000 signed mandates, N customers' sales invoices and N MEMOs matched to them in
+Twinfield, N ``matched`` bookings and the 3,000 mandate numbers (as ``mandate.*`` events leave
+them) in bookkeeping-svc's database. Then the Twinfield limits are put back to
 Twinfield's own (500 credits a minute per organisation, 1,000 per client), its credit counters
 reset, and one run is started through bookkeeping-svc's API.
 
 Measured: the CPU seconds of Koppel's processes (sync-svc's API and bookkeeping-svc's API and
 worker, all in this process; the sandboxes run in processes of their own and are not counted),
-the wall time, the Twinfield credits the run used (its own count and the sandbox's) against the
+the wall time, the Twikey feed entries read (transactions and mandate messages), the Twinfield
+credits the run used (its own count and the sandbox's) against the
 budget, and the differences found (0 expected). Target: ≤ 120 s of Koppel CPU.
 
 Usage: ``uv run python bench/reconcile.py [--count 100000]``
@@ -36,7 +38,7 @@ from common import write_result
 from sqlalchemy.ext.asyncio import create_async_engine
 from twinfield_bookings import AMQP, OFFICE, PG, free_port, start_sandbox
 
-from bookkeeping_svc.adapters.orm import bookings
+from bookkeeping_svc.adapters.orm import bookings, koppel_mandates
 from bookkeeping_svc.adapters.twinfield import documents
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
@@ -56,6 +58,7 @@ PER_REQUEST = 500  # MEMOs / match sets per seeding request
 JWT = "bench-jwt-secret-0123456789abcdef-0123456789"
 KEYS = "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY="
 CUSTOMERS = 1000
+MANDATES = 3000
 
 
 def start_twikey(port: int) -> subprocess.Popen[bytes]:
@@ -89,11 +92,12 @@ def _soap(http: httpx.Client, tokens: dict[str, Any], request_xml: str) -> Any:
 
 
 def seed_twikey(base: str, count: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """N transactions paid at Twikey, spread over 100 mandates; Twikey's feed page of 100."""
+    """N transactions paid at Twikey, spread over ``MANDATES`` signed mandates; Twikey's feed page
+    of 100."""
     with httpx.Client(base_url=f"{base}/_sandbox", timeout=600) as tk:
         tk.patch(f"/creditors/{API_KEY}", json={"feed_page_size": 100}).raise_for_status()
         amount = f"{AMOUNT_CENTS / 100:.2f}"
-        seeded = tk.post("/seed", json={"mandates": 100, "transactions": count, "amount": amount, "paid": True})
+        seeded = tk.post("/seed", json={"mandates": MANDATES, "transactions": count, "amount": amount, "paid": True})
         seeded.raise_for_status()
         return seeded.json(), tk.get(f"/creditors/{API_KEY}").json()
 
@@ -145,7 +149,16 @@ def seed_twinfield(base: str, tx_ids: list[int]) -> tuple[list[dict[str, Any]], 
         return rows, str(tokens["refresh_token"])
 
 
-async def seed_bookings(db_url: str, tenant: uuid.UUID, rows: list[dict[str, Any]]) -> None:
+def mandate_numbers(seeded: dict[str, Any]) -> list[str]:
+    """The seeded mandates' numbers: the sandbox numbers them prefix + 7 digits, in a row."""
+    first, last = str(seeded["first_mandate"]), str(seeded["last_mandate"])
+    prefix, start = first[:-7], int(first[-7:])
+    numbers = [f"{prefix}{n:07d}" for n in range(start, start + int(seeded["mandates"]))]
+    assert numbers[-1] == last, (first, last)
+    return numbers
+
+
+async def seed_bookings(db_url: str, tenant: uuid.UUID, rows: list[dict[str, Any]], mandates: list[str]) -> None:
     today = datetime.now(UTC).date()
     engine = create_async_engine(db_url)
     values = [
@@ -173,9 +186,14 @@ async def seed_bookings(db_url: str, tenant: uuid.UUID, rows: list[dict[str, Any
         }
         for r in rows
     ]
+    known = [
+        {"tenant_id": tenant, "mandate_number": n, "mandate_id": str(uuid.uuid4()), "status": "active", "version": 2}
+        for n in mandates
+    ]
     async with engine.begin() as conn:
         for start in range(0, len(values), 5000):
             await conn.execute(sa.insert(bookings), values[start : start + 5000])
+        await conn.execute(sa.insert(koppel_mandates), known)
     await engine.dispose()
 
 
@@ -210,7 +228,7 @@ async def run(count: int) -> dict[str, Any]:
         await migrate(definition.migrations_dir, db_url)
         await migrate(sync_definition.migrations_dir, sync_db_url)
         tenant = uuid.uuid4()
-        await seed_bookings(db_url, tenant, rows)
+        await seed_bookings(db_url, tenant, rows, mandate_numbers(seeded))
         configure_logging("reconcile-bench", "WARNING", True)
         sync_settings = SyncSettings(
             database_url=sync_db_url, public_base_url=f"http://127.0.0.1:{sync_port}", **common
@@ -271,6 +289,7 @@ async def run(count: int) -> dict[str, Any]:
         "wall_seconds": round(wall, 1),
         "differences": run_row["differences"],
         "twikey_feed_entries_read": progress["twikey_transactions"] + progress["twikey_paylinks"],
+        "twikey_mandate_messages_read": progress["twikey_mandates"],
         "twinfield_lines_read": progress["twinfield_lines"],
         "twinfield_credits_run": progress["twinfield_credits"],
         "twinfield_credits_sandbox": org["credits"],
@@ -285,10 +304,11 @@ def main() -> None:
     figures = asyncio.run(run(args.count))
     print(figures)
     notes = (
-        "One reconciliation run: Twikey's transaction feed replayed from the start through sync-svc, "
-        "Koppel's bookings, and Twinfield browse 100 (the MEMO daybook a period at a time, the matched "
-        "sales lines by ranges of 2,000 transaction numbers). Koppel CPU = process CPU of sync-svc's API and "
-        "bookkeeping-svc's API and worker (one process); the sandboxes are not counted."
+        f"One reconciliation run: Twikey's transaction feed and mandate feed ({MANDATES:,} signed mandates) "
+        "replayed from the start through sync-svc, Koppel's bookings and mandates, and Twinfield browse 100 "
+        "(the MEMO daybook a period at a time, the matched sales lines by ranges of 2,000 transaction numbers). "
+        "Koppel CPU = process CPU of sync-svc's API and bookkeeping-svc's API and worker (one process); "
+        "the sandboxes are not counted."
     )
     write_result("reconcile", figures, notes)
 
