@@ -154,8 +154,9 @@ CASES: dict[str, QueueCase] = {
                 no_effect="SELECT count(*) FROM mandates WHERE mandate_number = 'NOPE1'",
             ),
         ],
+        # A mandate Koppel never created waits on the operator's list of unclaimed mandates.
         valid=lambda: event(mandate_changed()),
-        effect="SELECT count(*) FROM mandates WHERE tenant_id = :tenant",
+        effect="SELECT count(*) FROM unclaimed_mandates WHERE tenant_id = :tenant",
     ),
     "collection.mandates": QueueCase(
         handled_type="mandate.signed",
