@@ -24,7 +24,7 @@ from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.settings import Settings
 from koppel_shared.auth import issue_token
-from koppel_shared.events.mandate import MandateSigned
+from koppel_shared.events.mandate import Mandate, MandatePrepared, MandateSigned
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
@@ -179,21 +179,21 @@ async def _all_matched(service: Service, tenant: uuid.UUID, count: int) -> None:
     await eventually(check, within=30, every=0.1)
 
 
-async def _published(service: Service, tenant: uuid.UUID, number: str) -> None:
-    """``mandate.signed`` for a Twikey mandate, as mandate-svc publishes its own (or one adopted
-    from the unclaimed list), and bookkeeping's record of it. Without a bank account: the
-    Twinfield customer is not touched, the mandate is Koppel's all the same."""
+async def _published(service: Service, tenant: uuid.UUID, number: str, event: type[Mandate] = MandateSigned) -> None:
+    """``mandate.signed`` (or another ``mandate.*``) for a Twikey mandate, as mandate-svc publishes
+    its own (or one adopted from the unclaimed list), and bookkeeping's record of it. Without a
+    bank account: the Twinfield customer is not touched, the mandate is Koppel's all the same."""
     now = datetime.now(UTC)
-    signed = MandateSigned(
+    data = event(
         mandate_id=str(uuid.uuid4()),
         mandate_number=number,
         customer_number="1001",
-        status="active",
+        status="active" if event is MandateSigned else "prepared",
         scheme="CORE",
         version=2,
         updated_at=now,
     )
-    await service.publish(signed, tenant)
+    await service.publish(data, tenant)
     engine = create_async_engine(service.settings.database_url)
 
     async def recorded() -> bool:
@@ -332,6 +332,8 @@ async def test_a_mandate_signed_at_twikey_that_koppel_never_created_is_reported_
     tenant, key = await _connected(service, twinfield, twikey)
     assert await _reconcile(service, tenant, expect_open=0) == []  # Koppel's own signed mandate
     stray, old = twikey.signed_mandate(key), twikey.signed_mandate(key)  # signed at Twikey alone
+    # Koppel prepared this one; its mandate.signed is still on its way: Koppel knows it all the same.
+    await _published(service, tenant, twikey.signed_mandate(key), MandatePrepared)
     found = {d["twikey_id"]: d for d in await _reconcile(service, tenant, expect_open=2)}
     difference = found[stray]
     assert (difference["kind"], difference["fix"]) == ("mandate_unknown", "adopt")
@@ -339,7 +341,7 @@ async def test_a_mandate_signed_at_twikey_that_koppel_never_created_is_reported_
     assert difference["twikey"]["state"] == "SIGNED" and difference["twikey"]["customer_number"]
     assert difference["koppel"] is None and difference["booking_id"] is None
     runs = (await service.api.get("/v1/reconciliation/runs", headers=service.headers(tenant))).json()
-    assert runs[0]["progress"]["twikey_mandates"] == 3 and runs[0]["progress"]["twikey_signed_mandates"] == 3
+    assert runs[0]["progress"]["twikey_mandates"] == 4 and runs[0]["progress"]["twikey_signed_mandates"] == 4
     # Bookkeeping does not own mandates: the fix is adopting it in mandate-svc.
     for action in ("error", "book"):
         refused = await service.api.post(

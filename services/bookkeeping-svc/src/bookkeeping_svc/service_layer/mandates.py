@@ -32,7 +32,9 @@ EVENTS = (
 
 
 async def on_mandate_event(envelope: Envelope, data: Mandate, uow: UnitOfWork) -> None:
-    if not data.mandate_number or envelope.tenant_id is None:
+    if envelope.tenant_id is None:
+        raise ValueError(f"{envelope.type} {envelope.id} has no tenant_id")  # → dead letters
+    if not data.mandate_number:
         return  # not at Twikey yet: nothing to reconcile against
     stmt = insert(koppel_mandates).values(
         tenant_id=envelope.tenant_id,
