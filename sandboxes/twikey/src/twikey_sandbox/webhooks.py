@@ -1,8 +1,11 @@
 """Outgoing webhooks: Twikey's `GET <url>?<query>` with `X-Signature`, sent in the background.
 
 The signature is uppercase hex HMAC-SHA256 keyed with the creditor's API key over the *decoded*
-query string (what Twikey's own Python and PHP code verifies). Values are percent-encoded with
-`%20`, never `+`, so the raw and decoded forms only differ where a value needs escaping.
+query string (what Twikey's own receivers verify: the Python and PHP SDKs, the Odoo module, most
+samples). Values are escaped as little as a query string allows — only space (as `%20`, never
+`+`), `&`, `=`, `+`, `#`, `%`, control and non-ASCII characters (UTF-8) — so the raw and decoded
+forms, and with them all official SDKs, agree on every value made of letters, digits and the
+other SEPA characters (`/ - ? : ( ) . , '`).
 Every attempt (sent, failed, dropped by a fault, skipped for lack of a URL) is recorded so
 tests can read it back through the control API.
 """
@@ -28,6 +31,15 @@ WEBHOOK_TIMEOUT_SECONDS = 5.0
 MAX_RECORDED_ATTEMPTS = 10_000
 
 
+# Characters a query value may carry unescaped (RFC 3986 pchar) that no query parser reads as
+# syntax; `&`, `=`, `+` and `;` are left out on purpose.
+QUERY_SAFE = "/?:@!$'()*,"
+
+
+def encode_query(params: dict[str, str]) -> str:
+    return urlencode(params, safe=QUERY_SAFE, quote_via=quote)
+
+
 def sign(api_key: str, query: str) -> str:
     return hmac.new(api_key.encode(), query.encode(), hashlib.sha256).hexdigest().upper()
 
@@ -46,7 +58,7 @@ class WebhookDispatcher:
         """Queue one webhook; returns the recorded attempt (None while disabled)."""
         if not self.enabled:
             return None
-        query = urlencode(params, quote_via=quote)
+        query = encode_query(params)
         attempt: dict[str, Any] = {
             "id": next(self._ids),
             "api_key": creditor.api_key,

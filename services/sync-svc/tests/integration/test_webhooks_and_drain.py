@@ -5,16 +5,19 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote, urlencode
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from koppel_shared.events.twikey import twikey_event_uuid
 from koppel_shared.service import Runtime
 from koppel_shared.testing.service_checks import worker
+from koppel_shared.testing.serving import Served
 from koppel_shared.testing.waiting import eventually
 from sync_svc.bootstrap import definition
 from sync_svc.domain.signature import sign
 from sync_svc.settings import Settings
+from twikey_sandbox import sdk_webhooks
 
 from .conftest import Tap, Tenant
 
@@ -46,6 +49,36 @@ async def test_webhook_with_valid_signature_is_stored_and_a_missing_or_wrong_one
     assert ok.status_code == 204, ok.text
     listed = (await tenant.operator.get("/v1/twikey/webhooks")).json()["items"]
     assert [(w["type"], w["event"], w["mandate_number"]) for w in listed] == [("contract", "Sign", "X 1")]
+
+
+async def test_webhooks_with_escaped_values_from_the_sandbox_and_with_a_plus_for_a_space_are_accepted(
+    tenant: Tenant, sandbox: Served
+) -> None:
+    ref = "Zoë & Söhne=1 +2"  # space, &, =, + and UTF-8 inside one value
+    async with httpx.AsyncClient(base_url=f"{sandbox.base}/creditor", timeout=30) as twikey:
+        token = (await twikey.post("", data={"apiToken": tenant.api_key})).headers["Authorization"]
+        link = await twikey.post(
+            "/payment/link",
+            data={"title": "Invoice 7", "amount": "12.50", "remittance": ref},
+            headers={"Authorization": token},
+        )
+    assert link.status_code == 200, link.text
+    await tenant.control.post(f"/paylinks/{link.json()['id']}/pay", json={})
+    attempts = (await tenant.control.get("/webhooks", params={"api_key": tenant.api_key, "wait": True})).json()
+    paid = [a for a in attempts if a["params"].get("ref") == ref]
+    assert [(a["status"], a["status_code"]) for a in paid] == [("delivered", 204)]
+    wire = paid[0]["url"].split("?", 1)[1].encode()
+    verdicts = sdk_webhooks.verdicts(tenant.api_key, wire, paid[0]["signature"])
+    assert verdicts["python"] and verdicts["php"]  # the form the sandbox signs, as Twikey's own receivers
+
+    # Twikey may send a space as "+" and sign the decoded text: accepted too.
+    plus = await tenant.operator.get(
+        f"/webhooks/twikey/{tenant.tenant_id}?type=contract&mandateNumber=X+1&event=Sign",
+        headers={"X-Signature": sign(tenant.api_key, "type=contract&mandateNumber=X 1&event=Sign")},
+    )
+    assert plus.status_code == 204, plus.text
+    listed = (await tenant.operator.get("/v1/twikey/webhooks")).json()["items"]
+    assert [(w["type"], w["mandate_number"]) for w in listed] == [("contract", "X 1"), ("payment", None)]
 
 
 async def test_webhook_for_an_unknown_tenant_is_a_clear_404(tenant: Tenant) -> None:

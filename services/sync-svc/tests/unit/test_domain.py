@@ -26,6 +26,24 @@ def test_signature_is_accepted_over_the_decoded_or_the_raw_query_and_refused_oth
     assert not signature.verify("k", raw, None)
 
 
+@pytest.mark.parametrize(
+    ("wire", "signed"),
+    [
+        (b"type=contract&reason=no+way", "type=contract&reason=no way"),  # a space sent as +
+        (b"type=contract&reason=no%20way", "type=contract&reason=no way"),  # ... or as %20
+        (b"type=payment&ref=A%2BB", "type=payment&ref=A+B"),  # a + inside a value
+        (b"type=payment&ref=A%26B%3DC", "type=payment&ref=A&B=C"),  # & and = inside a value
+        (b"type=payment&ref=Zo%C3%AB", "type=payment&ref=Zo\u00eb"),  # UTF-8, escaped
+        (b"type=payment&ref=Zo\xc3\xab", "type=payment&ref=Zo\u00eb"),  # UTF-8, sent unescaped
+    ],
+)
+def test_signature_over_any_form_twikeys_receivers_hash_is_accepted(wire: bytes, signed: str) -> None:
+    as_received = wire.decode("latin-1")  # how the webhook entrypoint hands the query over
+    assert signature.verify("k", as_received, signature.sign("k", signed))
+    assert signature.verify("k", as_received, signature.sign("k", wire))  # the raw form
+    assert not signature.verify("other", as_received, signature.sign("k", signed))
+
+
 @pytest.mark.parametrize(("value", "cents"), [(10.0, 1000), ("49.99", 4999), (0.1, 10), ("6545.56", 654556)])
 def test_twikey_amounts_become_integer_cents(value: object, cents: int) -> None:
     assert to_cents(value) == cents
