@@ -161,7 +161,7 @@ def test_own_memo_is_recognised_by_invoice_number_and_description() -> None:
         ("De boeking kan niet gemaakt worden omdat periode 2020/01 niet bestaat", "period", "period_closed"),
         ("Dimensie 9999 bestaat niet.", "dim2", "unknown_customer"),
         ("Dimensie 1999 bestaat niet.", "dim1", "unknown_account"),
-        ("De regel is niet beschikbaar voor afletteren (status matched).", "line", "already_matched"),
+        ("Boeking VRK 202100008 regel 2 is niet beschikbaar voor afletteren.", "line", "already_matched"),
         ("De boeking is niet in balans. Er ontbreekt 1.00 debet.", "transaction", "validation"),
     ],
 )

@@ -23,13 +23,20 @@ def test_transactions_document_has_the_memo_lines_in_twinfield_shape() -> None:
 
 
 def test_browse_answer_rows_carry_the_match_key() -> None:
+    fields = documents.LOOKUP_FIELDS
+    th = "".join(f"<td>{name}</td>" for name in fields)
+    values = {
+        "fin.trs.line.dim2": "1001",
+        "fin.trs.line.invnumber": "F1",
+        "fin.trs.line.basevaluesigned": "121.00",
+        "fin.trs.line.openbasevaluesigned": "121.00",
+        "fin.trs.line.matchstatus": "available",
+    }
+    tds = "".join(f'<td field="{name}">{values.get(name, "")}</td>' for name in fields)
     answer = etree.fromstring(
-        b"""<browse result="1" first="1" last="1" total="1"><th/>
-        <tr><td field="fin.trs.line.dim2">1001</td><td field="fin.trs.line.invnumber">F1</td>
-        <td field="fin.trs.line.valuesigned">121.00</td><td field="fin.trs.line.openbasevaluesigned">121.00</td>
-        <td field="fin.trs.line.matchstatus">available</td><td field="fin.trs.line.description"/>
+        f"""<browse result="1" first="1" last="1" total="1"><th>{th}</th><tr>{tds}
         <key><office>NLA000001</office><code>VRK</code><number>202500042</number><line>1</line></key></tr>
-        </browse>"""
+        </browse>""".encode()
     )
     (row,) = documents.parse_browse(answer)
     assert (row.daybook, row.number, row.line, row.customer, row.open_cents) == ("VRK", "202500042", 1, "1001", 12100)

@@ -1,7 +1,12 @@
 """Twinfield's messages classified into what an operator can act on, each with a hint.
 
-Twinfield answers in the user's language (Dutch here); the patterns match the Dutch and the
-English wording where known.
+ProcessXml business errors carry no code, only the element they sit on and a text in the user's
+language. So the element decides first (``dim2`` = the customer, ``dim1``/the header ``code`` = an
+account or daybook); the wording is read only where the element says nothing, with the Dutch and
+English variants seen in real answers (reference §3.5). A warning is never an error: a
+warning-only answer (e.g. "Datum … valt buiten de opgegeven periode") is ``validation``, not
+``period_closed``; a "Configuratiefout in rekening-courant" is ``validation``, not an unknown
+account.
 """
 
 from __future__ import annotations
@@ -50,6 +55,11 @@ HINTS: dict[str, Classified] = {
         "already_matched",
         "De factuur is al afgeletterd. Controleer in Twinfield of de betaling dubbel is ontvangen.",
     ),
+    "invoice_in_payment_run": Classified(
+        "invoice_in_payment_run",
+        "De factuur staat in een betaal- of incassovoorstel in Twinfield (betaalstatus 'voorgesteld'), dus "
+        "nog open maar nu niet af te letteren. Haal haar uit het voorstel en probeer opnieuw.",
+    ),
     "auth_lost": Classified(
         "auth_lost",
         "De toegang tot Twinfield is ingetrokken of verlopen. Verbind de administratie opnieuw via "
@@ -75,21 +85,41 @@ HINTS: dict[str, Classified] = {
     ),
 }
 
+# The element of an error -> what it means (the wording is not needed then).
+_NODES = {"dim2": "unknown_customer", "dim1": "unknown_account", "code": "unknown_account"}
+
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"periode|period", re.I), "period_closed"),
-    (re.compile(r"boekjaar|financial year", re.I), "period_closed"),
-    (re.compile(r"debiteur|customer|dimensie \S+ bestaat niet.*dim2", re.I), "unknown_customer"),
-    (re.compile(r"niet beschikbaar voor afletteren|status matched|already matched", re.I), "already_matched"),
-    (re.compile(r"dagboek|grootboek|dimensie|dimension|rekening", re.I), "unknown_account"),
+    # "De boeking kan niet gemaakt worden omdat periode 2020/01 niet bestaat" (KNLTB); closed/locked
+    (
+        re.compile(
+            r"periode \S+ (bestaat niet|niet bestaat|is (af)?gesloten|is geblokkeerd)"
+            r"|period \S+ (does not exist|is closed|is locked)"
+            r"|boekjaar \S+ (bestaat niet|is afgesloten)|financial year \S+ (does not exist|is closed)",
+            re.I,
+        ),
+        "period_closed",
+    ),
+    # "Boeking VRK 202100008 regel 2 is niet beschikbaar voor afletteren." (murb/twinfield spec)
+    (re.compile(r"niet beschikbaar voor afletteren|not available for matching", re.I), "already_matched"),
+    (re.compile(r"debiteur \S+ (bestaat niet|komt niet voor)|customer \S+ does not exist", re.I), "unknown_customer"),
+    (
+        re.compile(
+            r"(dagboek|grootboekrekening|transactietype) \S+ (bestaat niet|komt niet voor)"
+            r"|(daybook|transaction type|general ledger account) \S+ does not exist",
+            re.I,
+        ),
+        "unknown_account",
+    ),
 ]
 
 
-def classify(message: str, node: str | None = None) -> Classified:
-    """Classify a Twinfield business error; ``node`` is the element that carried it."""
-    if node == "dim2":
-        return HINTS["unknown_customer"]
-    if node in ("period", "date") and re.search(r"periode|period", message, re.I):
-        return HINTS["period_closed"]
+def classify(message: str, node: str | None = None, kind: str = "error") -> Classified:
+    """Classify a Twinfield message; ``node`` is the element that carried it, ``kind`` its
+    ``msgtype``."""
+    if kind != "error":
+        return HINTS["validation"]
+    if node in _NODES:
+        return HINTS[_NODES[node]]
     for pattern, code in _PATTERNS:
         if pattern.search(message):
             return HINTS[code]

@@ -44,7 +44,7 @@ class NeedEmails:
 
 @dataclass(frozen=True)
 class NotFound:
-    code: str  # invoice_not_found | amount_mismatch | already_matched | ambiguous_invoice
+    code: str  # invoice_not_found | amount_mismatch | already_matched | invoice_in_payment_run | ambiguous_invoice
     message: str
 
 
@@ -65,6 +65,12 @@ def resolve_invoice(
             f"Geen verkoopboeking met factuurnummer {last40(payment.invoice_number)} gevonden.",
         )
     available = [r for r in invoices if r.matchstatus == "available"]
+    if not available and any(r.matchstatus == "proposed" for r in invoices):
+        # In a payment or collection run proposal: still open, but not ours to match now.
+        return NotFound(
+            "invoice_in_payment_run",
+            f"Factuur {last40(payment.invoice_number)} staat in een betaalvoorstel in Twinfield.",
+        )
     if not available:
         return NotFound(
             "already_matched",

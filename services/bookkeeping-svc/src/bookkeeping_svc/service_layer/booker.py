@@ -6,23 +6,28 @@ Twinfield organisation, so with several workers exactly one talks to an organisa
 
 One round for a tenant, each step one request for up to 25 bookings:
 
-1. **look up** (``<columns code="100">``, 1 credit): the customer lines of the batch's invoice
-   numbers, every daybook and year. The same rows answer two questions: is *our* MEMO already
-   there (same invoice number, our description "<reference> betaling")? then it is booked,
-   never posted again (this is how a timeout after Twinfield applied the write is resolved); and
-   which open sales line does the payment belong to?
+1. **look up** (``<columns code="100">``, 1 credit per invoice number: Twinfield shows no
+   operator that lists several): the customer lines of the invoice number, every daybook and
+   year. The same rows answer two questions: which open sales line does the payment belong to?
+   and is *our* MEMO already there? A MEMO customer line with the invoice number and the paid
+   amount on the payment's side is a candidate; its transaction is read (``<read><type>
+   transaction``, 1 credit, only when such a line exists) and ours when the line's description
+   is our "<reference> betaling". Browse 100 has no description column (the real definition
+   shows none), so the full read decides. Found: booked, never posted again (this is how a
+   timeout after Twinfield applied the write is resolved).
 2. **post** (``<transactions>``, 3 credits): the MEMOs; bookings are marked ``posting`` and
    committed *before* the request, so an unanswered post is looked up, not repeated.
 3. **match** (``<match>`` with one set per booking, 3 credits).
 
-So 25 payments cost 7 credits. Reversals (counter MEMOs) and customer bank/mandate updates run
-in the same turn, in their own requests.
+So 25 payments of 25 invoices cost 25 + 3 + 3 = 31 credits. Reversals (counter MEMOs) and
+customer bank/mandate updates run in the same turn, in their own requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from collections.abc import Sequence
@@ -53,7 +58,7 @@ from bookkeeping_svc.domain.booking import (
     reversal_description,
     reversal_memo,
 )
-from bookkeeping_svc.domain.errors import HINTS, classify
+from bookkeeping_svc.domain.errors import HINTS, Classified, classify
 from bookkeeping_svc.domain.invoices import Found, NeedEmails, NotFound, OpenItem, find_own_memo, resolve_invoice
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.gateway import Access, Gateway, NotConnected
@@ -70,6 +75,12 @@ log = get_logger(__name__)
 MAX_BATCHES_PER_TURN = 20
 TENANTS_IN_PARALLEL = 4
 LOOKUP_COST, WRITE_COST = 1, 3  # Twinfield's credits for a query and for any other request
+
+
+def classify_messages(msgs: list[documents.Message]) -> Classified:
+    """The first error decides (a warning only when there is no error)."""
+    first = next(iter(documents.errors_first(msgs)), None)
+    return classify(first.text, first.node, first.kind) if first else HINTS["validation"]
 
 
 def payment_of(row: Any) -> Payment:
@@ -279,21 +290,40 @@ class Booker:
     async def _browse(
         self, access: Access, invoice_numbers: list[str], paid: bool = False
     ) -> tuple[Access, list[OpenItem]]:
-        """Customer lines of these invoice numbers: one request when the numbers can be listed
-        with ``in`` (no separators inside), otherwise one per number. ``paid``: the credits of
-        the first request are reserved already."""
-        numbers = sorted({n for n in invoice_numbers})
-        plain = [n for n in numbers if "," not in n and ";" not in n]
-        odd = [n for n in numbers if n not in plain]
+        """Customer lines of these invoice numbers, one ``equal`` request each. ``paid``: the
+        credits of the first request are reserved already."""
         rows: list[OpenItem] = []
-        groups = ([plain] if plain else []) + [[n] for n in odd]
-        for index, group in enumerate(groups):
-            request = documents.browse_customer_lines(access.office, group)
+        year = datetime.now(UTC).year
+        for index, number in enumerate(sorted(set(invoice_numbers))):
+            request = documents.browse_customer_lines(number, year)
             access, root = await self.gw.call(access, request, paid=paid and index == 0)
             if not documents.ok(root):
                 raise Fault("browse", documents.summary(documents.messages(root)))
-            rows += documents.parse_browse(root)
+            try:
+                rows += documents.parse_browse(root)
+            except documents.BrowseShapeError as exc:
+                raise Fault("browse", str(exc)) from exc
         return access, rows
+
+    async def _with_memo_texts(
+        self, access: Access, items: list[OpenItem], sign: int, amounts: set[int]
+    ) -> tuple[Access, list[OpenItem]]:
+        """The rows with the description of our candidate MEMO lines filled in from a full read
+        of their transaction: MEMO daybook, on the side ``sign`` (-1 credit: a payment, +1 debit:
+        a reversal), for one of the ``amounts``. Other rows are returned as they are."""
+        memo_daybook = access.accounts.memo_daybook
+        texts: dict[tuple[str, int], str] = {}
+        candidates = [
+            r for r in items if r.daybook == memo_daybook and r.value_cents * sign > 0 and abs(r.value_cents) in amounts
+        ]
+        for number in sorted({r.number for r in candidates}):
+            access, root = await self.gw.call(access, documents.read_transaction(access.office, memo_daybook, number))
+            for line in documents.parse_transaction_read(root) or []:
+                texts[(number, line.id)] = line.description
+        return access, [
+            dataclasses.replace(r, description=texts.get((r.number, r.line), "")) if r in candidates else r
+            for r in items
+        ]
 
     async def _emails(self, access: Access, customers: tuple[str, ...]) -> tuple[Access, dict[str, str | None]]:
         emails: dict[str, str | None] = {}
@@ -318,6 +348,8 @@ class Booker:
         accounts = access.accounts
         try:
             access, items = await self._browse(access, [last40(r.invoice_number) for r in rows], paid=True)
+            amounts = {r.amount_cents for r in rows}
+            access, items = await self._with_memo_texts(access, items, -1, amounts)
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:
@@ -447,9 +479,7 @@ class Booker:
                         }
                     )
                 else:
-                    errors = [m for m in result.messages if m.kind == "error"] or result.messages
-                    first = errors[0] if errors else None
-                    classified = classify(first.text if first else "", first.node if first else None)
+                    classified = classify_messages(result.messages)
                     await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
             if booked:
                 await uow.session.execute(
@@ -498,20 +528,20 @@ class Booker:
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:
-            # Matching is naturally idempotent: a repeat of an applied match says "status matched".
+            # Matching is naturally idempotent: a repeat of an applied match fails ("niet
+            # beschikbaar voor afletteren"), and the lines' status then shows it was applied.
             await self._transient(rows, exc)
             return access, True
         results = documents.parse_match(root)
+        failed = [row for row, result in zip(rows, results, strict=False) if not result.ok]
+        access, done_before = await self._matched_in_twinfield(access, failed)
         async with self.runtime.uow() as uow:
             matched: list[uuid.UUID] = []
             for row, result in zip(rows, results, strict=False):
-                memo_key = (accounts.memo_daybook, row.memo_number, row.memo_line)
-                if result.ok or memo_key in result.already_matched:
+                if result.ok or row.id in done_before:
                     matched.append(row.id)
                 else:
-                    errors = [m for m in result.messages if m.kind == "error"] or result.messages
-                    first = errors[0] if errors else None
-                    classified = classify(first.text if first else "", first.node if first else None)
+                    classified = classify_messages(result.messages)
                     await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
             if matched:
                 done = (
@@ -535,6 +565,23 @@ class Booker:
             await uow.commit()
         return access, True
 
+    async def _matched_in_twinfield(self, access: Access, rows: list[Any]) -> tuple[Access, set[uuid.UUID]]:
+        """Bookings of failed match sets whose MEMO line Twinfield shows as ``matched`` (an
+        earlier match whose answer was lost). Decided on the line's status, never on the wording
+        of the failure; ``proposed`` (in a payment-run proposal) is not matched."""
+        if not rows:
+            return access, set()
+        try:
+            access, items = await self._browse(access, [last40(r.invoice_number) for r in rows])
+        except (ConsentLost, NotConnected):
+            raise
+        except TwinfieldError as exc:
+            log.warning("booker.match_check_failed", error=str(exc)[:300])
+            return access, set()
+        status = {(i.daybook, i.number, i.line): i.matchstatus for i in items}
+        memo_daybook = access.accounts.memo_daybook
+        return access, {r.id for r in rows if status.get((memo_daybook, r.memo_number, r.memo_line)) == "matched"}
+
     # -- reversals -------------------------------------------------------------------------------
 
     async def reverse_batch(self, access: Access) -> tuple[Access, bool]:
@@ -548,6 +595,7 @@ class Booker:
         accounts = access.accounts
         try:
             access, items = await self._browse(access, [last40(r.invoice_number) for r in rows])
+            access, items = await self._with_memo_texts(access, items, 1, {r.amount_cents for r in rows})
         except (ConsentLost, NotConnected):
             raise
         except TwinfieldError as exc:
@@ -601,8 +649,7 @@ class Booker:
                             )
                         )
                 else:
-                    first = next((m for m in result.messages if m.kind == "error"), None)
-                    classified = classify(first.text if first else "", first.node if first else None)
+                    classified = classify_messages(result.messages)
                     await self._fail(uow, row.id, classified.code, documents.summary(result.messages))
             await uow.commit()
         if unmatched:

@@ -19,6 +19,9 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP_ACTION = f'"{TNS}ProcessXmlString"'
 # Twinfield's XML is data from outside: no entities, no network.
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+# The inner document of ProcessXmlStringResult is already text; a declaration inside it
+# (``encoding="utf-16"`` from a .NET string writer) must not be believed.
+INNER_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, encoding="utf-8")
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
@@ -73,7 +76,7 @@ def parse_envelope(content: bytes) -> etree._Element | Fault:
     result = body.find(f"{{{TNS}}}ProcessXmlStringResponse/{{{TNS}}}ProcessXmlStringResult")
     if result is None or not result.text:
         raise ValueError("SOAP answer without ProcessXmlStringResult")
-    return etree.fromstring(result.text.encode("utf-8"), PARSER)
+    return etree.fromstring(result.text.strip().encode("utf-8"), INNER_PARSER)
 
 
 # -- result / msg ------------------------------------------------------------------------------
@@ -104,9 +107,13 @@ def ok(root: etree._Element) -> bool:
     return root.get("result") == "1"
 
 
+def errors_first(msgs: list[Message]) -> list[Message]:
+    """The errors; the warnings only when there is no error (they are never mixed up)."""
+    return [m for m in msgs if m.kind == "error"] or msgs
+
+
 def summary(msgs: list[Message]) -> str:
-    errors = [m for m in msgs if m.kind == "error"] or msgs
-    return " // ".join(m.text for m in errors)[:2000]
+    return " // ".join(m.text for m in errors_first(msgs))[:2000]
 
 
 # -- transactions ------------------------------------------------------------------------------
@@ -155,64 +162,159 @@ def parse_transactions(root: etree._Element) -> list[Posted]:
 
 # -- browse 100 --------------------------------------------------------------------------------
 
-BROWSE_FIELDS = (
-    "fin.trs.head.office",
-    "fin.trs.head.code",
-    "fin.trs.head.number",
-    "fin.trs.line.dim2",
-    "fin.trs.line.invnumber",
-    "fin.trs.line.valuesigned",
-    "fin.trs.line.openbasevaluesigned",
-    "fin.trs.line.matchstatus",
-    "fin.trs.line.description",
+# The look-up uses only fields and operators of Twinfield's own browse-100 definition ("Debiteuren-
+# kaart": murb/twinfield lib/twinfield/browse/transaction/customer.rb) that real responses carry
+# (wp-twinfield/twinfield tests/xml/Transactions/browse-100*.xml), with the definition's labels.
+# Not used, because neither shows them for 100: fin.trs.head.office (the office is the SOAP
+# header's CompanyCode), fin.trs.line.description (read from the transaction instead, see
+# read_transaction) and the operator ``in`` (one ``equal`` per invoice number instead).
+LOOKUP_COLUMNS = (
+    ("fin.trs.head.yearperiod", "Periode"),
+    ("fin.trs.head.code", "Dagboek"),
+    ("fin.trs.head.number", "Boekst.nr."),
+    ("fin.trs.head.status", "Status"),
+    ("fin.trs.line.dim2", "Debiteur"),
+    ("fin.trs.line.basevaluesigned", "Euro"),
+    ("fin.trs.line.openbasevaluesigned", "Openstaand bedrag"),
+    ("fin.trs.line.invnumber", "Factuurnr."),
+    ("fin.trs.line.matchstatus", "Betaalstatus"),
 )
+LOOKUP_FIELDS = tuple(name for name, _ in LOOKUP_COLUMNS)
+# Operators confirmed for browse requests (php-twinfield/twinfield src/Enums/BrowseColumnOperator.php).
+OPERATORS = ("none", "equal", "between", "like")
+# All years, like the real client the definition comes from: an invoice of any year is found.
+YEARS_BACK = 30
 
 
-def browse_customer_lines(office: str, invoice_numbers: list[str], daybook: str | None = None) -> str:
-    """Browse 100 for the customer lines of some invoice numbers (``in`` for several, ``equal``
-    for one), every year and status, so nothing is missed by a date window."""
-    root = etree.Element("columns", code="100")
-    filters: dict[str, tuple[str, str]] = {"fin.trs.head.office": ("equal", office)}
-    if daybook:
-        filters["fin.trs.head.code"] = ("equal", daybook)
-    if len(invoice_numbers) == 1:
-        filters["fin.trs.line.invnumber"] = ("equal", invoice_numbers[0])
-    else:
-        filters["fin.trs.line.invnumber"] = ("in", ",".join(invoice_numbers))
-    for name in BROWSE_FIELDS:
+def browse_columns(
+    code: str, columns: Sequence[tuple[str, str]], filters: dict[str, tuple[str, str, str | None]]
+) -> str:
+    """``<columns code=…>`` with every column visible (integrators report missing columns
+    otherwise) and, per filtered column, ``ask``/``operator``/``from``/``to``."""
+    root = etree.Element("columns", code=code)
+    for name, label in columns:
         col = _sub(root, "column")
         _sub(col, "field", name)
+        _sub(col, "label", label)
         _sub(col, "visible", "true")
         if name in filters:
-            operator, value = filters[name]
+            operator, low, high = filters[name]
+            if operator not in OPERATORS:
+                raise ValueError(f"browse operator {operator!r} is not one Twinfield is known to accept")
             _sub(col, "ask", "true")
             _sub(col, "operator", operator)
-            _sub(col, "from", value)
+            _sub(col, "from", low)
+            _sub(col, "to", high if high is not None else "")
     return _string(root)
 
 
-def parse_browse(root: etree._Element) -> list[OpenItem]:
+def browse_customer_lines(invoice_number: str, year: int) -> str:
+    """Browse 100 for the customer lines of one invoice number (``equal``), every year, provisional
+    and final (``normal``, the definition's default)."""
+    return browse_columns(
+        "100",
+        LOOKUP_COLUMNS,
+        {
+            "fin.trs.head.yearperiod": ("between", f"{year - YEARS_BACK}/01", f"{year + 1}/12"),
+            "fin.trs.head.status": ("equal", "normal", None),
+            "fin.trs.line.invnumber": ("equal", invoice_number, None),
+        },
+    )
+
+
+class BrowseShapeError(ValueError):
+    """A browse answer without a requested column: never read as 0 or ""."""
+
+
+@dataclass(frozen=True)
+class BrowseRow:
+    cells: dict[str, str]
+    office: str
+    daybook: str
+    number: str
+    line: int
+
+
+def browse_rows(root: etree._Element, fields: Sequence[str]) -> list[BrowseRow]:
+    """The rows of a browse answer, each with every requested field; a field missing from
+    ``<th>`` or from a row raises ``BrowseShapeError``."""
+    header = {(td.text or "").strip() for td in root.findall("th/td")}
+    missing = [name for name in fields if name not in header]
+    if missing:
+        raise BrowseShapeError(f"browse answer lacks the requested column(s) {', '.join(missing)}")
     rows = []
     for tr in root.findall("tr"):
-        cells = {td.get("field"): (td.text or "").strip() for td in tr.findall("td")}
+        cells = {td.get("field") or "": (td.text or "").strip() for td in tr.findall("td")}
+        absent = [name for name in fields if name not in cells]
         key = tr.find("key")
-        if key is None:
-            continue
+        if absent or key is None:
+            raise BrowseShapeError(f"browse row lacks {', '.join(absent) or 'its key'}")
         rows.append(
-            OpenItem(
+            BrowseRow(
+                cells,
                 office=(key.findtext("office") or "").strip(),
                 daybook=(key.findtext("code") or "").strip(),
                 number=(key.findtext("number") or "").strip(),
-                line=int((key.findtext("line") or "0").strip()),
-                customer=cells.get("fin.trs.line.dim2", ""),
-                invoice_number=cells.get("fin.trs.line.invnumber", ""),
-                value_cents=parse_amount(cells.get("fin.trs.line.valuesigned") or "0"),
-                open_cents=parse_amount(cells.get("fin.trs.line.openbasevaluesigned") or "0"),
-                matchstatus=cells.get("fin.trs.line.matchstatus", ""),
-                description=cells.get("fin.trs.line.description", ""),
+                line=int((key.findtext("line") or "").strip()),
             )
         )
     return rows
+
+
+def parse_browse(root: etree._Element) -> list[OpenItem]:
+    return [
+        OpenItem(
+            office=row.office,
+            daybook=row.daybook,
+            number=row.number,
+            line=row.line,
+            customer=row.cells["fin.trs.line.dim2"],
+            invoice_number=row.cells["fin.trs.line.invnumber"],
+            value_cents=parse_amount(row.cells["fin.trs.line.basevaluesigned"]),
+            open_cents=parse_amount(row.cells["fin.trs.line.openbasevaluesigned"]),
+            matchstatus=row.cells["fin.trs.line.matchstatus"],
+        )
+        for row in browse_rows(root, LOOKUP_FIELDS)
+    ]
+
+
+# -- transaction read --------------------------------------------------------------------------
+
+
+def read_transaction(office: str, daybook: str, number: str) -> str:
+    root = etree.Element("read")
+    _sub(root, "type", "transaction")
+    _sub(root, "office", office)
+    _sub(root, "code", daybook)
+    _sub(root, "number", number)
+    return _string(root)
+
+
+@dataclass(frozen=True)
+class ReadLine:
+    id: int
+    dim2: str
+    debitcredit: str
+    value_cents: int
+    invoicenumber: str
+    description: str
+
+
+def parse_transaction_read(root: etree._Element) -> list[ReadLine] | None:
+    """The lines of a read transaction; None when Twinfield has no such transaction."""
+    if not ok(root):
+        return None
+    return [
+        ReadLine(
+            id=int(line.get("id") or 0),
+            dim2=(line.findtext("dim2") or "").strip(),
+            debitcredit=(line.findtext("debitcredit") or "").strip(),
+            value_cents=parse_amount(line.findtext("value") or ""),
+            invoicenumber=(line.findtext("invoicenumber") or "").strip(),
+            description=(line.findtext("description") or "").strip(),
+        )
+        for line in root.findall("lines/line")
+    ]
 
 
 # -- match -------------------------------------------------------------------------------------
@@ -245,27 +347,14 @@ def match(office: str, sets: Sequence[tuple[MatchLine, ...]], on: date) -> str:
 class MatchResult:
     ok: bool
     messages: list[Message]
-    # (daybook, number, line) of lines Twinfield says are already matched
-    already_matched: frozenset[tuple[str, str, int]]
 
 
 def parse_match(root: etree._Element) -> list[MatchResult]:
-    sets = [root] if root.tag == "set" else root.findall(".//set")
-    results = []
-    for set_el in sets:
-        already = set()
-        for line in set_el.findall("lines/line"):
-            msg = line.get("msg") or ""
-            if "status matched" in msg or "already matched" in msg:
-                already.add(
-                    (
-                        (line.findtext("transcode") or "").strip(),
-                        (line.findtext("transnumber") or "").strip(),
-                        int((line.findtext("transline") or "0").strip() or 0),
-                    )
-                )
-        results.append(MatchResult(ok(set_el), messages(set_el), frozenset(already)))
-    return results
+    """One result per ``<set>``, whatever the root is called: live answers have ``<match>``
+    (murb/twinfield spec/twinfield/transaction_spec.rb), php-twinfield's fixture ``<sets>``. What
+    a failed set means is not read from its wording: the caller looks at the lines again."""
+    sets = [root] if root.tag == "set" else root.findall("set")
+    return [MatchResult(ok(set_el), messages(set_el)) for set_el in sets]
 
 
 # -- customers (DEB) ---------------------------------------------------------------------------

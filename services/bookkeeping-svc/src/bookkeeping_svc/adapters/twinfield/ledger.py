@@ -17,8 +17,11 @@ from bookkeeping_svc.adapters.twinfield.documents import _string, _sub
 from bookkeeping_svc.domain.booking import parse_amount
 from bookkeeping_svc.domain.reconcile import LedgerLine
 
+# fin.trs.head.office is not in the real browse-100 definition (murb/twinfield
+# lib/twinfield/browse/transaction/customer.rb): the office is the SOAP header's CompanyCode.
+# fin.trs.line.description is not in it either; reconciliation still reads it (UNCONFIRMED for
+# browse 100, reference §5.1).
 FIELDS = (
-    "fin.trs.head.office",
     "fin.trs.head.yearperiod",
     "fin.trs.head.code",
     "fin.trs.head.number",
@@ -33,7 +36,6 @@ FIELDS = (
 
 def _browse(office: str, filters: dict[str, tuple[str, str, str | None]]) -> str:
     root = etree.Element("columns", code="100")
-    filters = {"fin.trs.head.office": ("equal", office, None), **filters}
     for name in FIELDS:
         col = _sub(root, "column")
         _sub(col, "field", name)
