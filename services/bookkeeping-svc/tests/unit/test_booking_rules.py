@@ -163,6 +163,8 @@ def test_own_memo_is_recognised_by_invoice_number_and_description() -> None:
         ("Dimensie 1999 bestaat niet.", "dim1", "unknown_account"),
         ("Boeking VRK 202100008 regel 2 is niet beschikbaar voor afletteren.", "line", "already_matched"),
         ("De boeking is niet in balans. Er ontbreekt 1.00 debet.", "transaction", "validation"),
+        ("Configuratiefout in rekening-courant.", "transaction", "validation"),
+        ("Period 2020/01 does not exist.", "header", "period_closed"),
     ],
 )
 def test_twinfield_messages_are_classified_with_a_hint(message: str, node: str, code: str) -> None:
