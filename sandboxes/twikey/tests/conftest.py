@@ -146,3 +146,12 @@ def creditor(sandbox: LiveSandbox, control: httpx.Client, receiver_reset: Webhoo
             merchant_id=made["merchant_id"],
             client=client,
         )
+
+
+@pytest.fixture
+def mandate(creditor: CreditorCtx, control: httpx.Client) -> str:
+    """A signed CORE mandate of ``creditor`` (its feed drained)."""
+    mndt = creditor.invite()["mndtId"]
+    control.post(f"/mandates/{mndt}/sign", json={"iban": "BE16645348971174", "bic": "JVBABE22"})
+    creditor.drain("/mandate", "Messages")
+    return str(mndt)

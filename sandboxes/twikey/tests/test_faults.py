@@ -88,7 +88,7 @@ def test_latency_fault_makes_the_client_time_out_then_clears(creditor, control, 
 def test_expired_token_fault_invalidates_the_session(creditor, control):
     control.post("/faults", json={"kind": "expired_token", "path": "mandate", "count": 1})
     r = creditor.client.get("/mandate")
-    assert r.status_code == 401 and r.headers["ApiErrorCode"] == "err_no_login"
+    assert r.status_code == 401 and r.json()["code"] == "err_no_login"
     assert creditor.client.get("/mandate").status_code == 401  # token really gone
 
 

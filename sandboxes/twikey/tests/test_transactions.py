@@ -8,14 +8,6 @@ from urllib.parse import parse_qs
 import pytest
 
 
-@pytest.fixture
-def mandate(creditor, control):
-    mndt = creditor.invite()["mndtId"]
-    control.post(f"/mandates/{mndt}/sign", json={"iban": "BE16645348971174", "bic": "JVBABE22"})
-    creditor.drain("/mandate", "Messages")
-    return mndt
-
-
 def _create(creditor, mndt, amount="49.99", **extra):
     r = creditor.client.post("/transaction", data={"mndtId": mndt, "message": "Invoice 1", "amount": amount, **extra})
     assert r.status_code == 200, r.text
@@ -148,15 +140,15 @@ def test_remove_open_transaction_but_not_a_collected_one(creditor, mandate):
     assert creditor.client.delete("/transaction", params={"id": a["id"]}).json()["code"] == "err_not_found"
     b = _create(creditor, mandate)
     ids = creditor.client.post("/collect", data={"ct": creditor.core}).json()
-    assert ids["frstMsgId"] is not None and ids["rcurMsgId"] is None
+    assert ids["frstMsgId"] is None and ids["rcurMsgId"] is not None
     assert creditor.client.delete("/transaction", params={"id": b["id"]}).json()["code"] == "err_not_authorised"
 
 
-def test_collect_splits_first_and_recurring_and_bank_run_settles_by_amount(creditor, mandate, control):
+def test_collect_sends_a_mandates_first_collection_as_rcur_and_bank_run_settles_by_amount(creditor, mandate, control):
     _create(creditor, mandate, amount="50")
     _create(creditor, mandate, amount="8")
     first = creditor.client.post("/collect", data={"ct": creditor.core}).json()
-    assert first["frstMsgId"] and first["rcurMsgId"]
+    assert first["frstMsgId"] is None and first["rcurMsgId"]  # as [OAS]'s example
     assert creditor.client.post("/collect", data={"ct": creditor.core}).json() == {"frstMsgId": None, "rcurMsgId": None}
     assert creditor.client.post("/collect", data={"ct": 4242}).json()["code"] == "err_no_such_ct"
     assert control.post("/bank/run", json={"api_key": creditor.api_key}).json()["paid"] == 1
@@ -164,14 +156,22 @@ def test_collect_splits_first_and_recurring_and_bank_run_settles_by_amount(credi
     assert last[50.0]["state"] == "PAID" and last[8.0]["bkerror"] == "AM04"
 
 
-def test_bulk_create(creditor, mandate):
-    items = [{"mndtId": mandate, "message": f"Bulk {i}", "amount": 5 + i} for i in range(3)]
+def test_bulk_create_answers_409_while_processing_then_an_array_of_results(creditor, mandate, control):
+    items = [{"mndtId": mandate, "message": f"Bulk {i}", "amount": 5 + i, "ref": f"B{i}"} for i in range(3)]
     items.append({"mndtId": "NOPE", "message": "x", "amount": 1})
     batch = creditor.client.post("/transaction/bulk", json=items).json()["batchId"]
-    result = creditor.client.get("/transaction/bulk", params={"batchId": batch}).json()["Entries"]
-    assert [r["status"] for r in result] == ["ok", "ok", "ok", "error"]
+    assert creditor.client.get("/transaction/bulk", params={"batchId": batch}).status_code == 409
+    control.post("/clock/advance", json={"seconds": 2})
+    result = creditor.client.get("/transaction/bulk", params={"batchId": batch}).json()
+    assert isinstance(result, list)  # [OAS] "returns array of transaction IDs with import status"
+    assert [(r["ref"], r["mndtId"], r["status"]) for r in result] == [
+        ("B0", mandate, "ok"), ("B1", mandate, "ok"), ("B2", mandate, "ok"), (None, "NOPE", "error")
+    ]  # fmt: skip
+    assert all(isinstance(r["id"], int) for r in result[:3]) and result[3]["id"] is None
     assert result[3]["code"] == "err_no_contract"
     assert len(creditor.drain("/transaction", "Entries")) == 3
+    unknown = creditor.client.get("/transaction/bulk", params={"batchId": "3d775df4-c339-4c39-828f-6746b7a4c210"})
+    assert unknown.json()["code"] == "err_not_found"
 
 
 def test_transaction_detail_lists_open_ones(creditor, mandate, control):

@@ -86,10 +86,11 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.post("/reset")
 async def reset(request: Request) -> dict[str, Any]:
-    """Forget everything (creditors, sessions, faults, webhook log); recreate the default creditor."""
+    """Forget everything (creditors, sessions, faults, webhook log); recreate the default creditor.
+    Ids and sequence numbers carry on from where they were (never reused)."""
     old = state_of(request)
     default = old.creditors.get(old.default_api_key)
-    new = SandboxState()
+    new = old.successor()
     if default is not None:
         new.add_creditor(
             api_key=default.api_key,
@@ -99,6 +100,8 @@ async def reset(request: Request) -> dict[str, Any]:
             templates={s: ct for ct, s in default.templates.items()},
             merchant_id=default.merchant_id,
         )
+    if default is not None:
+        new.creditors[default.api_key].mandate_counter = default.mandate_counter
     request.app.state.sandbox = new
     hooks = hooks_of(request)
     hooks.state = new

@@ -1,5 +1,6 @@
-"""Twikey's error wire format: status 400/401/409/429 with `ApiError` + `ApiErrorCode` headers
-and a JSON body `{"code", "message"[, "extra"]}`; plus small helpers to read request parameters.
+"""Twikey's error wire format: status 400/404/409/429 with `ApiError` + `ApiErrorCode` headers
+and a JSON body `{"code", "message"[, "extra"]}` (401 without the headers); plus small helpers to
+read request parameters.
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def error_response(err: ApiError) -> JSONResponse:
     if err.extra is not None:
         body["extra"] = err.extra
     # Both headers carry the machine code: Go/Java/.NET read ApiError, the Python SDK ApiErrorCode.
-    headers = {"ApiError": err.code, "ApiErrorCode": err.code, **err.headers}
+    # Authentication and authorisation errors (401) carry neither (reference §6.1, [OAS] login).
+    codes = {} if err.status == 401 else {"ApiError": err.code, "ApiErrorCode": err.code}
+    headers = {**codes, **err.headers}
     return JSONResponse(body, status_code=err.status, headers=headers)
 
 

@@ -82,7 +82,8 @@ def clean_fields(params: dict[str, str]) -> dict[str, str]:
     """Mandate attributes from form fields, validated (400 err_invalid_params on bad data)."""
     values: dict[str, str] = {}
     for name, attr in FIELD_MAP.items():
-        if name in params:
+        # An empty field is "not given": an update with iban="" must not erase the IBAN.
+        if params.get(name, "").strip():
             values[attr] = params[name].strip()
     if values.get("iban"):
         values["iban"] = values["iban"].replace(" ", "").upper()

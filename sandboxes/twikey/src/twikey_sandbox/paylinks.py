@@ -137,7 +137,10 @@ def _lookup(creditor: Creditor, params: dict[str, str]) -> list[Paylink]:
             raise ApiError("err_not_found")
         return [link]
     if params.get("ref"):
-        return [p for p in creditor.paylinks.values() if p.ref == params["ref"]]
+        found = [p for p in creditor.paylinks.values() if p.ref == params["ref"]]
+        if not found:
+            raise ApiError("err_not_found", message="Link not found")
+        return found
     raise ApiError("err_missing_params", extra="id")
 
 
@@ -158,4 +161,4 @@ async def delete_route(request: Request) -> Response:
         if p.state == "created":
             del creditor.paylinks[p.id]
         # Links that were already used are archived in Twikey; the sandbox leaves them as they are.
-    return Response(status_code=204)
+    return JSONResponse({})  # [OAS]: 200 with an empty object

@@ -50,13 +50,25 @@ def create_app(
 
     @app.exception_handler(404)
     async def _not_found(request: Request, exc: Exception) -> Response:
+        if _is_api(request):  # an unknown Twikey route: Twikey's error shape, not FastAPI's
+            return error_response(ApiError("err_not_found", status=404, message="No such endpoint"))
         detail = getattr(exc, "detail", "Not Found")
         return JSONResponse({"detail": detail}, status_code=404)
+
+    @app.exception_handler(405)
+    async def _not_allowed(request: Request, exc: Exception) -> Response:
+        if _is_api(request):
+            return error_response(ApiError("err_not_found", status=405, message="No such endpoint for this method"))
+        return JSONResponse({"detail": getattr(exc, "detail", "Method Not Allowed")}, status_code=405)
 
     app.middleware("http")(fault_middleware)
     for module in (auth, mandates, transactions, paylinks, feeds, control, pages):
         app.include_router(module.router)
     return app
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path == "/creditor" or request.url.path.startswith("/creditor/")
 
 
 def default_creditor_banner(app: FastAPI, base: str) -> str:

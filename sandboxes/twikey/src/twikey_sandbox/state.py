@@ -60,6 +60,15 @@ class Clock:
 
 
 @dataclass(slots=True)
+class BulkBatch:
+    """A ``POST /transaction/bulk``: its items are created at once, its status answers 409
+    ("still processing") until ``ready_at`` (sandbox time), then the per-item results."""
+
+    ready_at: float
+    entries: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
 class Creditor:
     api_key: str
     merchant_id: int
@@ -75,7 +84,7 @@ class Creditor:
     mandates: dict[str, Mandate] = field(default_factory=dict)
     transactions: dict[int, Transaction] = field(default_factory=dict)
     paylinks: dict[int, Paylink] = field(default_factory=dict)
-    bulk_batches: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    bulk_batches: dict[str, BulkBatch] = field(default_factory=dict)
     idempotency: dict[str, float] = field(default_factory=dict)
     mandate_feed: Feed = field(default_factory=lambda: Feed())
     transaction_feed: Feed = field(default_factory=lambda: Feed())
@@ -144,7 +153,6 @@ class Mandate:
     sign_place: str = ""
     sign_date: float | None = None
     cancel_reason: str = ""
-    collected_once: bool = False
 
     @property
     def debtor_name(self) -> str:
@@ -278,6 +286,18 @@ class SandboxState:
         self._merchant_id = 0
         self._template_id = 1000
         self.collect_counter = 0
+
+    def successor(self) -> SandboxState:
+        """A fresh state for a sandbox reset that keeps the clock and every id counter: event
+        sequence numbers, transaction, pay-link, contract, collection, merchant and template ids only
+        ever grow, so a
+        client resuming from a position it stored before the reset sees the new events."""
+        new = SandboxState()
+        new.clock = self.clock
+        new._seq, new._contract_id, new._tx_id = self._seq, self._contract_id, self._tx_id
+        new._paylink_id, new.collect_counter = self._paylink_id, self.collect_counter
+        new._merchant_id, new._template_id = self._merchant_id, self._template_id
+        return new
 
     # ---- counters -------------------------------------------------------------------------
     def next_seq(self) -> int:

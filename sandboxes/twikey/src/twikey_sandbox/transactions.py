@@ -30,6 +30,7 @@ from .state import (
     SIGNED,
     SUSPENDED,
     UNPAID,
+    BulkBatch,
     Creditor,
     FeedEvent,
     SandboxState,
@@ -67,6 +68,12 @@ R_CODES = {
 # documented, so the sandbox does not (never more lenient than the real API).
 SEPA_TEXT = re.compile(r"[A-Za-z0-9/\-?:().,'+ ]*")
 MAX_BULK = 5000
+# SEPA's largest amount in a pain.008 (ActiveOrHistoricCurrencyAndAmount, EPC rulebook).
+MAX_AMOUNT = Decimal("999999999.99")
+# Max35Text: an end-to-end id (``ref`` with ``refase2e``) and a mandate reference.
+MAX_E2E = 35
+# A bulk batch is "processing" (409) for this long plus a millisecond per item, in sandbox time.
+BULK_PROCESSING_SECONDS = 1.0
 
 
 # ---- helpers -------------------------------------------------------------------------------------
@@ -82,7 +89,7 @@ def parse_amount(raw: Any, name: str = "amount") -> Decimal:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
         raise ApiError("err_invalid_amount", extra=name) from None
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")):
+    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value > MAX_AMOUNT:
         raise ApiError("err_invalid_amount", extra=name)
     return value.quantize(Decimal("0.01"))
 
@@ -103,6 +110,16 @@ def _check_message(message: str) -> str:
     if not SEPA_TEXT.fullmatch(message):
         raise ApiError("err_invalid_sepachars", extra="message")
     return message
+
+
+def _check_end_to_end_id(ref: str | None) -> None:
+    """``refase2e``: the ref becomes the SEPA end-to-end id — Max35Text of SEPA characters."""
+    if not ref:
+        raise ApiError("err_missing_params", message="refase2e needs a ref", extra="ref")
+    if len(ref) > MAX_E2E:
+        raise ApiError("err_invalid_params", message=f"End-to-end id longer than {MAX_E2E}", extra="ref")
+    if not SEPA_TEXT.fullmatch(ref):
+        raise ApiError("err_invalid_sepachars", extra="ref")
 
 
 def check_idempotency(state: SandboxState, creditor: Creditor, key: str | None) -> None:
@@ -148,6 +165,8 @@ def create(state: SandboxState, creditor: Creditor, params: dict[str, Any]) -> T
         billed = _parse_day(str(params["date"]), "date")
         event_date = datetime.fromisoformat(billed).replace(tzinfo=UTC).timestamp()
     ref = str(params["ref"]).strip() if params.get("ref") else None
+    if truthy(str(params.get("refase2e", ""))):
+        _check_end_to_end_id(ref)
     t = Transaction(
         id=state.next_tx_id(),
         api_key=creditor.api_key,
@@ -228,19 +247,22 @@ def reverse(
     hooks.payment(creditor)
 
 
-def _find(creditor: Creditor, params: dict[str, str]) -> Transaction:
+def _find(creditor: Creditor, params: dict[str, str], missing: str = "err_no_transaction") -> Transaction:
+    """The transaction named by ``id`` or ``ref``; ``missing`` is the code the endpoint documents
+    for an unknown one ([OAS]: ``err_no_transaction`` for detail/update/action, ``err_not_found``
+    for remove)."""
     if params.get("id"):
         try:
             t = creditor.transactions.get(int(params["id"]))
         except ValueError:
             raise ApiError("err_invalid_params", extra="id") from None
         if t is None:
-            raise ApiError("err_not_found")
+            raise ApiError(missing)
         return t
     if params.get("ref"):
         found = [t for t in creditor.transactions.values() if t.ref == params["ref"]]
         if not found:
-            raise ApiError("err_not_found")
+            raise ApiError(missing)
         if len(found) > 1:
             raise ApiError("err_duplicate_tx")
         return found[0]
@@ -292,7 +314,7 @@ async def update_route(request: Request) -> Response:
 async def remove_route(request: Request) -> Response:
     creditor = authenticate(request)
     params = await read_params(request)
-    t = _find(creditor, params)
+    t = _find(creditor, params, missing="err_not_found")
     if t.collection is not None or t.state != OPEN:
         raise ApiError("err_not_authorised")
     del creditor.transactions[t.id]
@@ -353,28 +375,32 @@ async def bulk_route(request: Request) -> JSONResponse:
     if not isinstance(items, list) or not items or len(items) > MAX_BULK:
         raise ApiError("err_invalid_params", message=f"Body must be a JSON array of 1..{MAX_BULK} items")
     results: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            results.append({"index": index, "status": "error", "code": "err_invalid_params"})
-            continue
+    for item in items:
+        named = item if isinstance(item, dict) else {}
+        entry = {"id": None, "ref": named.get("ref") or None, "mndtId": named.get("mndtId")}
         try:
+            if not isinstance(item, dict):
+                raise ApiError("err_invalid_params", message="Not a JSON object")
             t = create(state, creditor, item)
         except ApiError as err:
-            results.append({"index": index, "status": "error", "code": err.code, "message": err.message})
+            results.append({**entry, "status": "error", "code": err.code, "message": err.message})
         else:
-            results.append({"index": index, "status": "ok", **transaction_created_json(t)})
+            results.append({**entry, "id": t.id, "ref": t.ref, "mndtId": t.mndt_id, "status": "ok"})
     batch_id = str(uuid.uuid4())
-    creditor.bulk_batches[batch_id] = results
+    ready_at = state.clock.now() + BULK_PROCESSING_SECONDS + len(items) / 1000
+    creditor.bulk_batches[batch_id] = BulkBatch(ready_at=ready_at, entries=results)
     return JSONResponse({"batchId": batch_id})
 
 
 @router.get("/transaction/bulk")
-async def bulk_status_route(request: Request) -> JSONResponse:
+async def bulk_status_route(request: Request) -> Response:
     creditor = authenticate(request)
     batch = creditor.bulk_batches.get(request.query_params.get("batchId", ""))
     if batch is None:
         raise ApiError("err_not_found", extra="batchId")
-    return JSONResponse({"batchId": request.query_params["batchId"], "Entries": batch})
+    if state_of(request).clock.now() < batch.ready_at:
+        return Response(status_code=409)  # [OAS]: "Upload still processing" — no error code given
+    return JSONResponse(batch.entries)
 
 
 @router.post("/collect")
@@ -395,26 +421,19 @@ async def collect_route(request: Request) -> JSONResponse:
             until = int(params["until"]) / 1000
         except ValueError:
             raise ApiError("err_invalid_params", extra="until") from None
-    frst: list[Transaction] = []
-    rcur: list[Transaction] = []
-    first_seen: set[str] = set()
+    # Every collection goes out as RCUR, a mandate's first one included: SEPA has not required
+    # FRST since November 2016, and [OAS]'s example answer has frstMsgId null.
+    batch: list[Transaction] = []
     for t in creditor.transactions.values():
         if t.state != OPEN or t.collection is not None or (until is not None and t.date >= until):
             continue
         m = creditor.mandates.get(t.mndt_id)
-        if m is None or m.ct != ct or m.state != SIGNED:
-            continue
-        if not m.collected_once and t.mndt_id not in first_seen:
-            first_seen.add(t.mndt_id)
-            frst.append(t)
-        else:
-            rcur.append(t)
+        if m is not None and m.ct == ct and m.state == SIGNED:
+            batch.append(t)
     ids: dict[str, str | None] = {"frstMsgId": None, "rcurMsgId": None}
-    for name, batch in (("frstMsgId", frst), ("rcurMsgId", rcur)):
-        if batch:
-            state.collect_counter += 1
-            ids[name] = str(state.collect_counter)
-            for t in batch:
-                t.collection = ids[name]
-                creditor.mandates[t.mndt_id].collected_once = True
+    if batch:
+        state.collect_counter += 1
+        ids["rcurMsgId"] = str(state.collect_counter)
+        for t in batch:
+            t.collection = ids["rcurMsgId"]
     return JSONResponse(ids)

@@ -115,3 +115,19 @@ async def test_a_mandate_twikey_does_not_know_is_none() -> None:
         [lambda r: httpx.Response(400, headers={"ApiErrorCode": "err_no_contract"}, json={"code": "err_no_contract"})],
     )
     assert await client_for(unknown).mandate_detail("KOP404") is None
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        status(401),  # as Twikey describes authentication errors: no ApiError headers
+        status(401, ApiError="err_no_login", ApiErrorCode="err_no_login"),
+        status(400, ApiError="err_no_login"),  # the header Go's SDK looks for
+    ],
+    ids=["401-bare", "401-with-headers", "400-err_no_login"],
+)
+async def test_a_refused_session_is_renewed_once_with_or_without_the_api_error_header(refused: Reply) -> None:
+    twikey = Twikey("/creditor/mandate/detail", [refused, detail])
+    found = await client_for(twikey).mandate_detail("KOP1")
+    assert found is not None and found.state == "PREPARED"
+    assert twikey.sent == 2

@@ -355,6 +355,20 @@ class TwikeyClient:
         entries = response.json().get("Entries") or []
         return dict(entries[0]) if entries else None
 
+    async def bulk_status(self, batch_id: str) -> list[dict[str, Any]] | None:
+        """``GET /transaction/bulk?batchId=…``: one result per item of the batch, as an array
+        ([OAS]); None while Twikey is still processing it (409, no error code)."""
+        try:
+            response = await self.call("GET", "/transaction/bulk", params={"batchId": batch_id})
+        except TwikeyError as exc:
+            if exc.status == 409:
+                return None
+            raise
+        body = response.json()
+        if not isinstance(body, list):
+            raise TwikeyError("err_unexpected_response", "bulk status answered without an array", 200)
+        return [dict(item) for item in body]
+
     async def create_paylink(self, form: dict[str, str], idempotency_key: str) -> dict[str, Any]:
         response = await self.call("POST", "/payment/link", data=form, headers={"Idempotency-Key": idempotency_key})
         return dict(response.json())

@@ -1,0 +1,95 @@
+"""The sandbox held to Twikey's published description (development-kit docs/openapi.yaml, [OAS]):
+documented error codes and statuses, SEPA limits, no erasing by empty fields, ids that survive
+a reset."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from twikey_sandbox import create_app
+
+
+def _error(r: httpx.Response) -> tuple[int, str, str]:
+    return r.status_code, r.headers.get("ApiErrorCode", ""), r.json()["code"]
+
+
+def test_an_unknown_route_answers_in_twikeys_error_shape(creditor):
+    r = creditor.client.get("/no/such/endpoint")
+    assert _error(r) == (404, "err_not_found", "err_not_found") and "detail" not in r.json()
+    wrong_method = creditor.client.put("/invite")
+    assert _error(wrong_method) == (405, "err_not_found", "err_not_found")
+
+
+def test_pay_link_delete_is_200_with_an_empty_object_and_an_unknown_ref_is_err_not_found(creditor):
+    link = creditor.client.post("/payment/link", data={"title": "Invoice 9", "amount": "9.99", "remittance": "INV-9"})
+    assert link.status_code == 200, link.text
+    gone = creditor.client.delete("/payment/link", params={"id": link.json()["id"]})
+    assert (gone.status_code, gone.json()) == (200, {})
+    assert _error(creditor.client.get("/payment/link", params={"ref": "INV-unknown"})) == (
+        400, "err_not_found", "err_not_found"
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("amount", "ok"), [("999999999.99", True), ("1000000000.00", False), ("1e12", False)])
+def test_amounts_above_sepas_maximum_are_refused(creditor, mandate, amount, ok):
+    r = creditor.client.post("/transaction", data={"mndtId": mandate, "message": "Big", "amount": amount})
+    if ok:
+        assert r.status_code == 200, r.text
+    else:
+        assert _error(r) == (400, "err_invalid_amount", "err_invalid_amount")
+
+
+def test_an_end_to_end_id_is_at_most_35_sepa_characters(creditor, mandate):
+    def create(ref: str) -> httpx.Response:
+        form = {"mndtId": mandate, "message": "E2E", "amount": "5", "ref": ref, "refase2e": "true"}
+        return creditor.client.post("/transaction", data=form)
+
+    assert create("E" * 35).status_code == 200
+    too_long = create("E" * 36)
+    assert _error(too_long) == (400, "err_invalid_params", "err_invalid_params") and too_long.json()["extra"] == "ref"
+    assert _error(create("INV_7")) == (400, "err_invalid_sepachars", "err_invalid_sepachars")
+
+
+def test_unknown_transaction_ids_answer_the_code_each_endpoint_documents(creditor):
+    update = creditor.client.put("/transaction", data={"id": "999999999", "message": "x"})
+    action = creditor.client.post("/transaction/action", data={"id": "999999999", "action": "paid"})
+    remove = creditor.client.delete("/transaction", params={"id": "999999999"})
+    assert _error(update)[2] == _error(action)[2] == "err_no_transaction"
+    assert _error(remove)[2] == "err_not_found"
+
+
+def test_an_update_with_empty_fields_never_erases_a_signed_mandates_data(creditor, mandate, control):
+    r = creditor.client.post("/mandate/update", data={"mndtId": mandate, "iban": "", "bic": "", "email": ""})
+    assert r.status_code == 204, r.text
+    kept = control.get(f"/mandates/{mandate}").json()
+    assert (kept["iban"], kept["bic"], kept["email"]) == ("BE16645348971174", "JVBABE22", "an@example.be")
+    assert creditor.drain("/mandate", "Messages") == []  # nothing changed, so no update message
+
+
+@pytest.mark.parametrize("number", ["-KOP1", "KOP1.", "KOP1/", "K" * 36, "KOP_1", "KÖP1"])
+def test_mandate_numbers_that_are_no_sepa_mandate_reference_are_refused(creditor, number):
+    r = creditor.client.post("/invite", data={"ct": creditor.core, "mandateNumber": number})
+    assert _error(r) == (400, "err_invalid_params", "err_invalid_params") and r.json()["extra"] == "mandateNumber"
+
+
+def test_event_and_object_ids_keep_growing_across_a_sandbox_reset():
+    with TestClient(create_app(api_key="RESET-KEY")) as client:
+
+        def signed_mandate_and_transaction() -> tuple[int, int, str]:
+            token = client.post("/creditor", data={"apiToken": "RESET-KEY"}).headers["Authorization"]
+            api = {"Authorization": token}
+            ct = client.get("/_sandbox/creditors/default").json()["templates"]["CORE"]
+            mndt = client.post("/creditor/invite", data={"ct": ct}, headers=api).json()["mndtId"]
+            client.post(f"/_sandbox/mandates/{mndt}/sign", json={"iban": "BE16645348971174"})
+            form = {"mndtId": mndt, "message": "Invoice", "amount": "40"}
+            tx = client.post("/creditor/transaction", data=form, headers=api).json()["Entries"][0]["id"]
+            event = client.get("/creditor/mandate", headers=api).json()["Messages"][-1]["EvtId"]
+            return event, tx, mndt
+
+        before = signed_mandate_and_transaction()
+        assert client.post("/_sandbox/reset").status_code == 200
+        after = signed_mandate_and_transaction()
+    assert after[0] > before[0] and after[1] > before[1]  # a client resuming from before still sees them
+    assert after[2] != before[2]  # mandate numbers are never reused either
