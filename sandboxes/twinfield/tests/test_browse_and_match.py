@@ -223,3 +223,70 @@ def test_match_across_two_customers_is_refused(tw, http) -> None:
     created = _setup(http)
     result = tw.failed(_match(("VRK", created[0]["number"], 1, None), ("VRK", created[2]["number"], 1, None)))
     assert result.find("set").get("msg").startswith("De regels behoren niet tot dezelfde debiteur")
+
+
+def test_browse_refuses_operators_twinfield_is_not_known_to_accept(tw, http) -> None:
+    _setup(http)
+    for operator in ("in", "notequal", "greaterequal"):
+        result = tw.failed(_browse(("fin.trs.line.invnumber", operator, "F2025-0042,F2025-0043", "")))
+        column = next(c for c in result.iter("column") if c.findtext("field") == "fin.trs.line.invnumber")
+        assert column.find("operator").get("msgtype") == "error"
+
+
+def test_browse_refuses_fields_outside_the_real_definition(tw, http) -> None:
+    _setup(http)
+    result = tw.failed(_browse(("fin.trs.head.office", "equal", OFFICE, "")))
+    field = next(c for c in result.iter("column") if c.findtext("field") == "fin.trs.head.office").find("field")
+    assert field.get("msgtype") == "error" and "fin.trs.head.office" in field.get("msg")
+
+
+def test_browse_definition_mirrors_the_real_one(tw) -> None:
+    definition = tw.ok(f"<read><type>browse</type><office>{OFFICE}</office><code>100</code></read>")
+    columns = {c.findtext("field"): c for c in definition.iter("column")}
+    assert definition.findtext("name") == "Debiteurenkaart"
+    assert "fin.trs.head.office" not in columns and "fin.trs.line.description" not in columns
+    assert [c.get("id") for c in columns.values()] == [str(n) for n in range(1, 22)]
+    invnumber = columns["fin.trs.line.invnumber"]
+    assert (invnumber.findtext("label"), invnumber.findtext("ask"), invnumber.findtext("operator")) == (
+        "Factuurnr.",
+        "true",
+        "equal",
+    )
+    assert columns["fin.trs.line.basevaluesigned"].findtext("label") == "Euro"
+    assert columns["fin.trs.head.status"].findtext("from") == "normal"
+    assert columns["fin.trs.line.dim2"].findtext("finderparam") == "dimtype=DEB"
+
+
+def test_match_of_lines_no_longer_available_is_refused_as_twinfield_says_it(tw, http) -> None:
+    created = _setup(http)
+    invoice = created[0]
+    memo = tw.ok(memo_xml(invoice="F2025-0042", amount="121.00"))
+    memo_number = el_text(memo, "transaction/header/number")
+    match = (
+        f"<match><set><office>{OFFICE}</office><matchcode>170</matchcode><matchdate>20250314</matchdate><lines>"
+        f"<line><transcode>VRK</transcode><transnumber>{invoice['number']}</transnumber><transline>1</transline></line>"
+        f"<line><transcode>MEMO</transcode><transnumber>{memo_number}</transnumber><transline>2</transline></line>"
+        "</lines></set></match>"
+    )
+    tw.ok(match)
+    again = tw.failed(match)
+    refused = again.find("set")
+    assert refused.get("result") == "0" and refused.find("dimensions") is None and refused.find("value") is None
+    messages = [line.get("msg") for line in refused.findall("lines/line")]
+    assert messages == [
+        f"Boeking VRK {invoice['number']} regel 1 is niet beschikbaar voor afletteren.",
+        f"Boeking MEMO {memo_number} regel 2 is niet beschikbaar voor afletteren.",
+    ]
+
+
+def test_match_of_a_line_that_does_not_exist_keeps_dimensions_and_value(tw, http) -> None:
+    created = _setup(http)
+    match = (
+        f"<match><set><office>{OFFICE}</office><matchcode>170</matchcode><matchdate>20250314</matchdate><lines>"
+        f"<line><transcode>VRK</transcode><transnumber>{created[0]['number']}</transnumber><transline>1</transline>"
+        "</line><line><transcode>MEMO</transcode><transnumber>209900001</transnumber><transline>2</transline></line>"
+        "</lines></set></match>"
+    )
+    refused = tw.failed(match).find("set")
+    assert [line.get("msg") for line in refused.findall("lines/line")] == [None, "De regel bestaat niet."]
+    assert refused.findtext("dimensions/dimension") == "1001" and refused.findtext("value") == "121.00"

@@ -140,3 +140,18 @@ def test_company_id_guid_selects_the_office(http, token) -> None:
     assert reply.status_code == 200
     inner = etree.fromstring(etree.fromstring(reply.content).find(f".//{{{TNS}}}ProcessXmlStringResult").text.encode())
     assert inner.find("code").get("msg") == "Dimensie X bestaat niet."
+
+
+def test_a_malformed_envelope_gets_a_soap_fault_not_plain_text(http) -> None:
+    reply = http.post(
+        "/webservices/processxml.asmx",
+        content=b"<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body>",
+        headers={
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": '"http://www.twinfield.com/ProcessXmlString"',
+        },
+    )
+    assert reply.status_code == 500
+    fault = etree.fromstring(reply.content).find(".//{http://schemas.xmlsoap.org/soap/envelope/}Fault")
+    assert fault is not None and fault.findtext("faultcode") == "soap:Client"
+    assert fault.findtext("faultstring").startswith("Server was unable to read request.")

@@ -83,7 +83,12 @@ def test_unbalanced_memo_is_refused_on_the_transaction(tw, http) -> None:
     tx = result.find("transaction")
     assert tx.get("result") == "0"
     assert tx.get("msgtype") == "error"
-    assert tx.get("msg") == "De boeking is niet in balans. Er ontbreekt 1.00 credit."
+    # All three messages Twinfield gives, joined with // (reference §3.5).
+    assert tx.get("msg") == (
+        "De boeking is niet in balans. Er ontbreekt 1.00 credit."
+        "//De boeking balanceert niet in de basisvaluta. Er ontbreekt 1.00 credit."
+        "//De boeking balanceert niet in de rapportagevaluta. Er ontbreekt 1.00 credit."
+    )
     assert tx.get("location") is None and tx.get("destiny") == "final"
     assert http.get(f"/_sandbox/offices/{OFFICE}/transactions").json() == []
 

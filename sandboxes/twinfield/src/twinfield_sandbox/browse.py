@@ -2,9 +2,16 @@
 (`<read><type>browse</type><code>100</code>`).
 
 A row is one customer line (a line on a receivables control account with a customer as dim2):
-a sales invoice's total line or a payment's customer line. Filters use `equal`, `between`,
-`like` (wildcards `*`, `?`, `%`), and the less certain `notequal`, `greaterequal`, `lessequal`,
-`in`; an empty `from` means "no filter", like an unanswered ask-field in Twinfield's browser.
+a sales invoice's total line or a payment's customer line. The fields, labels and default
+operators are those of Twinfield's own browse-100 definition ("Debiteurenkaart", as read live by
+murb/twinfield lib/twinfield/browse/transaction/customer.rb; the yearperiod column as in
+wp-twinfield/twinfield tests/xml/Transactions/browse-100.xml). A field outside it is refused, and
+so is an operator other than `none`, `equal`, `between`, `like` (the operators known to exist:
+php-twinfield/twinfield src/Enums/BrowseColumnOperator.php); `in`, `notequal`, … are not
+accepted. An empty `from` means "no filter", like an unanswered ask-field in Twinfield's browser.
+
+One field is served beyond the real definition: `fin.trs.line.description`, which
+bookkeeping's reconciliation still reads; no real browse-100 definition or answer shows it.
 """
 
 from __future__ import annotations
@@ -21,13 +28,14 @@ from .state import Office, Transaction, TxLine
 from .values import dutch_date, fmt_cents, parse_cents
 from .xmlutil import mark, settle, sub, text_of
 
-STATUS_NAMES = {"final": "Definitief", "temporary": "Voorlopig"}
+STATUS_NAMES = {"final": "Definitief", "temporary": "Concept"}
 MATCHSTATUS_NAMES = {
     "available": "Beschikbaar",
     "matched": "Afgeletterd",
     "proposed": "Voorgesteld",
     "notmatchable": "Niet afletterbaar",
 }
+OPERATORS = ("none", "equal", "between", "like")
 
 Getter = Callable[[Office, Transaction, TxLine], str]
 
@@ -38,71 +46,82 @@ class Field:
     type: str  # String | Decimal | Value | Date
     get: Getter
     names: dict[str, str] | None = None
+    # the definition's column: shown by default, asked, default operator and from, finder
+    visible: bool = True
+    ask: bool = False
+    operator: str = "none"
+    default: str | None = None
+    finderparam: str | None = None
+    defined: bool = True  # False: served, but not in Twinfield's definition
 
 
 def _open(line: TxLine) -> str:
     return fmt_cents(line.open_cents)
 
 
+def _signed(line: TxLine) -> str:
+    return fmt_cents(line.signed_cents)
+
+
+def _shortname(o: Office, t: Transaction, ln: TxLine) -> str:
+    return o.daybooks[t.code].shortname if t.code in o.daybooks else ""
+
+
+def _dim2name(o: Office, t: Transaction, ln: TxLine) -> str:
+    return o.customers[ln.dim2].name if ln.dim2 in o.customers else ""
+
+
+# In the definition's order (column ids 1..21).
 FIELDS_100: dict[str, Field] = {
-    "fin.trs.head.office": Field("Administratie", "String", lambda o, t, ln: t.office),
-    "fin.trs.head.yearperiod": Field("Jaar/periode (JJJJ/PP)", "String", lambda o, t, ln: t.period),
-    "fin.trs.head.code": Field("Dagboek", "String", lambda o, t, ln: t.code),
-    "fin.trs.head.shortname": Field(
-        "Naam", "String", lambda o, t, ln: o.daybooks[t.code].shortname if t.code in o.daybooks else ""
+    "fin.trs.head.yearperiod": Field("Periode", "String", lambda o, t, ln: t.period, ask=True, operator="between"),
+    "fin.trs.head.code": Field(
+        "Dagboek", "String", lambda o, t, ln: t.code, ask=True, operator="equal", finderparam="hidden=1"
     ),
-    "fin.trs.head.number": Field("Boekingsnummer", "Decimal", lambda o, t, ln: str(t.number)),
-    "fin.trs.head.status": Field("Status", "String", lambda o, t, ln: t.status, STATUS_NAMES),
+    "fin.trs.head.shortname": Field("Naam", "String", _shortname),
+    "fin.trs.head.number": Field("Boekst.nr.", "Decimal", lambda o, t, ln: str(t.number), ask=True, operator="between"),
+    "fin.trs.head.status": Field(
+        "Status", "String", lambda o, t, ln: t.status, STATUS_NAMES, ask=True, operator="equal", default="normal"
+    ),
     "fin.trs.head.date": Field("Boekdatum", "Date", lambda o, t, ln: t.date),
-    "fin.trs.head.curcode": Field("Valuta", "String", lambda o, t, ln: t.currency),
-    "fin.trs.head.origin": Field("Herkomst", "String", lambda o, t, ln: t.origin),
-    "fin.trs.line.dim1": Field("Grootboekrek.", "String", lambda o, t, ln: ln.dim1),
-    "fin.trs.line.dim1name": Field(
-        "Grootboekrek.naam", "String", lambda o, t, ln: o.accounts[ln.dim1].name if ln.dim1 in o.accounts else ""
+    "fin.trs.line.dim2": Field(
+        "Debiteur", "String", lambda o, t, ln: ln.dim2, ask=True, operator="between", finderparam="dimtype=DEB"
     ),
-    "fin.trs.line.dim2": Field("Debiteur", "String", lambda o, t, ln: ln.dim2),
-    "fin.trs.line.dim2name": Field(
-        "Naam", "String", lambda o, t, ln: o.customers[ln.dim2].name if ln.dim2 in o.customers else ""
+    "fin.trs.line.dim2name": Field("Naam", "String", _dim2name),
+    "fin.trs.head.curcode": Field("Valuta", "String", lambda o, t, ln: t.currency, visible=False, operator="equal"),
+    "fin.trs.line.valuesigned": Field(
+        "Bedrag", "Value", lambda o, t, ln: _signed(ln), visible=False, operator="between"
     ),
-    "fin.trs.line.valuesigned": Field("Bedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
-    "fin.trs.line.basevaluesigned": Field("Basisbedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
-    "fin.trs.line.repvaluesigned": Field("Rapp.bedrag", "Value", lambda o, t, ln: fmt_cents(ln.signed_cents)),
-    "fin.trs.line.openvaluesigned": Field("Openstaand bedrag", "Value", lambda o, t, ln: _open(ln)),
-    "fin.trs.line.openbasevaluesigned": Field("Openstaand basisbedrag", "Value", lambda o, t, ln: _open(ln)),
-    "fin.trs.line.openrepvaluesigned": Field("Openstaand rapp.bedrag", "Value", lambda o, t, ln: _open(ln)),
-    "fin.trs.line.invnumber": Field("Factuurnummer", "String", lambda o, t, ln: ln.invoicenumber),
-    "fin.trs.line.description": Field("Omschrijving", "String", lambda o, t, ln: ln.description),
+    "fin.trs.line.basevaluesigned": Field("Euro", "Value", lambda o, t, ln: _signed(ln), ask=True, operator="between"),
+    "fin.trs.line.repvaluesigned": Field("", "Value", lambda o, t, ln: _signed(ln), visible=False, operator="between"),
+    "fin.trs.line.openbasevaluesigned": Field("Openstaand bedrag", "Value", lambda o, t, ln: _open(ln)),
+    "fin.trs.line.invnumber": Field(
+        "Factuurnr.", "String", lambda o, t, ln: ln.invoicenumber, ask=True, operator="equal"
+    ),
     "fin.trs.line.datedue": Field("Vervaldatum", "Date", lambda o, t, ln: ln.duedate),
-    "fin.trs.line.matchstatus": Field("Betaalstatus", "String", lambda o, t, ln: ln.matchstatus, MATCHSTATUS_NAMES),
-    "fin.trs.line.matchnumber": Field(
-        "Afletternr.", "Decimal", lambda o, t, ln: "" if ln.matchnumber is None else str(ln.matchnumber)
+    "fin.trs.line.matchstatus": Field(
+        "Betaalstatus", "String", lambda o, t, ln: ln.matchstatus, MATCHSTATUS_NAMES, ask=True, operator="equal"
     ),
-    "fin.trs.line.matchdate": Field("Afletterdatum", "Date", lambda o, t, ln: ln.matchdate),
+    "fin.trs.line.matchnumber": Field(
+        "Betaalnr.", "String", lambda o, t, ln: "" if ln.matchnumber is None else str(ln.matchnumber)
+    ),
+    "fin.trs.line.matchdate": Field("Betaaldatum", "Date", lambda o, t, ln: ln.matchdate, ask=True, operator="between"),
+    "fin.trs.line.openvaluesigned": Field(
+        "Openstaand bedrag transactievaluta", "Value", lambda o, t, ln: _open(ln), visible=False
+    ),
+    "fin.trs.line.availableforpayruns": Field(
+        "Beschikbaar voor betaalrun",
+        "String",
+        lambda o, t, ln: "true" if ln.matchstatus == "available" else "false",
+        {"true": "Ja", "false": "Nee"},
+        visible=False,
+    ),
+    "fin.trs.line.modified": Field("Wijzigingsdatum", "Date", lambda o, t, ln: t.date, ask=True, operator="between"),
+    "fin.trs.line.description": Field(
+        "Omschrijving", "String", lambda o, t, ln: ln.description, visible=False, defined=False
+    ),
 }
 
-# The default column set returned by the browse definition, in Twinfield's order.
-DEFINITION_100 = [
-    "fin.trs.head.yearperiod",
-    "fin.trs.head.code",
-    "fin.trs.head.shortname",
-    "fin.trs.head.number",
-    "fin.trs.head.status",
-    "fin.trs.head.date",
-    "fin.trs.head.curcode",
-    "fin.trs.line.dim2",
-    "fin.trs.line.dim2name",
-    "fin.trs.line.valuesigned",
-    "fin.trs.line.basevaluesigned",
-    "fin.trs.line.repvaluesigned",
-    "fin.trs.line.openbasevaluesigned",
-    "fin.trs.line.invnumber",
-    "fin.trs.line.datedue",
-    "fin.trs.line.matchstatus",
-    "fin.trs.line.matchnumber",
-    "fin.trs.line.matchdate",
-]
-
-BROWSES = {"100": ("Debiteurentransacties", FIELDS_100)}
+BROWSES = {"100": ("Debiteurenkaart", FIELDS_100)}
 
 
 @dataclass
@@ -131,8 +150,9 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
             mark(target if target is not None else column_el, f"Onbekend veld '{name}' in browse {code}.")
             continue
         operator = text_of(column_el, "operator", "none").lower()
-        if operator not in ("none", "equal", "between", "like", "notequal", "greaterequal", "lessequal", "in"):
-            mark(column_el.find("operator"), f"Onbekende operator '{operator}'.")
+        if operator not in OPERATORS:
+            target = column_el.find("operator")
+            mark(target if target is not None else column_el, f"Onbekende operator '{operator}'.")
             continue
         cols.append(
             _Column(
@@ -145,10 +165,8 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
                 to=text_of(column_el, "to"),
             )
         )
+    # The office is the header's CompanyCode; browse 100 has no office field.
     office_code = text_of(echo, "office")
-    for col in cols:
-        if col.field == "fin.trs.head.office" and col.operator == "equal" and col.from_:
-            office_code = col.from_
     office = ctx.office_for(office_code)
     if office is None:
         mark(echo, f"Administratie {office_code} bestaat niet of u heeft er geen toegang toe.")
@@ -230,7 +248,7 @@ def _passes(spec: Field, col: _Column, office: Office, tx: Transaction, line: Tx
     value = spec.get(office, tx, line)
     if col.field == "fin.trs.head.status" and col.from_.lower() == "normal":
         # "normal" is Twinfield's shorthand for provisional plus final.
-        return col.operator != "notequal" and value in ("temporary", "final")
+        return value in ("temporary", "final")
     numeric = spec.type in ("Value", "Decimal")
 
     def cmp_value(text: str) -> object:
@@ -242,21 +260,12 @@ def _passes(spec: Field, col: _Column, office: Office, tx: Transaction, line: Tx
     low = cmp_value(col.from_) if col.from_ else None
     if col.operator == "equal":
         return current == low
-    if col.operator == "notequal":
-        return current != low
-    if col.operator == "in":
-        return current in {cmp_value(part.strip()) for part in col.from_.replace(";", ",").split(",")}
     if col.operator == "like":
         pattern = col.from_.lower().replace("%", "*")
         return fnmatch.fnmatchcase(value.lower(), pattern)
     if current is None:
         return False
     high = cmp_value(col.to) if col.to else None
-    if col.operator == "greaterequal":
-        return low is None or current >= low  # type: ignore[operator]
-    if col.operator == "lessequal":
-        bound = high if high is not None else low
-        return bound is None or current <= bound  # type: ignore[operator]
     # between
     if low is not None and current < low:  # type: ignore[operator]
         return False
@@ -282,16 +291,15 @@ def definition(ctx: Context, request: etree._Element) -> etree._Element:
     sub(root, "shortname", name)
     sub(root, "visible", "true")
     cols = sub(root, "columns", code=code)
-    for index, field_name in enumerate(DEFINITION_100, start=1):
+    defined = [(name, spec) for name, spec in fields.items() if spec.defined]
+    for index, (field_name, spec) in enumerate(defined, start=1):
         col = sub(cols, "column", id=index)
         sub(col, "field", field_name)
-        sub(col, "label", fields[field_name].label)
-        sub(col, "visible", "true")
-        ask = field_name in ("fin.trs.head.code", "fin.trs.line.dim2", "fin.trs.head.status")
-        sub(col, "ask", "true" if ask else "false")
-        is_status = field_name == "fin.trs.head.status"
-        sub(col, "operator", "equal" if is_status else ("between" if ask else "none"))
-        sub(col, "from", "normal" if is_status else None)
+        sub(col, "label", spec.label or None)
+        sub(col, "visible", "true" if spec.visible else "false")
+        sub(col, "ask", "true" if spec.ask else "false")
+        sub(col, "operator", spec.operator)
+        sub(col, "from", spec.default)
         sub(col, "to")
-        sub(col, "finderparam", "dimtype=DEB" if field_name == "fin.trs.line.dim2" else None)
+        sub(col, "finderparam", spec.finderparam)
     return root

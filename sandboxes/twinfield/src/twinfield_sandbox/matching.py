@@ -82,7 +82,8 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
 
     lines_el = echo.find("lines")
     line_els = lines_el.findall("line") if lines_el is not None else []
-    items = _collect_items(ctx, office, line_els)
+    unavailable: list[etree._Element] = []
+    items = _collect_items(ctx, office, line_els, unavailable)
     if len(line_els) < 2:
         mark(lines_el if lines_el is not None else echo, "Er zijn minimaal twee regels nodig om af te letteren.")
 
@@ -95,7 +96,13 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
         mark(echo, f"Het af te letteren saldo is niet nul; verschil {fmt_cents(difference)}.")
 
     if not settle(echo):
-        if len(items) == len(line_els):
+        # A set refused for unavailable lines has neither <dimensions> nor <value> (live answer,
+        # murb/twinfield); otherwise the customers seen and the remaining difference follow
+        # (php-twinfield/twinfield tests/UnitTests/ApiConnectors/resources/single-matchset.xml).
+        if not unavailable:
+            dimensions = sub(echo, "dimensions")
+            for code in sorted(customers):
+                sub(dimensions, "dimension", code, level="2")
             sub(echo, "value", fmt_cents(difference))
         return echo
 
@@ -134,8 +141,11 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
     return _render(office, matchcode, matchdate, matchnumber, customer, items)
 
 
-def _collect_items(ctx: Context, office: Office, line_els: list[etree._Element]) -> list[_Item]:
-    """Resolve each request line; lines that fail get their message and are left out."""
+def _collect_items(
+    ctx: Context, office: Office, line_els: list[etree._Element], unavailable: list[etree._Element]
+) -> list[_Item]:
+    """Resolve each request line; lines that fail get their message and are left out (those not
+    available for matching also in ``unavailable``)."""
     items: list[_Item] = []
     seen: set[tuple[str, int, int]] = set()
     for line_el in line_els:
@@ -159,7 +169,12 @@ def _collect_items(ctx: Context, office: Office, line_els: list[etree._Element])
             mark(line_el, "De regel kan niet worden afgeletterd.")
             continue
         if line.matchstatus != "available":
-            mark(line_el, f"De regel is niet beschikbaar voor afletteren (status {line.matchstatus}).")
+            # As a live answer says it (murb/twinfield spec/twinfield/transaction_spec.rb), with
+            # the line's origin and status added.
+            mark(line_el, f"Boeking {tx.code} {tx.number} regel {line.id} is niet beschikbaar voor afletteren.")
+            sub(line_el, "origin", tx.origin)
+            sub(line_el, "status", tx.status)
+            unavailable.append(line_el)
             continue
         value = line.open_cents
         raw_value = text_of(line_el, "matchvalue")

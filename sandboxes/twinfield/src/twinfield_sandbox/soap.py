@@ -63,7 +63,7 @@ async def post_process_xml(request: Request) -> Response:
     version = SOAP11
     operation = "ProcessXmlString"
     try:
-        envelope = etree.fromstring(body, SAFE_PARSER)
+        envelope = _envelope_of(body)
         version = etree.QName(envelope).namespace if etree.QName(envelope).namespace in CONTENT_TYPES else SOAP11
         operation, payload = _operation(envelope, version)
         token = _authenticate(sandbox, envelope, version)
@@ -126,6 +126,17 @@ async def _run(
 
 
 # -- request parsing ----------------------------------------------------------------------------
+
+
+def _envelope_of(body: bytes) -> etree._Element:
+    """The SOAP envelope; malformed XML is answered like ASMX does, with a client fault."""
+    try:
+        return etree.fromstring(body, SAFE_PARSER)
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (1, 1)
+        raise SoapFault(
+            f"Server was unable to read request. ---> There is an error in XML document ({line}, {column}).", 100, 500
+        ) from None
 
 
 def _operation(envelope: etree._Element, version: str) -> tuple[str, etree._Element]:

@@ -395,8 +395,12 @@ def _check_balance(echo: etree._Element, lines: list[TxLine], autobalancevat: bo
         vat_line.vatvalue_cents = abs(adjusted)
         difference = 0
     if difference:
-        side = "debet" if difference < 0 else "credit"
-        mark(echo, f"De boeking is niet in balans. Er ontbreekt {fmt_cents(abs(difference))} {side}.")
+        # All three, as Twinfield says them (php-twinfield/twinfield tests/UnitTests/ApiConnectors/
+        # resources/2-failed-and-1-successful-banktransactions.xml); one currency here, so one amount.
+        missing = f"Er ontbreekt {fmt_cents(abs(difference))} {'debet' if difference < 0 else 'credit'}."
+        mark(echo, f"De boeking is niet in balans. {missing}")
+        mark(echo, f"De boeking balanceert niet in de basisvaluta. {missing}")
+        mark(echo, f"De boeking balanceert niet in de rapportagevaluta. {missing}")
 
 
 # -- rendering ----------------------------------------------------------------------------------
