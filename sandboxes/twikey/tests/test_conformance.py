@@ -93,3 +93,18 @@ def test_event_and_object_ids_keep_growing_across_a_sandbox_reset():
         after = signed_mandate_and_transaction()
     assert after[0] > before[0] and after[1] > before[1]  # a client resuming from before still sees them
     assert after[2] != before[2]  # mandate numbers are never reused either
+
+
+def test_transaction_query_lists_from_an_id_and_needs_from_id(creditor, mandate):
+    def create(amount: str) -> int:
+        form = {"mndtId": mandate, "message": "Q", "amount": amount}
+        return int(creditor.client.post("/transaction", data=form).json()["Entries"][0]["id"])
+
+    first, second = create("5"), create("6")
+    r = creditor.client.get("/transaction/query", params={"fromId": second, "mndtId": mandate})
+    assert [e["id"] for e in r.json()["Entries"]] == [second] and r.headers["X-Rate-Limit-Remaining"]
+    assert [e["id"] for e in creditor.client.get("/transaction/query", params={"fromId": first}).json()["Entries"]] == [
+        first, second
+    ]  # fmt: skip
+    missing = creditor.client.get("/transaction/query")
+    assert _error(missing) == (400, "err_missing_params", "err_missing_params") and missing.json()["extra"] == "fromId"

@@ -227,6 +227,7 @@ OPERATIONS = (
     Operation("DELETE", "/transaction", {204: NO_BODY}),
     Operation("GET", "/transaction", {200: Transactions}, feed=True),
     Operation("GET", "/transaction/detail", {200: Transactions}, rate_limited=True),
+    Operation("GET", "/transaction/query", {200: Transactions}, rate_limited=True),
     Operation("POST", "/transaction/action", {204: NO_BODY}),
     Operation("POST", "/transaction/bulk", {200: BulkCreated}),
     Operation("GET", "/transaction/bulk", {200: BulkStatus, 409: NO_BODY}),

@@ -72,6 +72,8 @@ MAX_BULK = 5000
 MAX_AMOUNT = Decimal("999999999.99")
 # Max35Text: an end-to-end id (``ref`` with ``refase2e``) and a mandate reference.
 MAX_E2E = 35
+# Transactions per /transaction/query answer (Twikey's page size is not published).
+QUERY_PAGE = 500
 # A bulk batch is "processing" (409) for this long plus a millisecond per item, in sandbox time.
 BULK_PROCESSING_SECONDS = 1.0
 
@@ -338,6 +340,25 @@ async def detail_route(request: Request) -> JSONResponse:
             t for t in creditor.transactions.values() if t.state == wanted_state and (not mndt or t.mndt_id == mndt)
         ]
     return JSONResponse({"Entries": [transaction_json(t, includes) for t in entries]}, headers=headers)
+
+
+@router.get("/transaction/query")
+async def query_route(request: Request) -> JSONResponse:
+    """Transactions from an id on ([OAS] ``getTransactionQuery``: ``fromId`` required, ``mndtId``
+    optional, rate-limited; no body documented — entries as in the feed, per [JAVA])."""
+    creditor = authenticate(request)
+    headers = check_rate_limit(request, creditor)
+    q = request.query_params
+    if not q.get("fromId"):
+        raise ApiError("err_missing_params", extra="fromId")
+    try:
+        from_id = int(q["fromId"])
+    except ValueError:
+        raise ApiError("err_invalid_params", extra="fromId") from None
+    mndt = q.get("mndtId")
+    entries = [t for t in creditor.transactions.values() if t.id >= from_id and (not mndt or t.mndt_id == mndt)]
+    entries.sort(key=lambda t: t.id)
+    return JSONResponse({"Entries": [transaction_json(t, set()) for t in entries[:QUERY_PAGE]]}, headers=headers)
 
 
 @router.post("/transaction/action")
