@@ -16,7 +16,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from twikey_sandbox import contract, create_app
+from twikey_sandbox import create_app
+from twikey_sandbox.testing import ResponseRecorder
 
 
 def _free_port() -> int:
@@ -35,43 +36,6 @@ class LiveSandbox:
         return f"{self.base}/creditor"
 
 
-@dataclass
-class Exchange:
-    method: str
-    path: str
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-class ResponseRecorder:
-    """ASGI wrapper that keeps every ``/creditor`` response, for the contract check."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.seen: list[Exchange] = []
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/creditor"):
-            await self.app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def capture(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body"):  # recorded before the client has the whole answer
-                    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in start.get("headers", [])}
-                    body = b"".join(chunks)
-                    self.seen.append(Exchange(scope["method"], scope["path"], start["status"], headers, body))
-            await send(message)
-
-        await self.app(scope, receive, capture)
-
-
 @pytest.fixture(scope="session")
 def recorder() -> ResponseRecorder:
     return ResponseRecorder(create_app(api_key="DEFAULT-TEST-KEY", fault_seed=1234))
@@ -83,12 +47,7 @@ def responses_keep_the_contract(request: pytest.FixtureRequest, recorder: Respon
     from Twikey's description (``twikey_sandbox.contract``); a breach fails that test."""
     first = len(recorder.seen)
     yield
-    breaches = [
-        f"{x.method} {x.path} -> {x.status}: {problem}"
-        for x in recorder.seen[first:]
-        for problem in contract.problems(x.method, x.path, x.status, x.headers, x.body)
-    ]
-    if breaches:
+    if breaches := recorder.breaches(since=first):
         pytest.fail("responses break Twikey's contract:\n" + "\n".join(breaches), pytrace=False)
 
 

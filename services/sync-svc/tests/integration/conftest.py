@@ -28,13 +28,28 @@ from sync_svc.service_layer.resources import open_resources
 from sync_svc.settings import Settings
 from sync_svc.testing import sync_settings_for_test
 from twikey_sandbox import create_app
-from twikey_sandbox.testing import koppel_connection
+from twikey_sandbox.testing import ResponseRecorder, koppel_connection
 
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Served]:
-    with Served(create_app(fault_seed=7)) as served:
+    # Served through a recorder: every Twikey response sync-svc provokes is checked below.
+    with Served(ResponseRecorder(create_app(fault_seed=7))) as served:
         yield served
+
+
+@pytest.fixture(autouse=True)
+def twikey_keeps_its_contract(request: pytest.FixtureRequest) -> Iterator[None]:
+    """What sync-svc is tested against answers as Twikey's description says (status codes,
+    bodies, headers): a breach of ``twikey_sandbox.contract`` fails the test that provoked it."""
+    if "sandbox" not in request.fixturenames:
+        yield
+        return
+    recorder: ResponseRecorder = request.getfixturevalue("sandbox").app
+    first = len(recorder.seen)
+    yield
+    if breaches := recorder.breaches(since=first):
+        pytest.fail("Twikey sandbox responses break the contract:\n" + "\n".join(breaches), pytrace=False)
 
 
 @pytest.fixture(scope="module")
