@@ -20,7 +20,7 @@ from lxml import etree
 from bookkeeping_svc.adapters.twinfield import documents
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.domain.invoices import Found, NotFound, resolve_invoice
-from bookkeeping_svc.service_layer.booker import classify_messages
+from bookkeeping_svc.service_layer.booker import classify_messages, customer_update_error
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCE = re.compile(r"^<!-- follows [\w.-]+/[\w.-]+ [\w./-]+\.(xml|rb|php)\b")
@@ -238,6 +238,7 @@ def test_unknown_customer_in_english_and_dutch(name: str, text: str) -> None:
     ((ok, msgs),) = documents.parse_dimensions(root)
     assert not ok and [(m.node, m.text) for m in msgs] == [("code", text)]
     assert documents.customer_email(root) is None
+    assert customer_update_error(msgs).code == "unknown_customer"
 
 
 # -- SOAP --------------------------------------------------------------------------------------

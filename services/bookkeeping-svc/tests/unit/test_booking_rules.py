@@ -171,3 +171,15 @@ def test_twinfield_messages_are_classified_with_a_hint(message: str, node: str, 
     classified = classify(message, node)
     assert classified.code == code
     assert classified.hint
+
+
+def test_a_refused_customer_update_is_an_unknown_customer_by_element_then_wording() -> None:
+    from bookkeeping_svc.adapters.twinfield.documents import Message
+    from bookkeeping_svc.service_layer.booker import customer_update_error
+
+    assert customer_update_error([Message("code", "Dimension 1001 does not exist.", "error")]).code == (
+        "unknown_customer"
+    )
+    on_root = Message("dimension", "Naam is verplicht voor een nieuwe debiteur.", "error")
+    assert customer_update_error([on_root]).code == "unknown_customer"
+    assert customer_update_error([Message("iban", "Ongeldige IBAN.", "error")]).code == "validation"

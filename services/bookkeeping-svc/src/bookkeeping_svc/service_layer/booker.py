@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -81,6 +82,22 @@ def classify_messages(msgs: list[documents.Message]) -> Classified:
     """The first error decides (a warning only when there is no error)."""
     first = next(iter(documents.errors_first(msgs)), None)
     return classify(first.text, first.node, first.kind) if first else HINTS["validation"]
+
+
+def customer_update_error(msgs: list[documents.Message]) -> Classified:
+    """A refused customer update: an error on the dimension's ``code`` ("Dimensie 1001 bestaat
+    niet." / "Dimension 1001 does not exist.") or a demand for a ``name`` (Twinfield would create
+    the customer) means the customer is not there; anything else is read like any message."""
+    errors = [m for m in msgs if m.kind == "error"]
+    if any(m.node in ("code", "name") for m in errors):
+        return HINTS["unknown_customer"]
+    # Where the element says nothing (the message on the whole dimension), the wording decides.
+    if any(
+        re.search(r"naam is verplicht|name is (required|mandatory)|bestaat niet|does not exist", m.text, re.I)
+        for m in errors
+    ):
+        return HINTS["unknown_customer"]
+    return classify_messages(msgs)
 
 
 def payment_of(row: Any) -> Payment:
@@ -718,12 +735,10 @@ class Booker:
                 if ok:
                     values.update(status="done", error_message=None, hint=None)
                 else:
-                    text = documents.summary(msgs)
-                    code = "unknown_customer" if ("Naam is verplicht" in text or "bestaat niet" in text) else None
                     values.update(
                         status="error",
-                        error_message=text,
-                        hint=HINTS[code].hint if code else classify(text).hint,
+                        error_message=documents.summary(msgs),
+                        hint=customer_update_error(msgs).hint,
                     )
                 await uow.session.execute(
                     sa.update(customer_updates).where(customer_updates.c.id == r.id).values(**values)
