@@ -306,6 +306,52 @@ def test_no_secret_in_clear_text_in_any_database_or_log(system: System):
         assert value not in logs, f"{what} in clear text in the logs"
 
 
+def test_tokens_of_an_unregistered_tenant_are_refused_everywhere_until_it_is_registered(system: System):
+    """A validly signed token names a tenant nobody registered: no service may act on it (it used
+    to create invoices that no connection could ever collect or book)."""
+    tenant = uuid.uuid4()
+    secret = KoppelSettings().jwt_secret.get_secret_value()
+    auth = {"Authorization": f"Bearer {issue_token(secret, tenant, ['erp', 'operator'])}"}
+    gw = system.urls.gateway
+    invoice = {
+        "invoice_number": f"UNREG-{tenant.hex[:6]}",
+        "customer_number": "C-UNREG",
+        "amount_cents": 1_000,
+        "invoice_date": date.today().isoformat(),
+        "due_date": (date.today() + timedelta(days=10)).isoformat(),
+    }
+    with httpx.Client(timeout=30) as http:
+        refused = http.post(f"{gw}/v1/invoices", headers=auth, json=invoice)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["code"] == "unknown_tenant"
+        for path in ("/v1/mandates", "/v1/bookings", "/v1/events", "/v1/twikey/feeds", "/v1/webhook-endpoints"):
+            answer = http.get(f"{gw}{path}", headers=auth)
+            assert (answer.status_code, answer.json()["code"]) == (401, "unknown_tenant"), path
+
+        registered = register_tenant({service: gw for service in SERVICES}, auth["Authorization"][7:], "Late")
+        assert registered["tenant_id"] == str(tenant)
+        # The refused request left nothing behind; now the same request is taken.
+        assert http.get(f"{gw}/v1/invoices", headers=auth).json()["items"] == []
+        assert http.post(f"{gw}/v1/invoices", headers=auth, json=invoice).status_code == 201
+        again = http.post(f"{gw}/v1/tenants", headers=auth, json={"name": "Late again"})
+        assert again.status_code == 200 and again.json()["name"] == "Late"
+
+
+def test_koppel_tenant_create_registers_a_tenant_whose_token_every_service_honours(system: System):
+    from typer.testing import CliRunner
+
+    from koppel_cli.main import app
+
+    result = CliRunner().invoke(app, ["tenant", "create", "--name", "Acme BV", "--gateway", system.urls.gateway])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    auth = {"Authorization": f"Bearer {created['token']}"}
+    with httpx.Client(timeout=30) as http:
+        me = http.get(f"{system.urls.gateway}/v1/tenants/me", headers=auth).json()
+        assert me["tenant_id"] == created["tenant_id"] and me["name"] == "Acme BV"
+        assert http.get(f"{system.urls.gateway}/v1/invoices", headers=auth).status_code == 200
+
+
 def test_ctrl_c_stops_everything_cleanly(system: System):
     """Last in this module: it stops the module's system."""
     system.process.send_signal(signal.SIGINT)
@@ -376,49 +422,3 @@ def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
     seen = _submitted(system, in_twinfield=False)
     httpx.post(f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/paid", json={}).raise_for_status()
     return seen
-
-
-def test_tokens_of_an_unregistered_tenant_are_refused_everywhere_until_it_is_registered(system: System):
-    """A validly signed token names a tenant nobody registered: no service may act on it (it used
-    to create invoices that no connection could ever collect or book)."""
-    tenant = uuid.uuid4()
-    secret = KoppelSettings().jwt_secret.get_secret_value()
-    auth = {"Authorization": f"Bearer {issue_token(secret, tenant, ['erp', 'operator'])}"}
-    gw = system.urls.gateway
-    invoice = {
-        "invoice_number": f"UNREG-{tenant.hex[:6]}",
-        "customer_number": "C-UNREG",
-        "amount_cents": 1_000,
-        "invoice_date": date.today().isoformat(),
-        "due_date": (date.today() + timedelta(days=10)).isoformat(),
-    }
-    with httpx.Client(timeout=30) as http:
-        refused = http.post(f"{gw}/v1/invoices", headers=auth, json=invoice)
-        assert refused.status_code == 401, refused.text
-        assert refused.json()["code"] == "unknown_tenant"
-        for path in ("/v1/mandates", "/v1/bookings", "/v1/events", "/v1/twikey/feeds", "/v1/webhook-endpoints"):
-            answer = http.get(f"{gw}{path}", headers=auth)
-            assert (answer.status_code, answer.json()["code"]) == (401, "unknown_tenant"), path
-
-        registered = register_tenant({service: gw for service in SERVICES}, auth["Authorization"][7:], "Late")
-        assert registered["tenant_id"] == str(tenant)
-        # The refused request left nothing behind; now the same request is taken.
-        assert http.get(f"{gw}/v1/invoices", headers=auth).json()["items"] == []
-        assert http.post(f"{gw}/v1/invoices", headers=auth, json=invoice).status_code == 201
-        again = http.post(f"{gw}/v1/tenants", headers=auth, json={"name": "Late again"})
-        assert again.status_code == 200 and again.json()["name"] == "Late"
-
-
-def test_koppel_tenant_create_registers_a_tenant_whose_token_every_service_honours(system: System):
-    from typer.testing import CliRunner
-
-    from koppel_cli.main import app
-
-    result = CliRunner().invoke(app, ["tenant", "create", "--name", "Acme BV", "--gateway", system.urls.gateway])
-    assert result.exit_code == 0, result.output
-    created = json.loads(result.stdout)
-    auth = {"Authorization": f"Bearer {created['token']}"}
-    with httpx.Client(timeout=30) as http:
-        me = http.get(f"{system.urls.gateway}/v1/tenants/me", headers=auth).json()
-        assert me["tenant_id"] == created["tenant_id"] and me["name"] == "Acme BV"
-        assert http.get(f"{system.urls.gateway}/v1/invoices", headers=auth).status_code == 200
