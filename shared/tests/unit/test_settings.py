@@ -4,6 +4,9 @@ from pydantic import ValidationError
 from koppel_shared.settings import KoppelSettings
 
 
+REAL_KEY = "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY="
+
+
 class MandateLike(KoppelSettings):
     service_prefix = "KOPPEL_MANDATE_"
 
@@ -35,3 +38,10 @@ def test_real_secrets_are_accepted_in_prod() -> None:
     )
     assert s.jwt_secret.get_secret_value().startswith("a-real")
     assert "s3cr3t" not in repr(s)
+
+
+def test_known_tenants_only_can_be_switched_off_only_in_tests() -> None:
+    secrets = {"jwt_secret": "a-real-test-secret-0123456789abcdef", "encryption_keys": REAL_KEY}
+    assert KoppelSettings(environment="test", known_tenants_only=False, **secrets).known_tenants_only is False
+    with pytest.raises(ValueError, match="known_tenants_only"):
+        KoppelSettings(environment="dev", known_tenants_only=False)
