@@ -1,4 +1,4 @@
-"""The chaos drill in its CI size: 2,000 payments (direct debits and pay links whose Twikey ids
+"""The chaos drill in its CI size: 1,000 payments (direct debits and pay links whose Twikey ids
 collide) while service processes are killed and restarted, RabbitMQ and PostgreSQL restart, the
 sandboxes and the ERP misbehave, mandate requests arrive three at a time with one key and
 invites time out after Twikey created the mandate.
@@ -26,7 +26,9 @@ pytestmark = [
     ),
 ]
 
-PAYMENTS = int(os.environ.get("KOPPEL_CHAOS_PAYMENTS", "2000"))
+# 1,000 in CI: since the never-twice look-up reads Twinfield once per invoice number (no batch
+# operator is confirmed), booking is bound by Twinfield's credits and 2,000 took 6.5 minutes.
+PAYMENTS = int(os.environ.get("KOPPEL_CHAOS_PAYMENTS", "1000"))
 
 
 def test_paid_collections_survive_kills_and_restarts_with_nothing_lost_or_doubled(tmp_path: Path) -> None:
