@@ -52,7 +52,7 @@ from koppel_shared.settings import KoppelSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(1200)]
 
-EXAMPLES = int(os.environ.get("KOPPEL_MONEY_EXAMPLES", "3"))
+EXAMPLES = int(os.environ.get("KOPPEL_MONEY_EXAMPLES", "2"))
 STEPS = int(os.environ.get("KOPPEL_MONEY_STEPS", "6"))
 ENV = {
     "KOPPEL_RETRY_DELAYS_MS": "[1000, 3000, 10000]",
