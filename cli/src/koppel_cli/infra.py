@@ -67,5 +67,20 @@ def ensure_debian_package(command: str, package: str, say=print) -> bool:
     return True
 
 
+# What the suite drives for real besides PostgreSQL and RabbitMQ: command -> Debian package.
+TEST_TOOLS = {"nginx": "nginx", "chromium": "chromium", "pg_dump": "postgresql-client", "envsubst": "gettext-base"}
+
+
+def ensure_test_tools(say=print) -> None:
+    """Install what the tests drive (the gateway's nginx, Chromium for the console, pg_dump,
+    envsubst) so that `make test` tests everything on a fresh machine instead of skipping."""
+    for command, package in TEST_TOOLS.items():
+        ensure_debian_package(command, package, say=say)
+
+
 if __name__ == "__main__":
+    import sys
+
     ensure_infrastructure()
+    if "--test-tools" in sys.argv[1:]:
+        ensure_test_tools()
