@@ -11,6 +11,8 @@ import json
 import os
 import platform
 import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,3 +57,19 @@ def write_result(name: str, figures: dict[str, Any], notes: str = "") -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+def start_server(module_args: list[str], health_url: str, what: str) -> subprocess.Popen[bytes]:
+    """``python -m <module_args>`` in its own process, returned once ``health_url`` answers 200."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", *module_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(health_url, timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{what} did not start")

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import sqlalchemy as sa
-from common import write_result
+from common import start_server, write_result
 from sqlalchemy.ext.asyncio import create_async_engine
 from twinfield_bookings import AMQP, OFFICE, PG, free_port, start_sandbox
 
@@ -62,20 +62,11 @@ MANDATES = 3000
 
 
 def start_twikey(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twikey_sandbox", "--port", str(port), "--api-key", API_KEY],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return start_server(
+        ["twikey_sandbox", "--port", str(port), "--api-key", API_KEY],
+        f"http://127.0.0.1:{port}/_sandbox/health",
+        "Twikey sandbox",
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/_sandbox/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("Twikey sandbox did not start")
 
 
 def _soap(http: httpx.Client, tokens: dict[str, Any], request_xml: str) -> Any:

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 import sqlalchemy as sa
-from common import write_result
+from common import start_server, write_result
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -81,20 +81,11 @@ def free_port() -> int:
 
 
 def start_sandbox(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "twinfield_sandbox", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    return start_server(
+        ["twinfield_sandbox", "--host", "127.0.0.1", "--port", str(port)],
+        f"http://127.0.0.1:{port}/healthz",
+        "Twinfield sandbox",
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("sandbox did not start")
 
 
 def seed(sandbox: httpx.Client, count: int, customers: int) -> list[tuple[str, str, int]]:
