@@ -348,12 +348,15 @@ async def _booking_errors(system: System) -> list[dict[str, Any]]:
 
 async def wait_settled(system: System, probe: Probe, payments: list[Payment], receiver: ErpReceiver,
                        within: float) -> bool:  # fmt: skip
-    """Every payment booked in Twinfield, every event delivered, every queue and outbox empty."""
+    """Every payment booked and matched in Twinfield, every event delivered, every queue and outbox empty."""
     numbers = {p.invoice_number for p in payments}
     deadline = time.time() + within
     while time.time() < deadline:
         memos = await asyncio.to_thread(booked_invoice_numbers, system.urls.twinfield_sandbox, TWINFIELD_OFFICE)
-        if numbers <= set(memos):
+        # Matched too: a MEMO whose write answer was lost is found by the look-up and matched
+        # only then, minutes later when a restart fell in between.
+        matched = await asyncio.to_thread(matched_invoice_numbers, system.urls.twinfield_sandbox, TWINFIELD_OFFICE)
+        if numbers <= set(memos) and numbers <= set(matched):
             delivered = receiver.event_ids()
             feed = await _feed_event_ids(system)
             queues = await probe.queues()
