@@ -238,8 +238,10 @@ def _run(*argv: str) -> None:
 
 def restart_rabbitmq() -> None:
     _run("rabbitmqctl", "stop_app")
-    time.sleep(1)
-    _run("rabbitmqctl", "start_app")
+    try:
+        time.sleep(1)
+    finally:  # never leave the broker stopped, whatever interrupts the drill
+        _run("rabbitmqctl", "start_app")
     _run("rabbitmqctl", "await_startup")
 
 

@@ -1,8 +1,11 @@
-"""Local infrastructure: make sure PostgreSQL and RabbitMQ answer on their standard ports,
-starting them with the machine's own commands when they are down."""
+"""Local infrastructure: make sure PostgreSQL and RabbitMQ answer on their standard ports and
+actually work (a broker whose port is open can still have its application stopped or be blocked by
+a resource alarm), starting or repairing them with the machine's own commands."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import glob
 import os
 import shutil
@@ -46,9 +49,95 @@ def ensure_up(name: str, address: tuple[str, int], wait_seconds: float = 60.0, s
     raise SystemExit(f"{name} did not come up on {address[0]}:{address[1]}; start it and try again")
 
 
+async def _rabbitmq_round_trip(url: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await channel.default_exchange.publish(aio_pika.Message(b"probe"), routing_key=queue.name)
+        for _ in range(50):
+            message = await queue.get(no_ack=True, fail=False)
+            if message is not None:
+                return
+            await asyncio.sleep(0.1)
+        raise RuntimeError("a published message never arrived")
+
+
+async def _postgres_round_trip(url: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        await connection.execute("CREATE TEMPORARY TABLE koppel_probe (n int); INSERT INTO koppel_probe VALUES (1)")
+    finally:
+        await connection.close()
+
+
+def probe(what: str, timeout: float = 20.0) -> str | None:
+    """None when the service does real work (a confirmed publish that arrives; a table write),
+    else why not. A stopped application, a disk or memory alarm or a full disk all fail here."""
+    if what == "rabbitmq":
+        check = _rabbitmq_round_trip(os.environ.get("KOPPEL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"))
+    else:
+        base = os.environ.get("KOPPEL_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+        check = _postgres_round_trip(base.replace("+asyncpg", "") + "/postgres")
+
+    async def bounded() -> None:
+        await asyncio.wait_for(check, timeout)
+
+    try:
+        asyncio.run(bounded())
+    except Exception as exc:  # any failure is the answer
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+def _rabbitmq_alarms() -> str:
+    if not shutil.which("rabbitmq-diagnostics"):
+        return ""
+    done = subprocess.run(["rabbitmq-diagnostics", "-q", "check_local_alarms"], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    return "" if done.returncode == 0 else (done.stdout + done.stderr).strip()
+
+
+def repair_rabbitmq(say=print) -> None:
+    """A node whose application was stopped (``rabbitmqctl stop_app``, e.g. by a drill that was
+    interrupted) keeps its Erlang node up but closes the port: start the application again."""
+    if not shutil.which("rabbitmqctl"):
+        return
+    for args in (["start_app"], ["await_startup", "--timeout", "60"]):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            subprocess.run(["rabbitmqctl", *args], capture_output=True, timeout=90, check=False)
+    alarms = _rabbitmq_alarms()
+    if alarms:
+        say(f"rabbitmq reports alarms: {alarms}")
+
+
+def ensure_usable(say=print) -> None:
+    """Both services do real work, or the process stops with a message saying what is wrong."""
+    for name in ("postgresql", "rabbitmq"):
+        why = probe(name)
+        if why is None:
+            continue
+        say(f"{name} does not work ({why}); trying to repair it")
+        if name == "rabbitmq":
+            repair_rabbitmq(say=say)
+        else:
+            ensure_up(name, POSTGRES, say=say)
+        why = probe(name)
+        if why is not None:
+            disk = shutil.disk_usage("/")
+            raise SystemExit(f"{name} does not work: {why} (free disk: {disk.free // 2**20} MiB)")
+
+
 def ensure_infrastructure(say=print) -> None:
     ensure_up("postgresql", POSTGRES, say=say)
+    if not port_open(*RABBITMQ):
+        repair_rabbitmq(say=say)  # a stopped application, not a stopped node, is the usual case
     ensure_up("rabbitmq", RABBITMQ, say=say)
+    ensure_usable(say=say)
 
 
 def ensure_debian_package(command: str, package: str, say=print) -> bool:
