@@ -36,7 +36,7 @@ def test_attempts_are_recorded_with_their_outcome(creditor, control, receiver_re
     receiver_reset.wait_for(1)
     attempts = control.get("/webhooks", params={"api_key": creditor.api_key, "wait": True}).json()
     assert [(a["params"], a["status"], a["status_code"]) for a in attempts] == [
-        ({"type": "event", "msg": "dummytest"}, "failed", 503)
+        ({"msg": "dummytest", "type": "event"}, "failed", 503)
     ]
     assert attempts[0]["signature"] == receiver_reset.received[0].headers["X-Signature"]
 
@@ -71,3 +71,12 @@ def test_values_with_spaces_are_percent_encoded_and_signed_decoded(creditor, con
     assert "+" not in "".join(h.query for h in hooks)
     for hook in hooks:
         assert twikey.Webhook.verify_signature(unquote(hook.query), hook.headers["X-Signature"], creditor.api_key)
+
+
+def test_test_webhook_query_is_the_one_twikey_sends(creditor, control, receiver_reset):
+    # The .NET SDK documents the test webhook's query as "msg=dummytest&type=event" (reference §9.1);
+    # the signature covers the query as sent, so the order is part of the wire format.
+    control.post("/webhooks/test", json={"api_key": creditor.api_key})
+    (hook,) = receiver_reset.wait_for(1)
+    assert hook.query == "msg=dummytest&type=event"
+    assert hook.headers["X-Signature"] == sign(creditor.api_key, "msg=dummytest&type=event")

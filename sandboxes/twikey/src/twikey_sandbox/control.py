@@ -575,7 +575,7 @@ class TestWebhookIn(BaseModel):
 
 @router.post("/webhooks/test")
 async def test_webhook(body: TestWebhookIn, request: Request) -> dict[str, Any]:
-    """Twikey's "test webhook" button: `type=event&msg=dummytest`."""
+    """Twikey's "test webhook" button: `msg=dummytest&type=event` (the order the .NET SDK shows)."""
     c = _creditor(state_of(request), body.api_key)
-    attempt = hooks_of(request).emit(c, {"type": "event", "msg": "dummytest"})
+    attempt = hooks_of(request).emit(c, {"msg": "dummytest", "type": "event"})
     return dict(attempt or {})
