@@ -60,9 +60,60 @@ def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
     command.upgrade(_alembic_config(migrations_dir, url), revision)
 
 
+# One key for every service: each service has its own database, and advisory locks are per database.
+MIGRATE_LOCK_KEY = 0x6B6F7070656C  # "koppel"
+
+
 async def migrate(migrations_dir: Path, url: str) -> None:
+    """Create the database if missing and upgrade it to head. Runs that overlap (a Job retried, two
+    replicas started by hand) take turns on an advisory lock, so Alembic never runs twice at once."""
     await ensure_database(url)
-    await asyncio.to_thread(upgrade, migrations_dir, url)
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATE_LOCK_KEY)
+        try:
+            await asyncio.to_thread(upgrade, migrations_dir, url)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATE_LOCK_KEY)
+    finally:
+        await conn.close()
+
+
+def head_revisions(migrations_dir: Path, url: str) -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(_alembic_config(migrations_dir, url)).get_heads())
+
+
+async def applied_revisions(url: str) -> set[str]:
+    """The revisions recorded in the database; empty when it or its version table is missing."""
+    try:
+        conn = await asyncpg.connect(asyncpg_dsn(url))
+    except asyncpg.InvalidCatalogNameError:
+        return set()
+    try:
+        rows = await conn.fetch("SELECT version_num FROM alembic_version")
+    except asyncpg.UndefinedTableError:
+        return set()
+    finally:
+        await conn.close()
+    return {row["version_num"] for row in rows}
+
+
+async def wait_until_migrated(migrations_dir: Path, url: str, within: float, interval: float = 2.0) -> bool:
+    """True once the database is at this code's head (what a container waits for before it starts
+    the API or worker), False when ``within`` seconds pass first."""
+    heads = head_revisions(migrations_dir, url)
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            if await applied_revisions(url) == heads:
+                return True
+        except (OSError, asyncpg.PostgresError):
+            pass  # the database is not up yet: keep waiting
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(interval)
 
 
 def run_env(target_metadata: Sequence[sa.MetaData], default_url: Callable[[], str]) -> None:

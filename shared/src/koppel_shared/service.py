@@ -5,7 +5,8 @@ consumers, background loops); this module turns that into the three process kind
 
 - ``api``: FastAPI under uvicorn; writes state and outbox rows, never publishes directly;
 - ``worker``: the outbox relay, the inbox consumers and the service's background loops;
-- ``migrate``: create the database if missing and run Alembic to head.
+- ``migrate``: create the database if missing and run Alembic to head;
+- ``wait-migrated``: wait until the database is at this code's head (a container's init step).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.inbox import ConsumerSpec, InboxConsumer
 from koppel_shared.messaging.outbox import OutboxRelay
 from koppel_shared.messaging.topology import QueueSpec
-from koppel_shared.migrations import migrate
+from koppel_shared.migrations import migrate, wait_until_migrated
 from koppel_shared.settings import KoppelSettings
 from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.app import create_app
@@ -193,9 +194,10 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"{definition.name}-svc", description=definition.title)
-    parser.add_argument("command", choices=["api", "worker", "migrate"])
+    parser.add_argument("command", choices=["api", "worker", "migrate", "wait-migrated"])
     parser.add_argument("--host", default=None)
     parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--timeout", type=float, default=300.0, help="wait-migrated: seconds before giving up")
     args = parser.parse_args(argv)
     settings = definition.settings_cls()
     configure_logging(f"{definition.name}-svc", settings.log_level, settings.log_json)
@@ -203,6 +205,11 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     if args.command == "migrate":
         asyncio.run(migrate(definition.migrations_dir, settings.database_url))
         log.info("migrate.done", database=settings.database_url.rsplit("/", 1)[-1])
+    elif args.command == "wait-migrated":
+        # A container's init step: the API and worker start only on a schema this code knows.
+        if not asyncio.run(wait_until_migrated(definition.migrations_dir, settings.database_url, args.timeout)):
+            raise SystemExit(f"the database is not at this version's schema after {args.timeout:.0f} s; run migrate")
+        log.info("migrate.ready", database=settings.database_url.rsplit("/", 1)[-1])
     elif args.command == "api":
         import uvicorn
 
