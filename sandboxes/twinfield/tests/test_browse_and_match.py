@@ -110,10 +110,10 @@ def test_browse_invisible_columns_filter_but_are_not_returned(tw, http) -> None:
     assert "fin.trs.line.dim2name" not in _cells(result.find("tr"))
 
 
-def test_browse_unknown_field_is_an_error_on_that_field(tw, http) -> None:
+def test_browse_unknown_field_is_refused_with_twinfields_message_on_browse(tw, http) -> None:
     result = tw.failed(_browse(("fin.trs.line.nonsense", "equal", "x", "")))
-    field = next(f for f in result.iter("field") if f.text == "fin.trs.line.nonsense")
-    assert field.get("msgtype") == "error"
+    assert (result.tag, result.get("result"), result.get("msg")) == ("browse", "0", "Veld bestaat niet.")
+    assert result.findall("tr") == [] and result.find("th") is None
 
 
 def _match(*lines: tuple[str, int, int, str | None], matchdate: str = "20250320") -> str:
@@ -235,9 +235,15 @@ def test_browse_refuses_operators_twinfield_is_not_known_to_accept(tw, http) -> 
 
 def test_browse_refuses_fields_outside_the_real_definition(tw, http) -> None:
     _setup(http)
-    result = tw.failed(_browse(("fin.trs.head.office", "equal", OFFICE, "")))
-    field = next(c for c in result.iter("column") if c.findtext("field") == "fin.trs.head.office").find("field")
-    assert field.get("msgtype") == "error" and "fin.trs.head.office" in field.get("msg")
+    for field in ("fin.trs.head.office", "fin.trs.line.description"):
+        # Even as a column that is only shown, not filtered on: no row leaves with it.
+        root = etree.fromstring(_browse(("fin.trs.line.invnumber", "equal", "F2025-0042", "")))
+        column = etree.SubElement(root, "column")
+        etree.SubElement(column, "field").text = field
+        etree.SubElement(column, "visible").text = "true"
+        result = tw.failed(etree.tostring(root, encoding="unicode"))
+        assert (result.tag, result.get("msg")) == ("browse", "Veld bestaat niet."), field
+        assert result.findall("tr") == []
 
 
 def test_browse_definition_mirrors_the_real_one(tw) -> None:

@@ -10,8 +10,11 @@ so is an operator other than `none`, `equal`, `between`, `like` (the operators k
 php-twinfield/twinfield src/Enums/BrowseColumnOperator.php); `in`, `notequal`, … are not
 accepted. An empty `from` means "no filter", like an unanswered ask-field in Twinfield's browser.
 
-One field is served beyond the real definition: `fin.trs.line.description`, which
-bookkeeping's reconciliation still reads; no real browse-100 definition or answer shows it.
+A field outside the definition (`fin.trs.line.description` and `fin.trs.head.office` included:
+no real browse-100 definition or answer shows them) is answered as integrators report Twinfield
+does: `<browse result="0">` carrying "Veld bestaat niet." (CodeMill-Solutions/twinfield-mcp
+CHANGELOG.md 0.2.0 and src/tools/transactions.ts quote the message; its browse parser,
+src/twinfield-client.ts normalizeBrowseResult, reads `result` and `msg` from `<browse>`).
 """
 
 from __future__ import annotations
@@ -52,7 +55,6 @@ class Field:
     operator: str = "none"
     default: str | None = None
     finderparam: str | None = None
-    defined: bool = True  # False: served, but not in Twinfield's definition
 
 
 def _open(line: TxLine) -> str:
@@ -116,10 +118,8 @@ FIELDS_100: dict[str, Field] = {
         visible=False,
     ),
     "fin.trs.line.modified": Field("Wijzigingsdatum", "Date", lambda o, t, ln: t.date, ask=True, operator="between"),
-    "fin.trs.line.description": Field(
-        "Omschrijving", "String", lambda o, t, ln: ln.description, visible=False, defined=False
-    ),
 }
+UNKNOWN_FIELD = "Veld bestaat niet."
 
 BROWSES = {"100": ("Debiteurenkaart", FIELDS_100)}
 
@@ -142,13 +142,14 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
         settle(echo)
         return echo
     _, fields = BROWSES[code]
+    if any(text_of(column_el, "field") not in fields for column_el in echo.findall("column")):
+        refused = etree.Element("browse")
+        mark(refused, UNKNOWN_FIELD)
+        settle(refused)
+        return refused
     cols: list[_Column] = []
     for column_el in echo.findall("column"):
         name = text_of(column_el, "field")
-        if name not in fields:
-            target = column_el.find("field")
-            mark(target if target is not None else column_el, f"Onbekend veld '{name}' in browse {code}.")
-            continue
         operator = text_of(column_el, "operator", "none").lower()
         if operator not in OPERATORS:
             target = column_el.find("operator")
@@ -291,8 +292,7 @@ def definition(ctx: Context, request: etree._Element) -> etree._Element:
     sub(root, "shortname", name)
     sub(root, "visible", "true")
     cols = sub(root, "columns", code=code)
-    defined = [(name, spec) for name, spec in fields.items() if spec.defined]
-    for index, (field_name, spec) in enumerate(defined, start=1):
+    for index, (field_name, spec) in enumerate(fields.items(), start=1):
         col = sub(cols, "column", id=index)
         sub(col, "field", field_name)
         sub(col, "label", spec.label or None)

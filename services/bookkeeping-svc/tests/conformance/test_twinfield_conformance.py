@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from bookkeeping_svc.adapters.twinfield import documents
+from bookkeeping_svc.adapters.twinfield import documents, ledger
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.domain.invoices import Found, NotFound, resolve_invoice
 from bookkeeping_svc.service_layer.booker import classify_messages, customer_update_error
@@ -59,12 +59,11 @@ def test_every_fixture_names_the_public_file_it_follows(name: str) -> None:
 # -- requests ----------------------------------------------------------------------------------
 
 
-def test_browse_request_uses_only_fields_labels_and_operators_of_the_real_definition() -> None:
+def _within_the_real_definition(request: etree._Element) -> None:
     definition = {
         col.findtext("field"): (col.findtext("label"), col.findtext("operator"))
         for col in load("browse-100-definition.xml").iter("column")
     }
-    request = parsed(documents.browse_customer_lines("F2025-0042", 2026))
     assert request.get("code") == "100"
     for column in request.findall("column"):
         field = column.findtext("field")
@@ -74,12 +73,77 @@ def test_browse_request_uses_only_fields_labels_and_operators_of_the_real_defini
         if column.find("operator") is not None:
             assert column.findtext("operator") in ("equal", "between")
             assert column.findtext("operator") == definition[field][1]
+    assert paths(request) <= paths(load("request-browse-100.xml"))
+
+
+def test_browse_request_uses_only_fields_labels_and_operators_of_the_real_definition() -> None:
+    request = parsed(documents.browse_customer_lines("F2025-0042", 2026))
+    _within_the_real_definition(request)
     filters = {c.findtext("field"): (c.findtext("from"), c.findtext("to")) for c in request.iter("column")}
     assert filters["fin.trs.line.invnumber"][0] == "F2025-0042"
     assert filters["fin.trs.head.status"][0] == "normal"
     assert filters["fin.trs.head.yearperiod"] == ("1996/01", "2027/12")
-    assert paths(request) <= paths(load("request-browse-100.xml"))
     assert "fin.trs.head.office" not in filters and "fin.trs.line.description" not in filters
+
+
+@pytest.mark.parametrize(
+    ("request_xml", "filters"),
+    [
+        (
+            ledger.period_lines("MEMO", "2025/03"),
+            {
+                "fin.trs.head.yearperiod": ("2025/03", "2025/03"),
+                "fin.trs.head.code": ("MEMO", ""),
+                "fin.trs.head.status": ("normal", ""),
+            },
+        ),
+        (
+            ledger.numbered_lines("VRK", 202500001, 202502000),
+            {
+                "fin.trs.head.code": ("VRK", ""),
+                "fin.trs.head.number": ("202500001", "202502000"),
+                "fin.trs.head.status": ("normal", ""),
+            },
+        ),
+    ],
+)
+def test_reconciliation_browses_only_fields_of_the_real_definition(request_xml: str, filters: dict) -> None:
+    request = parsed(request_xml)
+    _within_the_real_definition(request)
+    asked = {
+        c.findtext("field"): (c.findtext("from"), c.findtext("to") or "")
+        for c in request.iter("column")
+        if c.find("operator") is not None
+    }
+    assert asked == filters
+    assert [c.findtext("field") for c in request.iter("column")] == list(ledger.FIELDS)
+    assert "fin.trs.line.description" not in ledger.FIELDS and "fin.trs.line.valuesigned" not in ledger.FIELDS
+
+
+def test_reconciliation_reads_a_browse_answer_field_by_field_without_descriptions() -> None:
+    lines = ledger.parse(load("browse-100-answer-ledger.xml"))
+    assert [
+        (
+            x.daybook,
+            x.number,
+            x.line,
+            x.period,
+            x.customer,
+            x.invoice_number,
+            x.value_cents,
+            x.matchstatus,
+            x.matchnumber,
+        )  # noqa: E501
+        for x in lines
+    ] == [
+        ("MEMO", "202500017", 2, "2025/03", "1001", "F2025-0042", -12100, "matched", "4"),
+        ("MEMO", "202500018", 2, "2025/03", "1002", "", -5000, "available", ""),
+        ("MEMO", "202500019", 2, "2025/03", "1001", "F2025-0042", 12100, "available", ""),
+    ]
+    assert all(x.description == "" for x in lines)
+    # An answer without the Betaalnr. column is refused, never read as "not matched".
+    with pytest.raises(documents.BrowseShapeError, match=re.escape("fin.trs.line.matchnumber")):
+        ledger.parse(load("browse-100-answer.xml"))
 
 
 def test_browse_request_refuses_an_operator_twinfield_is_not_known_to_accept() -> None:

@@ -13,6 +13,7 @@ from bookkeeping_svc.domain.reconcile import (
     net_twikey,
     number_ranges,
     periods,
+    unclaimed_payments,
 )
 
 
@@ -72,6 +73,36 @@ def test_each_side_disagreeing_is_named() -> None:
     found = Comparison(twikey, [_booking()], [_memo("202500001"), _memo("202500002", -12100, "F9")], {}).run()
     assert sorted(d.kind for d in found) == ["amount_mismatch", "booked_twice"]
     assert {d.fix for d in found} == {"error"}
+
+
+def _bare(number: str, cents: int = -12100, invoice: str = "F1") -> LedgerLine:
+    """A MEMO customer line as browse 100 gives it: no description."""
+    return LedgerLine("MEMO", number, 2, "2025/03", "1001", invoice, cents, "available", "")
+
+
+def test_a_memo_line_is_the_bookings_by_its_number_and_an_unclaimed_one_by_its_read_description() -> None:
+    twikey = net_twikey([{**_entry("transaction", "7", "paid", 1), "reference": "c1"}])
+    lines = [_bare("202500001"), _bare("202500002"), _bare("202500003"), _bare("202500004", 12100)]
+    # Only unclaimed payment (credit) lines are read in full; the booking's own and debits are not.
+    assert [line.number for line in unclaimed_payments(lines, [_booking()])] == ["202500002", "202500003"]
+    clean = Comparison(twikey, [_booking()], [_bare("202500001")], {}).run()
+    assert clean == []
+    texts = {("202500002", 2): "TX7 betaling", ("202500003", 2): "Betaling klant 1001 per bank"}
+    (twice,) = Comparison(twikey, [_booking()], lines, {}, memo_texts=texts).run()
+    assert twice.kind == "booked_twice"
+    assert [line["number"] for line in twice.twinfield] == ["202500001", "202500002"]
+    # A second MEMO of ours whose read was not made is not guessed to be ours (the run fails instead).
+    assert Comparison(twikey, [_booking()], lines, {}).run() == []
+
+
+def test_an_unclaimed_memo_of_ours_without_a_booking_is_booked_not_paid() -> None:
+    texts = {("202500009", 2): "TX8 betaling"}
+    (found,) = Comparison({}, [], [_bare("202500009")], {}, memo_texts=texts).run()
+    assert (found.kind, found.key, found.twinfield[0]["description"]) == (
+        "booked_not_paid",
+        "memo:TX8 betaling",
+        "TX8 betaling",
+    )
 
 
 def test_a_booking_said_booked_without_a_memo_is_paid_not_booked_with_the_book_fix() -> None:

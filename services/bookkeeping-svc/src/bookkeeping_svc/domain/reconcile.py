@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 from urllib.parse import quote
@@ -104,7 +104,8 @@ class Booking:
 
 @dataclass(frozen=True)
 class LedgerLine:
-    """One customer line from browse 100."""
+    """One customer line from browse 100 (which has no description column: a line's text is
+    known only from a full read of its transaction, or because the line is a booking's own)."""
 
     daybook: str
     number: str
@@ -115,7 +116,7 @@ class LedgerLine:
     value_cents: int  # signed: debit positive, a received payment negative
     matchstatus: str
     matchnumber: str
-    description: str
+    description: str = ""
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -265,6 +266,8 @@ class Comparison:
     bookings: list[Booking]
     memo_lines: list[LedgerLine]  # customer lines of the MEMO daybook in the window's periods
     invoice_lines: dict[tuple[str, str, int], LedgerLine]  # the sales lines bookings were matched to
+    # (transaction number, line) → description, from full reads of the unclaimed payment lines
+    memo_texts: dict[tuple[str, int], str] = field(default_factory=dict)
     since: date | None = None  # Twikey's items paid before this are outside the run
     mandates: dict[str, TwikeyMandate] = field(default_factory=dict)  # Twikey's signed mandates
     koppel_mandates: set[str] = field(default_factory=set)  # numbers Koppel published
@@ -300,10 +303,20 @@ class Comparison:
         for b in self.bookings:
             if b.key is not None:
                 by_key[b.key].append(b)
+        # A MEMO payment line is a booking's own by its transaction number; one that no booking
+        # claims is Koppel's when its full read shows our description.
+        claimed: dict[str, list[LedgerLine]] = defaultdict(list)
+        numbers = {b.memo_number for b in self.bookings if b.memo_number}
         payments: dict[str, list[LedgerLine]] = defaultdict(list)
         for line in self.memo_lines:
-            if line.value_cents < 0 and line.description.endswith(PAYMENT_SUFFIX):
-                payments[line.description].append(line)
+            if line.value_cents >= 0:
+                continue
+            if line.number in numbers:
+                claimed[line.number].append(line)
+                continue
+            text = self.memo_texts.get((line.number, line.line), line.description)
+            if text.endswith(PAYMENT_SUFFIX):
+                payments[text].append(replace(line, description=text))
         for item in self.twikey.values():
             if self.since and item.paid_on and item.paid_on < self.since:
                 continue
@@ -312,7 +325,8 @@ class Comparison:
         for b in self.bookings:
             description = payment_description(b.reference)
             seen_descriptions.add(description)
-            self._koppel_side(b, payments.get(description, []))
+            own = [replace(line, description=description) for line in claimed.get(b.memo_number or "", [])]
+            self._koppel_side(b, own + payments.get(description, []))
         for description, lines in payments.items():
             if description not in seen_descriptions:
                 self._add(
@@ -429,6 +443,14 @@ class Comparison:
             return
         lines = [line] + ([invoice] if invoice else [])
         self._add("wrong_invoice_match", problem, item, b, lines, key=f"match:{b.id}")
+
+
+def unclaimed_payments(memo_lines: Iterable[LedgerLine], bookings: Iterable[Booking]) -> list[LedgerLine]:
+    """The MEMO payment lines (credit) no booking claims by its MEMO number: the only ones whose
+    transaction is read in full to learn whether they are Koppel's (1 credit each). A clean
+    ledger has none; a bookkeeper's own memorial payments on customers are read every run."""
+    numbers = {b.memo_number for b in bookings if b.memo_number}
+    return [line for line in memo_lines if line.value_cents < 0 and line.number not in numbers]
 
 
 def periods(since: date, until: date) -> list[str]:

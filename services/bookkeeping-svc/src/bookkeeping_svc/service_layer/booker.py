@@ -335,7 +335,11 @@ class Booker:
         ]
         for number in sorted({r.number for r in candidates}):
             access, root = await self.gw.call(access, documents.read_transaction(access.office, memo_daybook, number))
-            for line in documents.parse_transaction_read(root) or []:
+            read = documents.parse_transaction_read(root)
+            if read is None:
+                # An unread candidate could be our MEMO: posting again could book it twice.
+                raise Fault("read", documents.summary(documents.messages(root)))
+            for line in read:
                 texts[(number, line.id)] = line.description
         return access, [
             dataclasses.replace(r, description=texts.get((r.number, r.line), "")) if r in candidates else r

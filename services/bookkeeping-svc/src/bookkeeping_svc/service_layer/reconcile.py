@@ -12,9 +12,11 @@ Reading, with the progress on the run row after every page:
    feeds replayed from the start, netted per paid item, and the mandate feed, netted per mandate
    (domain/reconcile.py).
 2. Koppel: the bookings paid in the window, and every mandate number mandate-svc published.
-3. Twinfield (within the shared credit budget, 1 credit a browse): the MEMO daybook's customer
-   lines one period at a time, and the sales lines matched bookings were matched to, by ranges
-   of transaction numbers.
+3. Twinfield (within the shared credit budget, 1 credit a request): the MEMO daybook's customer
+   lines one period at a time (browse 100), a full read of each MEMO transaction with a payment
+   line no booking claims by its number (browse 100 shows no descriptions, so only the read tells
+   whether such a line is Koppel's), and the sales lines matched bookings were matched to, by
+   ranges of transaction numbers.
 
 A run covers whole periods: ``since`` is moved back to the first of its month, so MEMOs and
 bookings of the same months are compared.
@@ -42,6 +44,7 @@ from bookkeeping_svc.domain.reconcile import (
     net_twikey,
     number_ranges,
     periods,
+    unclaimed_payments,
 )
 from bookkeeping_svc.service_layer.gateway import Access, Gateway
 from bookkeeping_svc.settings import Settings
@@ -225,14 +228,22 @@ class Reconciler:
             koppel_bookings=len(own),
             koppel_mandates=len(published),
             twinfield_lines=0,
+            twinfield_reads=0,
             twinfield_credits=0,
         )
         await self._progress(run.id, progress)
-        memo_lines, invoice_lines = await self._twinfield(run, own, progress)
+        memo_lines, memo_texts, invoice_lines = await self._twinfield(run, own, progress)
         progress["phase"] = "compare"
         await self._progress(run.id, progress)
         return Comparison(
-            twikey, own, memo_lines, invoice_lines, since=run.since, mandates=mandates, koppel_mandates=published
+            twikey,
+            own,
+            memo_lines,
+            invoice_lines,
+            memo_texts=memo_texts,
+            since=run.since,
+            mandates=mandates,
+            koppel_mandates=published,
         ).run()
 
     async def _mandate_numbers(self, tenant_id: uuid.UUID) -> set[str]:
@@ -286,22 +297,44 @@ class Reconciler:
         progress["twinfield_credits"] += 1
         if not documents.ok(root):
             raise RunFailed("twinfield_browse_refused", documents.summary(documents.messages(root)))
-        lines = ledger.parse(root)
+        try:
+            lines = ledger.parse(root)
+        except documents.BrowseShapeError as exc:
+            raise RunFailed("twinfield_browse_shape", str(exc)) from exc
         progress["twinfield_lines"] += len(lines)
         return access, lines
 
+    async def _memo_texts(
+        self, access: Access, lines: list[LedgerLine], progress: dict[str, Any]
+    ) -> tuple[Access, dict[tuple[str, int], str]]:
+        """The descriptions of these MEMO lines, one full transaction read per number."""
+        texts: dict[tuple[str, int], str] = {}
+        daybook = access.accounts.memo_daybook
+        for number in sorted({line.number for line in lines}):
+            access, root = await self.gw.call(access, documents.read_transaction(access.office, daybook, number))
+            progress["twinfield_credits"] += 1
+            progress["twinfield_reads"] += 1
+            read = documents.parse_transaction_read(root)
+            if read is None:
+                # Never guessed: an unread line could be a second MEMO of one payment.
+                raise RunFailed("twinfield_read_refused", documents.summary(documents.messages(root)))
+            texts.update(((number, line.id), line.description) for line in read)
+        return access, texts
+
     async def _twinfield(
         self, run: Any, own: list[Booking], progress: dict[str, Any]
-    ) -> tuple[list[LedgerLine], dict[tuple[str, str, int], LedgerLine]]:
+    ) -> tuple[list[LedgerLine], dict[tuple[str, int], str], dict[tuple[str, str, int], LedgerLine]]:
         try:
             access = await self.gw.access(run.tenant_id)
             memo_lines: list[LedgerLine] = []
             for period in periods(run.since, run.until):
                 access, lines = await self._browse(
-                    access, ledger.period_lines(access.office, access.accounts.memo_daybook, period), progress
+                    access, ledger.period_lines(access.accounts.memo_daybook, period), progress
                 )
                 memo_lines += lines
                 await self._progress(run.id, progress)
+            access, memo_texts = await self._memo_texts(access, unclaimed_payments(memo_lines, own), progress)
+            await self._progress(run.id, progress)
             wanted: dict[str, list[int]] = {}
             for b in own:
                 if b.status == "matched" and b.sales and b.sales[1].isdigit():
@@ -309,14 +342,12 @@ class Reconciler:
             invoice_lines: dict[tuple[str, str, int], LedgerLine] = {}
             for daybook, numbers in sorted(wanted.items()):
                 for low, high in number_ranges(numbers, NUMBER_RANGE):
-                    access, lines = await self._browse(
-                        access, ledger.numbered_lines(access.office, daybook, low, high), progress
-                    )
+                    access, lines = await self._browse(access, ledger.numbered_lines(daybook, low, high), progress)
                     invoice_lines.update((line.key, line) for line in lines)
                     await self._progress(run.id, progress)
         except TwinfieldError as exc:
             raise RunFailed("twinfield_unavailable", f"{type(exc).__name__}: {exc}") from exc
-        return memo_lines, invoice_lines
+        return memo_lines, memo_texts, invoice_lines
 
     async def _store(self, run: Any, found: list[Any]) -> int:
         """The run's differences, with what operators decided about the same difference before:
