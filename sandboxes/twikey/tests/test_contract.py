@@ -4,6 +4,7 @@ used to differ from Twikey's description, and every sandbox response is run thro
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -60,3 +61,59 @@ def test_every_response_of_the_suite_goes_through_the_contract(recorder, credito
         ("GET", "/creditor/mandate", 200), ("GET", "/creditor/no/such/route", 404)
     ]  # fmt: skip
     assert all(contract.problems(x.method, x.path, x.status, x.headers, x.body) == [] for x in seen)
+
+
+def _routes_below_creditor(app) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    paths = app.openapi()["paths"]
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "X", path))
+        for path, operations in paths.items()
+        if path == "/creditor" or path.startswith("/creditor/")
+        for method in operations
+    ]
+
+
+def test_every_endpoint_the_sandbox_serves_has_a_contract(recorder):
+    missing = [route for route in _routes_below_creditor(recorder.app) if contract.operation(*route) is None]
+    assert missing == []
+
+
+def test_every_endpoint_answers_successfully_within_the_contract(recorder, creditor, mandate, control):
+    """One successful call of each operation of the contract; all of them are checked (by the
+    autouse fixture) and none is left out, so the contract covers every endpoint the sandbox serves."""
+    api, before = creditor.client, len(recorder.seen)
+    extra = api.post("", data={"apiToken": creditor.api_key}).headers["Authorization"]
+    api.get("", headers={"Authorization": extra})  # logout of that second session only
+    prepared = creditor.invite()["mndtId"]
+    api.post("/prepare", data={"ct": creditor.core, "email": "bo@example.be"})
+    signed = {"ct": creditor.core, "method": "paper", "iban": "BE16645348971174", "email": "cy@example.be"}
+    api.post("/sign", data=signed)
+    api.get("/mandate/detail", params={"mndtId": mandate})
+    api.post("/mandate/update", data={"mndtId": mandate, "city": "Gent"})
+    api.get("/mandate/query", params={"email": "an@example.be"})
+    api.post(f"/mandate/{prepared}/action", data={"type": "reminder", "reminder": "1"})
+    api.get("/mandate")
+    api.delete("/mandate", params={"mndtId": prepared, "rsn": "not needed"})
+    tx = api.post("/transaction", data={"mndtId": mandate, "message": "Tour", "amount": "40"}).json()["Entries"][0]
+    other = api.post("/transaction", data={"mndtId": mandate, "message": "Tour 2", "amount": "41"}).json()["Entries"][0]
+    api.put("/transaction", data={"id": str(tx["id"]), "message": "Tour again"})
+    api.get("/transaction")
+    api.get("/transaction/detail", params={"id": str(tx["id"])})
+    api.get("/transaction/query", params={"fromId": str(tx["id"])})
+    api.post("/transaction/action", data={"id": str(tx["id"]), "action": "archive"})
+    api.delete("/transaction", params={"id": str(other["id"])})
+    batch = api.post("/transaction/bulk", json=[{"mndtId": mandate, "message": "Bulk", "amount": 5}]).json()["batchId"]
+    control.post("/clock/advance", json={"seconds": 2})
+    api.get("/transaction/bulk", params={"batchId": batch})
+    api.post("/collect", data={"ct": creditor.core})
+    link = api.post("/payment/link", data={"title": "Tour", "amount": "9.50", "remittance": "TOUR-1"}).json()
+    api.get("/payment/link", params={"id": link["id"]})
+    api.delete("/payment/link", params={"id": link["id"]})
+    api.get("/payment/link/feed", params={"all": "true"})
+
+    answered = {
+        (op.method, op.path)
+        for x in recorder.seen[before:]
+        if 200 <= x.status < 300 and (op := contract.operation(x.method, x.path)) is not None
+    }
+    assert [f"{op.method} {op.path or '/'}" for op in contract.OPERATIONS if (op.method, op.path) not in answered] == []
