@@ -26,7 +26,9 @@ async def ensure_database(url: str) -> bool:
             return False
         try:
             await conn.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.DuplicateDatabaseError:
+        except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+            # Another process created it between our look and our CREATE (two creates at once
+            # collide on the catalogue's unique index rather than as "already exists").
             return False
         return True
     finally:
