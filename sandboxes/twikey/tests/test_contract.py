@@ -38,6 +38,21 @@ def _problems(method: str, path: str, status: int, body: object = None, **header
         ("a pay link in an undocumented state", "GET", "/creditor/payment/link", 200,
          {"Links": [{"id": 1, "amount": 1.0, "msg": "m", "state": "PAID"}]}, {"X-Rate-Limit-Remaining": "5"}),
         ("a 429 without Retry-After", "GET", "/creditor/mandate/detail", 429, {"message": "slow down"}, {}),
+        ("a cancel reason without its originator", "GET", "/creditor/mandate", 200,
+         {"GrpHdr": {"CreDtTm": "2026-01-05T10:00:00Z"}, "Messages": [
+             {"EvtId": 1, "EvtTime": "2026-01-05T10:00:00Z", "OrgnlMndtId": "M", "CxlRsn": {"Rsn": "gone"}}]},
+         {"X-LAST": "1"}),
+        ("an amendment without the mandate", "GET", "/creditor/mandate", 200,
+         {"GrpHdr": {"CreDtTm": "2026-01-05T10:00:00Z"}, "Messages": [
+             {"EvtId": 1, "EvtTime": "2026-01-05T10:00:00Z", "OrgnlMndtId": "M",
+              "AmdmntRsn": {"Rsn": "x", "Orgtr": {}}}]},
+         {"X-LAST": "1"}),
+        ("an event time that is no UTC timestamp", "GET", "/creditor/mandate", 200,
+         {"GrpHdr": {"CreDtTm": "2026-01-05T10:00:00Z"}, "Messages": [
+             {"EvtId": 1, "EvtTime": "2026-01-05 10:00", "Mndt": {"MndtId": "M"}}]}, {"X-LAST": "1"}),
+        ("a maximum amount that is no amount", "GET", "/creditor/mandate/detail", 200,
+         {"Mndt": {"MndtId": "M", "MaxAmt": "-5"}},
+         {"X-STATE": "SIGNED", "X-COLLECTABLE": "true", "X-Rate-Limit-Remaining": "5"}),
     ],
 )  # fmt: skip
 def test_the_contract_catches(case, method, path, status, body, headers):
@@ -49,7 +64,10 @@ def test_the_contract_accepts_the_descriptions_own_examples():
     assert _problems("DELETE", "/creditor/payment/link", 200, {}) == []
     assert _problems("GET", "/creditor/nope", 404, {"code": "err_not_found", "message": "x"}, **ERROR) == []
     assert _problems("GET", "/creditor/transaction/bulk", 409) == []
-    assert _problems("GET", "/creditor/mandate", 200, {"GrpHdr": {"CreDtTm": "t"}, "Messages": []}) == []
+    assert (
+        _problems("GET", "/creditor/mandate", 200, {"GrpHdr": {"CreDtTm": "2016-04-21T14:57:01Z"}, "Messages": []})
+        == []
+    )
 
 
 def test_every_response_of_the_suite_goes_through_the_contract(recorder, creditor):

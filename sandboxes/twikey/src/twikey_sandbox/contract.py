@@ -1,5 +1,5 @@
 """Twikey's response contract for every endpoint the sandbox serves, written from the published
-description (development-kit ``docs/openapi.yaml`` 1.0.3, its Postman/portman checks and the
+description (development-kit ``docs/openapi.yaml`` 1.0.3 and ``docs/message.md``, its Postman/portman checks and the
 SDKs' models; reference §1-8): status codes, body shapes, and the headers that go with them
 (``ApiError``/``ApiErrorCode``, ``X-LAST``, ``X-STATE``/``X-COLLECTABLE``, rate limits).
 
@@ -16,11 +16,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
+
+
+# development-kit docs/message.md: ISODateTime "YYYY-MM-DDThh:mm:ssZ" (UTC); MaxAmt an
+# ActiveCurrencyAndAmount without currency in JSON: at least 0, at most 18 digits, 5 after the dot.
+ISO_UTC = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$"
+AMOUNT = r"^\d{1,13}(\.\d{1,5})?$"
 
 
 # ---- bodies ---------------------------------------------------------------------------------
@@ -48,7 +54,7 @@ class SupplementaryData(_Open):
 class MandateRecord(_Open):  # the `Mndt` object
     MndtId: str
     LclInstrm: Literal["CORE", "B2B", "CREDITCARD"] | None = None
-    MaxAmt: str | None = None
+    MaxAmt: str | None = Field(default=None, pattern=AMOUNT)
     DbtrAcct: str | None = None
     SplmtryData: list[SupplementaryData] | None = None
 
@@ -57,21 +63,34 @@ class MandateDetail(_Open):
     Mndt: MandateRecord
 
 
-class Reason(_Open):
+class Reason(_Open):  # message.md §3: Orgtr and Rsn, each [1..1]
+    Orgtr: dict[str, Any]
     Rsn: str
 
 
 class MandateMessage(_Open):
     EvtId: int
-    EvtTime: str
+    EvtTime: str = Field(pattern=ISO_UTC)
     Mndt: MandateRecord | None = None
     OrgnlMndtId: str | None = None
     AmdmntRsn: Reason | None = None
     CxlRsn: Reason | None = None
 
+    @model_validator(mode="after")
+    def _kind_has_its_parts(self) -> MandateMessage:
+        # message.md: no AmdmntRsn nor CxlRsn = a new mandate (Mndt); an amendment has the
+        # reason, the full Mndt and OrgnlMndtId; a cancellation the reason and OrgnlMndtId.
+        if self.AmdmntRsn is not None and (self.Mndt is None or not self.OrgnlMndtId):
+            raise ValueError("an amendment needs Mndt and OrgnlMndtId")
+        if self.CxlRsn is not None and not self.OrgnlMndtId:
+            raise ValueError("a cancellation needs OrgnlMndtId")
+        if self.AmdmntRsn is None and self.CxlRsn is None and self.Mndt is None:
+            raise ValueError("a new mandate needs Mndt")
+        return self
+
 
 class GroupHeader(_Open):
-    CreDtTm: str
+    CreDtTm: str = Field(pattern=ISO_UTC)
 
 
 class MandateFeed(_Open):
