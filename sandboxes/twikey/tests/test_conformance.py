@@ -108,3 +108,10 @@ def test_transaction_query_lists_from_an_id_and_needs_from_id(creditor, mandate)
     ]  # fmt: skip
     missing = creditor.client.get("/transaction/query")
     assert _error(missing) == (400, "err_missing_params", "err_missing_params") and missing.json()["extra"] == "fromId"
+
+
+def test_collect_names_a_missing_template_and_an_invalid_one_as_the_description_does(creditor):
+    # [OAS] /collect: err_no_such_ct "No template specified", err_invalid_ct "Invalid template".
+    assert _error(creditor.client.post("/collect", data={}))[2] == "err_no_such_ct"
+    assert _error(creditor.client.post("/collect", data={"ct": "core"}))[2] == "err_invalid_ct"
+    assert _error(creditor.client.post("/collect", data={"ct": "4242"}))[2] == "err_no_such_ct"

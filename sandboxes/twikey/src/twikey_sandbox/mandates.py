@@ -239,7 +239,8 @@ def cancel(
     hooks.contract(creditor, m.mndt_id, "Cancel", CANCELLED)
 
 
-def _template(creditor: Creditor, raw: str | None) -> int:
+def template_of(creditor: Creditor, raw: str | None) -> int:
+    """The template ``ct`` names: missing or unknown is ``err_no_such_ct``, not a number ``err_invalid_ct``."""
     if not raw:
         raise ApiError("err_no_such_ct", extra="ct")
     try:
@@ -266,7 +267,7 @@ def _existing(creditor: Creditor, ct: int, fields: dict[str, str], mndt_id: str)
 
 
 def _prepare(state: SandboxState, creditor: Creditor, params: dict[str, str]) -> tuple[Mandate, bool]:
-    ct = _template(creditor, params.get("ct"))
+    ct = template_of(creditor, params.get("ct"))
     fields = clean_fields(params)
     mndt_id = params.get("mandateNumber", "").strip().upper()
     if mndt_id:
@@ -397,7 +398,7 @@ async def update(request: Request) -> Response:
     fields = clean_fields(params)
     new_ct = None
     if params.get("ct"):
-        new_ct = _template(creditor, params["ct"])
+        new_ct = template_of(creditor, params["ct"])
         if creditor.templates[new_ct] != m.scheme:
             raise ApiError("err_invalid_ct", message="Template of another type", extra="ct")
     wanted = params.get("state", "").strip().lower()

@@ -93,12 +93,7 @@ async def create_route(request: Request) -> JSONResponse:
     amount = parse_amount(params["amount"])
     ct = None
     if params.get("ct"):
-        try:
-            ct = int(params["ct"])
-        except ValueError:
-            raise ApiError("err_invalid_ct", extra="ct") from None
-        if ct not in creditor.templates:
-            raise ApiError("err_no_such_ct", extra="ct")
+        ct = mandates.template_of(creditor, params["ct"])
     if params.get("email") and not mandates.EMAIL_RE.match(params["email"]):
         raise ApiError("err_invalid_email", extra="email")
     ref = (params.get("remittance") or params.get("ref") or "").strip() or None

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from . import mandates
 from .auth import authenticate, check_rate_limit
 from .deps import hooks_of, state_of
 from .errors import ApiError, read_params, truthy
@@ -429,13 +430,8 @@ async def collect_route(request: Request) -> JSONResponse:
     creditor = authenticate(request)
     state = state_of(request)
     params = await read_params(request)
-    raw_ct = params.get("ct") or params.get("tc")
-    try:
-        ct = int(raw_ct or "")
-    except ValueError:
-        raise ApiError("err_no_such_ct", extra="ct") from None
-    if ct not in creditor.templates:
-        raise ApiError("err_no_such_ct", extra="ct")
+    # [OAS] /collect: err_no_such_ct "No template specified", err_invalid_ct "Invalid template".
+    ct = mandates.template_of(creditor, params.get("ct") or params.get("tc"))
     until = None
     if params.get("until"):
         try:
