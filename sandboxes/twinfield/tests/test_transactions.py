@@ -128,6 +128,31 @@ def test_period_that_does_not_exist_is_refused(tw) -> None:
     assert period.get("msg") == "De boeking kan niet gemaakt worden omdat periode 1999/01 niet bestaat"
 
 
+def test_a_closed_period_takes_no_posting_until_it_is_opened_again(tw, http) -> None:
+    year = date.today().year
+    closed = http.post(f"/_sandbox/offices/{OFFICE}/periods", json={"close": [f"{year}/03"]})
+    assert closed.status_code == 200 and closed.json()["closed_periods"] == [f"{year}/03"]
+    # Derived from the date: the message sits on <date>, nothing is booked.
+    result = tw.failed(memo_xml(date=f"{year}0314"))
+    date_el = result.find("transaction/header/date")
+    assert (date_el.get("msgtype"), date_el.get("msg")) == (
+        "error",
+        f"De boeking kan niet gemaakt worden omdat periode {year}/03 niet bestaat",
+    )
+    assert result.find("transaction/header/number") is None
+    assert http.get(f"/_sandbox/offices/{OFFICE}/transactions", params={"daybook": "MEMO"}).json() == []
+    # Another period of the same year is open; the closed one opens again.
+    assert tw.ok(memo_xml(date=f"{year}0414")).find("transaction").get("result") == "1"
+    reopened = http.post(f"/_sandbox/offices/{OFFICE}/periods", json={"open": [f"{year}/03"]})
+    assert reopened.json()["closed_periods"] == []
+    assert tw.ok(memo_xml(date=f"{year}0314")).find("transaction").get("result") == "1"
+
+
+def test_periods_control_refuses_what_is_not_a_period(http) -> None:
+    reply = http.post(f"/_sandbox/offices/{OFFICE}/periods", json={"close": ["2025-03"]})
+    assert reply.status_code == 422
+
+
 def test_date_outside_period_is_a_warning_that_fails_unless_raisewarning_is_false(tw) -> None:
     year = date.today().year
     request = memo_xml(date=f"{year}0725", period=f"{year}/09", raisewarning=None)

@@ -19,7 +19,7 @@ from .sandbox import Sandbox, get_sandbox
 from .soap import PATH as SOAP_PATH
 from .state import Customer, Daybook, GLAccount, Office, Transaction
 from .tokens import issue_access_token, issue_refresh_token, revoke_consent
-from .values import fmt_cents
+from .values import fmt_cents, parse_period
 
 router = APIRouter(prefix="/_sandbox", tags=["sandbox control"])
 
@@ -203,6 +203,7 @@ def _office_json(office: Office) -> dict:
         "organisation": office.organisation,
         "currency": office.currency,
         "open_years": sorted(office.open_years),
+        "closed_periods": sorted(office.closed_periods),
         "accounts": [dataclasses.asdict(a) for a in office.accounts.values()],
         "daybooks": [dataclasses.asdict(d) for d in office.daybooks.values()],
         "vatcodes": [dataclasses.asdict(v) for v in office.vatcodes.values()],
@@ -236,6 +237,31 @@ async def add_daybook(request: Request, office_code: str, body: DaybookBody) -> 
     office = _office(get_sandbox(request), office_code)
     office.daybooks[body.code] = Daybook(body.code, body.name, body.shortname or body.name, body.kind)
     return body.model_dump()
+
+
+class PeriodsBody(BaseModel):
+    close: list[str] = Field(default_factory=list, description="periods YYYY/MM to close for posting")
+    open: list[str] = Field(default_factory=list, description="periods YYYY/MM to open again")
+
+
+@router.post("/offices/{office_code}/periods")
+async def set_periods(request: Request, office_code: str, body: PeriodsBody) -> dict:
+    """Close or reopen periods of the office (a transaction in a closed period is refused)."""
+    office = _office(get_sandbox(request), office_code)
+    to_open, to_close = _periods(body.open), _periods(body.close)
+    office.closed_periods.difference_update(to_open)
+    office.closed_periods.update(to_close)
+    return {"office": office.code, "closed_periods": sorted(office.closed_periods)}
+
+
+def _periods(texts: list[str]) -> set[str]:
+    found = set()
+    for text in texts:
+        parts = parse_period(text)
+        if parts is None or not 1 <= parts[1] <= 12:
+            raise HTTPException(422, f"period {text!r} is not YYYY/MM")
+        found.add(f"{parts[0]}/{parts[1]:02d}")
+    return found
 
 
 # -- customers and invoices -----------------------------------------------------------------------

@@ -186,6 +186,9 @@ class Office:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     currency: str = "EUR"
     open_years: set[int] = field(default_factory=set)
+    # Periods ("YYYY/MM") of an open year that are closed for posting (Twinfield's period settings:
+    # a period can be opened and closed, developers.twinfield.com miscellaneous/periods).
+    closed_periods: set[str] = field(default_factory=set)
     accounts: dict[str, GLAccount] = field(default_factory=dict)
     daybooks: dict[str, Daybook] = field(default_factory=dict)
     vatcodes: dict[str, VatCode] = field(default_factory=dict)

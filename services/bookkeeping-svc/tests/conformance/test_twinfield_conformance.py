@@ -15,12 +15,15 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from lxml import etree
 
 from bookkeeping_svc.adapters.twinfield import documents, ledger
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.domain.invoices import Found, NotFound, resolve_invoice
 from bookkeeping_svc.service_layer.booker import classify_messages, customer_update_error
+from twinfield_sandbox import create_app
+from twinfield_sandbox import testing as sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SOURCE = re.compile(r"^<!-- follows [\w.-]+/[\w.-]+ [\w./-]+\.(xml|rb|php)\b")
@@ -133,7 +136,7 @@ def test_reconciliation_reads_a_browse_answer_field_by_field_without_description
             x.value_cents,
             x.matchstatus,
             x.matchnumber,
-        )  # noqa: E501
+        )
         for x in lines
     ] == [
         ("MEMO", "202500017", 2, "2025/03", "1001", "F2025-0042", -12100, "matched", "4"),
@@ -248,6 +251,34 @@ def test_a_warning_only_answer_is_kept_apart_and_is_not_a_closed_period() -> Non
     assert not posted.ok
     assert [(m.node, m.kind) for m in posted.messages] == [("date", "warning")]
     assert classify_messages(posted.messages).code == "validation"
+
+
+def test_a_transaction_in_a_closed_period_is_period_closed_not_a_validation_error() -> None:
+    (posted,) = documents.parse_transactions(load("transactions-answer-period-closed.xml"))
+    assert not posted.ok and posted.number is None
+    assert [(m.node, m.kind, m.text) for m in posted.messages] == [
+        ("date", "error", "De boeking kan niet gemaakt worden omdat periode 2025/03 niet bestaat")
+    ]
+    assert classify_messages(posted.messages).code == "period_closed"
+    # The same message on <period> (a period sent explicitly) is decided by its element.
+    on_period = [documents.Message("period", "Periode 2025/03 is niet beschikbaar.", "error")]
+    assert classify_messages(on_period).code == "period_closed"
+
+
+def test_the_sandbox_refuses_koppels_memo_in_a_closed_period_as_the_fixture_shows() -> None:
+    with TestClient(create_app()) as http:
+        assert http.post(f"/_sandbox/offices/{sandbox.OFFICE}/periods", json={"close": ["2025/03"]}).status_code == 200
+        http.post(f"/_sandbox/offices/{sandbox.OFFICE}/customers", json={"customers": [{"code": "1001", "name": "K"}]})
+        token = http.post("/_sandbox/tokens", json={"client_id": "koppel-sandbox", "organisation": sandbox.ORG})
+        payment = Payment("TX1", "F2025-0042", "1001", None, 12100, "direct_debit", date(2025, 3, 14))
+        request = documents.transactions(sandbox.OFFICE, [payment_memo(payment, "1001", Accounts())])
+        answer = sandbox.Twinfield(http, token.json()["access_token"]).failed(request)
+    ours = documents.parse_transactions(answer)
+    fixture = documents.parse_transactions(load("transactions-answer-period-closed.xml"))
+    assert [(p.ok, p.number, p.messages) for p in ours] == [(p.ok, p.number, p.messages) for p in fixture]
+    assert {path for path in paths(answer) if "@msg" in path or "@result" in path} == {
+        path for path in paths(load("transactions-answer-period-closed.xml")) if "@msg" in path or "@result" in path
+    }
 
 
 def test_errors_are_classified_by_their_element_in_dutch_and_english() -> None:

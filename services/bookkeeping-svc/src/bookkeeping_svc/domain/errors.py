@@ -86,7 +86,9 @@ HINTS: dict[str, Classified] = {
 }
 
 # The element of an error -> what it means (the wording is not needed then).
-_NODES = {"dim2": "unknown_customer", "dim1": "unknown_account", "code": "unknown_account"}
+# An error on <period> is a period that takes no posting (a message on <date> is read by its
+# wording: the date carries invalid-date messages too).
+_NODES = {"dim2": "unknown_customer", "dim1": "unknown_account", "code": "unknown_account", "period": "period_closed"}
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # "De boeking kan niet gemaakt worden omdat periode 2020/01 niet bestaat" (KNLTB); closed/locked
