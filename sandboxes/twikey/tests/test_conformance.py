@@ -115,3 +115,61 @@ def test_collect_names_a_missing_template_and_an_invalid_one_as_the_description_
     assert _error(creditor.client.post("/collect", data={}))[2] == "err_no_such_ct"
     assert _error(creditor.client.post("/collect", data={"ct": "core"}))[2] == "err_invalid_ct"
     assert _error(creditor.client.post("/collect", data={"ct": "4242"}))[2] == "err_no_such_ct"
+
+
+# Every maxLength [OAS] gives a form field of an endpoint the sandbox serves: one character more is
+# refused with err_invalid_params naming the field, and nothing is created or changed.
+MAX_LENGTHS = [
+    ("/invite", "customerNumber", 50),
+    ("/sign", "customerNumber", 50),
+    ("/sign", "campaign", 250),
+    ("/sign", "key", 36),
+    ("/mandate/update", "firstname", 50),
+    ("/mandate/update", "lastname", 50),
+    ("/mandate/update", "companyName", 140),
+    ("/mandate/update", "coc", 50),
+    ("/mandate/update", "l", 2),
+    ("/mandate/update", "customerNumber", 50),
+    ("/transaction", "mndtId", 35),
+    ("/transaction", "message", 140),
+    ("/payment/link", "customerNumber", 50),
+    ("/payment/link", "email", 70),
+    ("/payment/link", "lastname", 50),
+    ("/payment/link", "firstname", 50),
+    ("/payment/link", "companyName", 140),
+    ("/payment/link", "coc", 50),
+    ("/payment/link", "l", 5),
+    ("/payment/link", "mobile", 50),
+    ("/payment/link", "title", 140),
+    ("/payment/link", "address", 70),
+    ("/payment/link", "city", 50),
+    ("/payment/link", "zip", 12),
+    ("/payment/link", "country", 2),
+]
+
+
+@pytest.mark.parametrize(("path", "name", "limit"), MAX_LENGTHS)
+def test_fields_longer_than_the_description_allows_are_refused(creditor, mandate, control, path, name, limit):
+    base = {
+        "/invite": {"ct": str(creditor.core)},
+        "/sign": {"ct": str(creditor.core), "method": "paper", "iban": "BE16645348971174"},
+        "/mandate/update": {"mndtId": mandate},
+        "/transaction": {"mndtId": mandate, "message": "Length", "amount": "5"},
+        "/payment/link": {"title": "Length", "amount": "5"},
+    }[path]
+    too_long = "a" * (limit + 1) if name != "email" else "a" * (limit + 1 - len("@example.be")) + "@example.be"
+    before = control.get(f"/creditors/{creditor.api_key}/feeds").json()
+    r = creditor.client.post(path, data={**base, name: too_long})
+    assert _error(r) == (400, "err_invalid_params", "err_invalid_params") and r.json()["extra"] == name
+    assert control.get(f"/creditors/{creditor.api_key}/feeds").json() == before
+
+
+def test_a_bulk_item_longer_than_the_description_allows_is_refused_alone(creditor, mandate, control):
+    items = [
+        {"mndtId": mandate, "message": "m" * 141, "amount": 5},
+        {"mndtId": mandate, "message": "m" * 140, "amount": 5},
+    ]
+    batch = creditor.client.post("/transaction/bulk", json=items).json()["batchId"]
+    control.post("/clock/advance", json={"seconds": 2})
+    result = creditor.client.get("/transaction/bulk", params={"batchId": batch}).json()
+    assert [(r["status"], r.get("code")) for r in result] == [("error", "err_invalid_params"), ("ok", None)]

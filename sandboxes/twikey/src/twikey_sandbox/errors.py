@@ -10,6 +10,8 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from .limits import too_long
+
 MESSAGES = {
     "err_no_login": "Not authorised",
     "err_no_such_ct": "No such contract template",
@@ -88,7 +90,8 @@ def rate_limited_response(retry_after: int) -> JSONResponse:
 
 
 async def read_params(request: Request) -> dict[str, str]:
-    """Query parameters merged with an urlencoded/multipart form body (form wins)."""
+    """Query parameters merged with an urlencoded/multipart form body (form wins), held to the
+    field lengths of Twikey's description (``limits``) for the endpoint asked."""
     params = {k: v for k, v in request.query_params.items()}
     ctype = request.headers.get("content-type", "")
     if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -96,7 +99,14 @@ async def read_params(request: Request) -> dict[str, str]:
         for k, v in form.items():
             if isinstance(v, str):
                 params[k] = v
+    check_lengths(request.method, request.url.path, params)
     return params
+
+
+def check_lengths(method: str, path: str, params: dict[str, Any]) -> None:
+    if found := too_long(method, path, params):
+        name, limit = found
+        raise ApiError("err_invalid_params", message=f"{name} longer than {limit}", extra=name)
 
 
 def truthy(value: str | None) -> bool:

@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from . import mandates
 from .auth import authenticate, check_rate_limit
 from .deps import hooks_of, state_of
-from .errors import ApiError, read_params, truthy
+from .errors import ApiError, check_lengths, read_params, truthy
 from .render import day, iso, transaction_created_json, transaction_json
 from .state import (
     ERROR,
@@ -142,6 +142,7 @@ def remember_idempotency(state: SandboxState, creditor: Creditor, key: str | Non
 
 def create(state: SandboxState, creditor: Creditor, params: dict[str, Any]) -> Transaction:
     """Validate and create one OPEN transaction (shared by the single and bulk endpoints)."""
+    check_lengths("POST", "/transaction", params)  # a bulk item is held to the single call's limits
     mndt_id = str(params.get("mndtId") or "").strip()
     if not mndt_id:
         raise ApiError("err_missing_params", extra="mndtId")
