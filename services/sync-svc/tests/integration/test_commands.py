@@ -134,3 +134,25 @@ async def test_paylink_command_creates_one_link_and_answers_its_url(
         created = await tap.wait_for("twikey.paylink.created", 1)
     assert created[0]["data"]["reference"] == data.reference
     assert created[0]["data"]["url"].startswith("http")
+
+
+async def test_a_paylink_leaves_out_customer_details_longer_than_twikey_takes(tenant: Tenant, runtime: Runtime) -> None:
+    # Twikey's description limits pay-link fields (address 70, city 50, e-mail 70, names 50, ...);
+    # Koppel keeps longer ones, so they stay home instead of getting the link refused.
+    data = PaylinkRequested(
+        reference=f"INV-{uuid.uuid4().hex[:8]}",
+        amount_cents=990,
+        message="Invoice 8",
+        customer=Debtor(
+            name="Anna-Maria " + "Vandenbroucke-" * 4,
+            email="a" * 70 + "@example.be",
+            address="Kerkstraat 1, " + "gebouw B " * 8,
+            city="Sint-Martens-Latem-aan-de-Leie-" * 2,
+            zip="9830",
+        ),
+    )
+    await commands.paylink(runtime, new_event(data, tenant_id=tenant.tenant_id), data)
+    items = (await tenant.control.get("/paylinks", params={"api_key": tenant.api_key})).json()["items"]
+    [link] = [p for p in items if p["ref"] == data.reference]
+    assert link["customer"]["zip"] == "9830" and link["customer"]["firstname"] == "Anna-Maria"
+    assert not any(link["customer"].get(k) for k in ("email", "address", "city", "lastname"))

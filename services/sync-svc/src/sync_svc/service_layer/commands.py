@@ -293,6 +293,24 @@ async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActi
 
 
 # ---- pay links --------------------------------------------------------------------------------------
+# The longest value Twikey takes in each optional pay-link field (development-kit docs/openapi.yaml,
+# POST /payment/link maxLength). Koppel keeps longer ones; they are left out of the request rather
+# than getting the whole link refused, since the link works without them.
+PAYLINK_MAX_LENGTHS = {
+    "email": 70,
+    "firstname": 50,
+    "lastname": 50,
+    "companyName": 140,
+    "mobile": 50,
+    "customerNumber": 50,
+    "l": 5,
+    "address": 70,
+    "zip": 12,
+    "city": 50,
+    "country": 2,
+}
+
+
 def paylink_form(data: PaylinkRequested) -> dict[str, str]:
     c = data.customer
     form = {"title": data.message, "amount": to_euros(data.amount_cents), "remittance": data.reference}
@@ -311,7 +329,7 @@ def paylink_form(data: PaylinkRequested) -> dict[str, str]:
         "country": c.country,
         "ct": data.template_id,
     }
-    form.update({k: v for k, v in optional.items() if v})
+    form.update({k: v for k, v in optional.items() if v and len(v) <= PAYLINK_MAX_LENGTHS.get(k, len(v))})
     return form
 
 

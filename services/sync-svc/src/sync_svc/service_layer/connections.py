@@ -117,7 +117,7 @@ async def save(
         "b2b_template_id": b2b_template_id,
         "notify_before_collection": notify_before_collection,
         "updated_at": datetime.now(UTC),
-        "api_key_enc": secrets.encrypt(api_key) if api_key else existing.api_key_enc,  # type: ignore[union-attr]
+        "api_key_enc": secrets.encrypt(api_key) if api_key else existing.api_key_enc,  # type: ignore[union-attr,unused-ignore]
     }
     if private_key:
         values["private_key_enc"] = secrets.encrypt(private_key)

@@ -185,7 +185,7 @@ async def _commit_page(
                 last_error=None,
             )
         )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if moved.rowcount != 1:  # type: ignore[attr-defined,unused-ignore]
             return None
         events, bad, _ = await _page_events(uow, tenant_id, feed, page.items)
         await uow.emit(*events)
