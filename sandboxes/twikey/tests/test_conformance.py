@@ -173,3 +173,29 @@ def test_a_bulk_item_longer_than_the_description_allows_is_refused_alone(credito
     control.post("/clock/advance", json={"seconds": 2})
     result = creditor.client.get("/transaction/bulk", params={"batchId": batch}).json()
     assert [(r["status"], r.get("code")) for r in result] == [("error", "err_invalid_params"), ("ok", None)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("redirectUrl", "ftp://shop.example/done", "err_invalid_params"),  # "requires http:// or https://"
+        ("sendInvite", "post", "err_invalid_params"),  # email | SMS | registeredEmail
+        ("method", "cash", "err_invalid_params"),  # the description's list of methods
+        ("expiry", "next week", "err_invalid_date"),  # "Invalid expiry date"
+    ],
+)
+def test_pay_link_fields_outside_the_description_are_refused(creditor, control, field, value, code):
+    before = control.get(f"/creditors/{creditor.api_key}/feeds").json()
+    r = creditor.client.post("/payment/link", data={"title": "Invoice 5", "amount": "5", field: value})
+    assert _error(r) == (400, code, code) and r.json()["extra"] == field
+    assert control.get(f"/creditors/{creditor.api_key}/feeds").json() == before
+
+
+def test_pay_link_fields_as_the_description_lists_them_are_taken(creditor):
+    form = {"title": "Invoice 6", "amount": "6", "redirectUrl": "https://shop.example/done", "sendInvite": "SMS",
+            "method": "bancontact", "expiry": "2030-01-31"}  # fmt: skip
+    r = creditor.client.post("/payment/link", data=form)
+    assert r.status_code == 200, r.text
+    # [OAS] remittance: "Payment reference (aliased as ref). Defaults to title if empty"
+    link = creditor.client.get("/payment/link", params={"id": r.json()["id"]}).json()["Links"][0]
+    assert link["ref"] == "Invoice 6"

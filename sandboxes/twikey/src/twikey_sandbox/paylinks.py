@@ -9,6 +9,7 @@ only changes to `paid`; `all=true` returns every change.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -96,9 +97,11 @@ async def create_route(request: Request) -> JSONResponse:
         ct = mandates.template_of(creditor, params["ct"])
     if params.get("email") and not mandates.EMAIL_RE.match(params["email"]):
         raise ApiError("err_invalid_email", extra="email")
+    _check_options(params)
     ref = (params.get("remittance") or params.get("ref") or "").strip() or None
     if ref and any(p.ref == ref and p.state not in ("expired",) for p in creditor.paylinks.values()):
         raise ApiError("err_duplicate_tx", extra="ref")
+    ref = ref or title  # [OAS] remittance "Defaults to title if empty"
     now = state.clock.now()
     p = Paylink(
         id=state.next_paylink_id(),
@@ -120,6 +123,37 @@ async def create_route(request: Request) -> JSONResponse:
     remember_idempotency(state, creditor, key)
     url = f"{str(request.base_url).rstrip('/')}/_sandbox/payment/{p.key}"
     return JSONResponse({**paylink_json(p), "url": url})
+
+
+# [OAS] POST /payment/link: the values the description lists for these fields.
+SEND_INVITE = frozenset({"email", "SMS", "registeredEmail"})
+METHODS = frozenset(
+    {"bancontact", "ideal", "maestro", "mastercard", "visa", "inghomepay", "kbc", "belfius", "paypal", "googlepay",
+     "applepay", "banktrans"}
+)  # fmt: skip
+
+
+def _check_options(params: dict[str, str]) -> None:
+    if params.get("redirectUrl") and not params["redirectUrl"].startswith(("http://", "https://")):
+        raise ApiError("err_invalid_params", message="redirectUrl needs http:// or https://", extra="redirectUrl")
+    if params.get("sendInvite") and params["sendInvite"] not in SEND_INVITE:
+        raise ApiError("err_invalid_params", extra="sendInvite")
+    if params.get("method") and params["method"] not in METHODS:
+        raise ApiError("err_invalid_params", extra="method")
+    if params.get("expiry") and not _is_moment(params["expiry"]):
+        raise ApiError("err_invalid_date", message="Invalid expiry date", extra="expiry")
+
+
+def _is_moment(raw: str) -> bool:
+    """An ISO date or UTC timestamp, or epoch milliseconds (the description only says "UTC timestamp")."""
+    value = raw.strip()
+    if value.isdigit():
+        return True
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _lookup(creditor: Creditor, params: dict[str, str]) -> list[Paylink]:
