@@ -293,8 +293,8 @@ def test_errors_are_classified_by_their_element_in_dutch_and_english() -> None:
 def test_read_transaction_gives_each_line_with_its_description() -> None:
     lines = documents.parse_transaction_read(load("read-transaction-answer.xml"))
     assert lines == [
-        documents.ReadLine(1, "", "debit", 12100, "", "TX1 betaling"),
-        documents.ReadLine(2, "1001", "credit", 12100, "F2025-0042", "TX1 betaling"),
+        documents.ReadLine(1, "2010", "", "debit", 12100, "", "F2025-0042"),
+        documents.ReadLine(2, "1300", "1001", "credit", 12100, "F2025-0042", "F2025-0042"),
     ]
 
 

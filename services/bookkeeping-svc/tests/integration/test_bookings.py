@@ -30,7 +30,7 @@ async def test_paid_collection_is_booked_and_matched_with_the_exact_lines(servic
 
     (memo,) = twinfield.memos()
     line1, line2 = memo["lines"]
-    description = f"TX{LONG_TX} betaling"[:40]  # the reference names the kind: TX = a transaction
+    description = LONG_INVOICE[:40]  # the invoice (order) number's first 40, as users know it
     assert (line1["dim1"], line1["debitcredit"], line1["value"], line1["description"]) == (
         "1105",
         "debit",
@@ -201,3 +201,32 @@ async def test_an_invoice_number_open_at_two_customers_is_decided_by_the_custome
     failed = await wait_status(service, undecided, "error")
     assert failed["more_info"]["code"] == "ambiguous_invoice"
     assert len(twinfield.memos()) == 1
+
+
+async def test_a_second_payment_of_one_invoice_whose_post_timed_out_finds_its_own_memo_not_the_first(
+    service: Service, twinfield: Sandbox
+) -> None:
+    """Both MEMOs carry the invoice number as their text: the look-up after the timeout must not
+    take the first payment's MEMO (its booking keeps that number) for the second one's."""
+    tenant = uuid.uuid4()
+    await service.connect(tenant, twinfield)
+    twinfield.seed_invoice("1001", "F2025-0400", 12100)
+    first = paid("F2025-0400")
+    await service.publish(first, tenant)
+    await wait_status(service, tenant, "matched")
+    reversed_ = CollectionReversed(**{**first.model_dump(), "status": "reversed", "r_code": "MD06", "version": 4})
+    await service.publish(reversed_, tenant)
+    undone = await wait_status(service, tenant, "reversed")
+    twinfield.control(
+        "POST",
+        "/faults",
+        json={"operation": "transactions", "kind": "timeout", "when": "after", "delay_seconds": 3, "count": 1},
+    )
+    await service.publish(paid("F2025-0400"), tenant)
+
+    second = await wait_status(service, tenant, "matched", within=30)
+    assert twinfield.control("GET", "/faults")[0]["fired"] == 1
+    payments = [m for m in twinfield.memos() if m["lines"][1]["debitcredit"] == "credit"]
+    assert len(payments) == 2 and len(twinfield.memos()) == 3  # two payments and one counter MEMO
+    assert {second["memo_number"], undone["memo_number"]} == {str(m["number"]) for m in payments}
+    assert {m["lines"][1]["description"] for m in payments} == {"F2025-0400"}

@@ -37,8 +37,9 @@ def paylink_paid(
 STYLES = pytest.mark.parametrize("style", ["kinds", "before_kinds"])
 
 
-def memo_descriptions(twinfield: Sandbox) -> set[str]:
-    return {memo["lines"][0]["description"] for memo in twinfield.memos()}
+def memo_texts(twinfield: Sandbox) -> set[tuple[str, str]]:
+    """(cross-account, description) of every MEMO: the kinds are told apart by their accounts."""
+    return {(memo["lines"][0]["dim1"], memo["lines"][0]["description"]) for memo in twinfield.memos()}
 
 
 @STYLES
@@ -58,7 +59,7 @@ async def test_paid_paylink_then_direct_debit_with_the_same_number_are_both_book
     assert by_invoice["F2025-1001"]["sales_number"] == str(sale_debit["number"])
     assert {(b["payment_kind"], b["twikey_id"]) for b in booked} == {("paylink", NUMBER), ("transaction", NUMBER)}
     assert by_invoice["F2025-1000"]["twikey_transaction_id"] is None
-    assert memo_descriptions(twinfield) == {f"PL{NUMBER} betaling", f"TX{NUMBER} betaling"}
+    assert memo_texts(twinfield) == {("1110", "F2025-1000"), ("1105", "F2025-1001")}
     for sale in (sale_link, sale_debit):
         line = twinfield.control("GET", f"/offices/NLA000001/transactions/VRK/{sale['number']}")["lines"][0]
         assert line["matchstatus"] == "matched"
@@ -84,7 +85,7 @@ async def test_paid_direct_debit_then_paylink_with_the_same_number_are_both_book
         ("paylink", NUMBER, 12100),
     }
     assert len(twinfield.memos()) == 2
-    assert memo_descriptions(twinfield) == {f"PL{NUMBER} betaling", f"TX{NUMBER} betaling"}
+    assert memo_texts(twinfield) == {("1105", "F2025-1100"), ("1110", "F2025-1101")}
 
 
 async def test_the_same_payment_twice_is_one_booking_and_no_conflict(service: Service, twinfield: Sandbox) -> None:
@@ -210,7 +211,7 @@ async def test_same_payment_for_another_invoice_is_a_conflict_an_operator_can_bo
     booked = await wait_bookings(service, tenant, "matched", 2)
     extra = next(b for b in booked if b["invoice_number"] == "F2025-1401")
     assert extra["sales_number"] == str(other_sale["number"])
-    assert len(twinfield.memos()) == 2 and len(memo_descriptions(twinfield)) == 2
+    assert len(twinfield.memos()) == 2 and len(memo_texts(twinfield)) == 2
     assert (await service.bookings(tenant, "error"))["conflicts"] == []
 
 

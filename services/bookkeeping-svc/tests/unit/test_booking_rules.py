@@ -9,6 +9,7 @@ from bookkeeping_svc.domain.booking import (
     amount_text,
     first40,
     last40,
+    own_descriptions,
     parse_amount,
     payment_memo,
     reversal_memo,
@@ -57,7 +58,7 @@ def test_payment_memo_has_cross_account_debit_and_debtor_credit_with_customer() 
         "1105",
         "debit",
         12100,
-        "TX123 betaling",
+        "F2025-0042",
     )
     assert debit.dim2 is None and debit.invoicenumber is None
     assert (credit.dim1, credit.dim2, credit.debitcredit, credit.invoicenumber) == (
@@ -70,14 +71,26 @@ def test_payment_memo_has_cross_account_debit_and_debtor_credit_with_customer() 
     assert memo.daybook == "MEMO" and memo.date == date(2025, 3, 14)
 
 
-def test_invoice_number_keeps_last_40_and_description_first_40_characters() -> None:
+def test_invoice_number_keeps_its_last_40_and_description_its_first_40_characters() -> None:
     memo = payment_memo(payment(reference=LONG_TX, invoice_number=LONG_INVOICE), "1001", Accounts())
-    credit = memo.lines[1]
+    debit, credit = memo.lines
     assert credit.invoicenumber == LONG_INVOICE[-40:]
     assert credit.invoicenumber.endswith("-0042") and len(credit.invoicenumber) == 40
-    assert credit.description == f"{LONG_TX} betaling"[:40]
-    assert credit.description.startswith(LONG_TX[:40]) and len(credit.description) == 40
+    assert credit.description == debit.description == LONG_INVOICE[:40]
+    assert credit.description.startswith("ORDER-2025-") and len(credit.description) == 40
     assert first40("kort") == "kort" and last40("kort") == "kort"
+
+
+def test_a_reversal_is_told_apart_by_its_sides_and_a_marker_the_40_characters_keep() -> None:
+    paid = payment_memo(payment(invoice_number=LONG_INVOICE), "1001", Accounts())
+    undone = reversal_memo(payment(invoice_number=LONG_INVOICE), "1001", Accounts(), date(2025, 4, 1))
+    assert [ln.debitcredit for ln in paid.lines] == ["debit", "credit"]
+    assert [ln.debitcredit for ln in undone.lines] == ["credit", "debit"]
+    text = undone.lines[1].description
+    assert text.startswith("Storno ") and len(text) == 40 and text == f"Storno {LONG_INVOICE}"[:40]
+    assert undone.lines[1].invoicenumber == paid.lines[1].invoicenumber == LONG_INVOICE[-40:]
+    assert own_descriptions("TX1", LONG_INVOICE) == {LONG_INVOICE[:40], "TX1 betaling"}
+    assert own_descriptions("TX1", LONG_INVOICE, reversal=True) == {text, "TX1 storno"}
 
 
 def test_pay_link_uses_its_own_cross_account_and_unknown_method_is_refused() -> None:
@@ -97,7 +110,7 @@ def test_reversal_memo_mirrors_the_payment() -> None:
     memo = reversal_memo(payment(), "1001", Accounts(), date(2025, 4, 1))
     assert [(ln.dim1, ln.debitcredit) for ln in memo.lines] == [("1105", "credit"), ("1300", "debit")]
     assert memo.lines[1].invoicenumber == "F2025-0042"
-    assert memo.lines[1].description == "TX123 storno"
+    assert memo.lines[1].description == "Storno F2025-0042"
 
 
 def test_amounts_are_written_with_two_decimals_and_read_signed() -> None:
@@ -146,13 +159,22 @@ def test_several_candidates_are_decided_by_customer_code_then_email() -> None:
     assert isinstance(unclear, NotFound) and unclear.code == "ambiguous_invoice"
 
 
-def test_own_memo_is_recognised_by_invoice_number_and_description() -> None:
+def test_own_memo_is_recognised_by_invoice_number_and_description_among_unclaimed_memos() -> None:
     rows = [
         item(daybook="MEMO", number="202500003", line=2, value_cents=-12100, description="TX999 betaling"),
         item(daybook="MEMO", number="202500004", line=2, value_cents=-12100, description="TX123 betaling"),
+        item(daybook="MEMO", number="202500005", line=2, value_cents=-12100, description="F2025-0042"),
+        item(daybook="MEMO", number="202500006", line=2, value_cents=-12100, description="F2025-0042"),
+        item(daybook="MEMO", number="202500007", line=2, value_cents=-12100, description=""),  # not ours
     ]
-    assert find_own_memo(rows, "F2025-0042", "TX123 betaling") == rows[1]
-    assert find_own_memo(rows, "F2025-0042", "TX124 betaling") is None
+    # A MEMO of the older convention names our reference.
+    assert find_own_memo(rows, "F2025-0042", own_descriptions("TX123", "F2025-0042"), {"202500005"}) == rows[1]
+    # The invoice-number convention: the first MEMO no other booking keeps.
+    texts = own_descriptions("TX124", "F2025-0042")
+    assert find_own_memo(rows, "F2025-0042", texts) == rows[2]
+    assert find_own_memo(rows, "F2025-0042", texts, {"202500005"}) == rows[3]
+    assert find_own_memo(rows, "F2025-0042", texts, {"202500005", "202500006"}) is None
+    assert find_own_memo(rows, "F2025-0099", texts) is None
 
 
 @pytest.mark.parametrize(

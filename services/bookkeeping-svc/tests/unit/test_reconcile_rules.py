@@ -12,6 +12,7 @@ from bookkeeping_svc.domain.reconcile import (
     net_mandates,
     net_twikey,
     number_ranges,
+    payment_text_of,
     periods,
     unclaimed_payments,
 )
@@ -87,7 +88,7 @@ def test_a_memo_line_is_the_bookings_by_its_number_and_an_unclaimed_one_by_its_r
     assert [line.number for line in unclaimed_payments(lines, [_booking()])] == ["202500002", "202500003"]
     clean = Comparison(twikey, [_booking()], [_bare("202500001")], {}).run()
     assert clean == []
-    texts = {("202500002", 2): "TX7 betaling", ("202500003", 2): "Betaling klant 1001 per bank"}
+    texts = {("202500002", 2): "F1", ("202500003", 2): "Betaling klant 1001 per bank"}
     (twice,) = Comparison(twikey, [_booking()], lines, {}, memo_texts=texts).run()
     assert twice.kind == "booked_twice"
     assert [line["number"] for line in twice.twinfield] == ["202500001", "202500002"]
@@ -96,13 +97,33 @@ def test_a_memo_line_is_the_bookings_by_its_number_and_an_unclaimed_one_by_its_r
 
 
 def test_an_unclaimed_memo_of_ours_without_a_booking_is_booked_not_paid() -> None:
-    texts = {("202500009", 2): "TX8 betaling"}
-    (found,) = Comparison({}, [], [_bare("202500009")], {}, memo_texts=texts).run()
-    assert (found.kind, found.key, found.twinfield[0]["description"]) == (
-        "booked_not_paid",
-        "memo:TX8 betaling",
-        "TX8 betaling",
+    texts = {("202500009", 2): "F8", ("202500010", 2): "TX9 betaling", ("202500011", 2): "Correctie"}
+    lines = [_bare("202500009", invoice="F8"), _bare("202500010", invoice="F9"), _bare("202500011", invoice="F7")]
+    found = Comparison({}, [], lines, {}, memo_texts=texts).run()
+    assert [(d.kind, d.key, d.twinfield[0]["description"]) for d in found] == [
+        ("booked_not_paid", "memo:MEMO:202500009", "F8"),
+        ("booked_not_paid", "memo:TX9 betaling", "TX9 betaling"),
+    ]
+
+
+def test_the_lost_answer_of_a_booking_goes_to_the_booking_without_a_memo_number() -> None:
+    twikey = net_twikey(
+        [
+            {**_entry("transaction", "7", "paid", 1), "reference": "c1"},
+            {**_entry("transaction", "8", "paid", 2), "reference": "c2"},
+        ]
     )
+    first = _booking()  # MEMO 202500001
+    second = _booking(id="b2", twikey_id="8", reference="TX8", collection_id="c2", memo_number=None, status="posting")
+    lines = [_bare("202500001"), _bare("202500002")]
+    found = Comparison(twikey, [first, second], lines, {}, memo_texts={("202500002", 2): "F1"}).run()
+    assert found == []  # one MEMO each: the second payment of invoice F1 is not "booked twice"
+
+
+def test_payment_text_of_a_long_invoice_number_overlaps_its_last_40_characters() -> None:
+    number = "ORDER-2025-" + "X" * 30 + "-0042"
+    assert payment_text_of(number[:40], number[-40:])
+    assert payment_text_of("F1", "F1") and not payment_text_of("F2", "F1") and not payment_text_of("", "F1")
 
 
 def test_a_booking_said_booked_without_a_memo_is_paid_not_booked_with_the_book_fix() -> None:

@@ -17,8 +17,14 @@ States::
 - ``reversing`` / ``reversed``: a reversed collection's counter MEMO to post / posted.
 
 The text rules come from the CCV→Twinfield connector our users know: the invoice number on the
-lines keeps the **last** 40 characters (long order numbers differ at the end), descriptions keep
-the **first** 40 (our reference comes first so that it survives).
+lines keeps the invoice (order) number's **last** 40 characters (long order numbers differ at the
+end), the description its **first** 40. A reversal's counter MEMO is told apart by its sides
+(cross-account credit, debtor debit) and by the marker "Storno " in front of the number, where
+the 40-character cut cannot reach it. Our reference (``TX…``/``PL…``) goes where Twinfield lets
+us find it again: the booking keeps the MEMO's number, the optional header free-text field
+carries the reference, and a MEMO is recognised by its invoice number, amount, side, description
+and cross-account line (service_layer/booker.py). MEMOs posted before this convention carry
+"<reference> betaling" / "<reference> storno" and are still recognised by that.
 """
 
 from __future__ import annotations
@@ -62,13 +68,33 @@ def last40(text: str) -> str:
     return text[-MAX_TEXT:]
 
 
-def payment_description(reference: str) -> str:
-    """ "<reference> betaling", cut to Twinfield's 40 characters (reference: domain/identity.py)."""
+REVERSAL_MARKER = "Storno "
+
+
+def payment_description(invoice_number: str) -> str:
+    """A payment MEMO's line text: the invoice (order) number's first 40 characters."""
+    return first40(invoice_number)
+
+
+def reversal_description(invoice_number: str) -> str:
+    """A counter MEMO's line text: the marker first, so that the 40-character cut keeps it."""
+    return first40(f"{REVERSAL_MARKER}{invoice_number}")
+
+
+def legacy_payment_description(reference: str) -> str:
+    """The text of payment MEMOs posted before the invoice-number convention."""
     return first40(f"{reference} betaling")
 
 
-def reversal_description(reference: str) -> str:
+def legacy_reversal_description(reference: str) -> str:
     return first40(f"{reference} storno")
+
+
+def own_descriptions(reference: str, invoice_number: str, reversal: bool = False) -> frozenset[str]:
+    """The texts our MEMO (or counter MEMO) for one booking can carry, old convention included."""
+    if reversal:
+        return frozenset({reversal_description(invoice_number), legacy_reversal_description(reference)})
+    return frozenset({payment_description(invoice_number), legacy_payment_description(reference)})
 
 
 def amount_text(cents: int) -> str:
@@ -153,7 +179,7 @@ class MissingCrossAccount(Exception):
 
 def payment_memo(payment: Payment, customer_code: str, accounts: Accounts) -> Memo:
     """The two lines of a received payment: cross-account debit, debtor account credit."""
-    description = payment_description(payment.reference)
+    description = payment_description(payment.invoice_number)
     return Memo(
         daybook=accounts.memo_daybook,
         date=payment.paid_on,
@@ -180,7 +206,7 @@ def payment_memo(payment: Payment, customer_code: str, accounts: Accounts) -> Me
 def reversal_memo(payment: Payment, customer_code: str, accounts: Accounts, on: date) -> Memo:
     """The counter MEMO of a reversed payment: the mirror of ``payment_memo``. Its customer line
     is a debit open item carrying the invoice number, so the receivable is open again."""
-    description = reversal_description(payment.reference)
+    description = reversal_description(payment.invoice_number)
     return Memo(
         daybook=accounts.memo_daybook,
         date=on,

@@ -9,6 +9,7 @@ No date window: an invoice of any year is found.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from bookkeeping_svc.domain.booking import Payment, last40
@@ -107,11 +108,17 @@ def resolve_invoice(
     )
 
 
-def find_own_memo(rows: list[OpenItem], invoice_number: str, description: str) -> OpenItem | None:
-    """Our MEMO customer line for one booking, found by invoice number and our description:
-    the look-up that precedes any new post after an unknown outcome."""
+def find_own_memo(
+    rows: list[OpenItem], invoice_number: str, descriptions: Collection[str], claimed: Collection[str] = ()
+) -> OpenItem | None:
+    """Our MEMO customer line for one booking, found by invoice number and one of our
+    descriptions, among MEMOs no other booking claims by number: the look-up that precedes any
+    new post after an unknown outcome. (The description carries the invoice number, not our
+    reference, so a second payment of one invoice is told apart by the MEMO numbers the earlier
+    bookings keep.) Rows carry a description only when their transaction was read and has our
+    cross-account line."""
     number = last40(invoice_number).lower()
     for row in rows:
-        if row.invoice_number.lower() == number and row.description == description:
+        if row.invoice_number.lower() == number and row.description in descriptions and row.number not in claimed:
             return row
     return None

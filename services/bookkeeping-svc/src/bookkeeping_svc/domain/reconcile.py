@@ -36,7 +36,7 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
-from bookkeeping_svc.domain.booking import last40, payment_description
+from bookkeeping_svc.domain.booking import MAX_TEXT, last40, legacy_payment_description, payment_description
 
 KINDS = (
     "paid_not_booked",
@@ -303,11 +303,43 @@ class Comparison:
         for b in self.bookings:
             if b.key is not None:
                 by_key[b.key].append(b)
-        # A MEMO payment line is a booking's own by its transaction number; one that no booking
-        # claims is Koppel's when its full read shows our description.
-        claimed: dict[str, list[LedgerLine]] = defaultdict(list)
+        claimed, extra, stray = self._memo_payments()
+        for item in self.twikey.values():
+            if self.since and item.paid_on and item.paid_on < self.since:
+                continue
+            self._twikey_side(item, by_key.get(item.key, []))
+        for b in self.bookings:
+            own = claimed.get(b.memo_number or "", [])
+            self._koppel_side(b, own + extra.get(b.id, []))
+        for line in stray:
+            legacy = line.description.endswith(PAYMENT_SUFFIX)
+            self._add(
+                "booked_not_paid",
+                f"MEMO {line.number} ({line.description}) is a payment Koppel has no booking for.",
+                lines=[line],
+                key=f"memo:{line.description}" if legacy else f"memo:{line.daybook}:{line.number}",
+            )
+        self._mandates_side()
+        return self.differences
+
+    def _memo_payments(
+        self,
+    ) -> tuple[dict[str, list[LedgerLine]], dict[str, list[LedgerLine]], list[LedgerLine]]:
+        """The MEMO payment (credit) lines, each given to a booking: by the MEMO number the booking
+        keeps; else, when its full read showed our text (only transactions with our cross-account
+        line are read for it), to a booking of that invoice with that text: one without a MEMO
+        number (its answer was lost), else the first (a second MEMO of one payment). Lines of
+        ours that no booking takes are returned apart."""
         numbers = {b.memo_number for b in self.bookings if b.memo_number}
-        payments: dict[str, list[LedgerLine]] = defaultdict(list)
+        # The invoice-number text with the invoice number; an older "<reference> betaling" names
+        # the booking by itself.
+        by_text: dict[tuple[str, str], list[Booking]] = defaultdict(list)
+        for b in self.bookings:
+            by_text[(payment_description(b.invoice_number), last40(b.invoice_number).lower())].append(b)
+            by_text[(legacy_payment_description(b.reference), "")].append(b)
+        claimed: dict[str, list[LedgerLine]] = defaultdict(list)
+        extra: dict[str, list[LedgerLine]] = defaultdict(list)
+        stray: list[LedgerLine] = []
         for line in self.memo_lines:
             if line.value_cents >= 0:
                 continue
@@ -315,28 +347,16 @@ class Comparison:
                 claimed[line.number].append(line)
                 continue
             text = self.memo_texts.get((line.number, line.line), line.description)
-            if text.endswith(PAYMENT_SUFFIX):
-                payments[text].append(replace(line, description=text))
-        for item in self.twikey.values():
-            if self.since and item.paid_on and item.paid_on < self.since:
-                continue
-            self._twikey_side(item, by_key.get(item.key, []))
-        seen_descriptions: set[str] = set()
-        for b in self.bookings:
-            description = payment_description(b.reference)
-            seen_descriptions.add(description)
-            own = [replace(line, description=description) for line in claimed.get(b.memo_number or "", [])]
-            self._koppel_side(b, own + payments.get(description, []))
-        for description, lines in payments.items():
-            if description not in seen_descriptions:
-                self._add(
-                    "booked_not_paid",
-                    f"MEMO {lines[0].number} ({description}) is a payment Koppel has no booking for.",
-                    lines=lines,
-                    key=f"memo:{description}",
-                )
-        self._mandates_side()
-        return self.differences
+            if not text:
+                continue  # not read, or no cross-account line: not Koppel's
+            line = replace(line, description=text)
+            candidates = by_text.get((text, line.invoice_number.lower())) or by_text.get((text, ""), [])
+            if candidates:
+                target = next((b for b in candidates if not b.memo_number), candidates[0])
+                extra[target.id].append(line)
+            elif text.endswith(PAYMENT_SUFFIX) or payment_text_of(text, line.invoice_number):
+                stray.append(line)
+        return claimed, extra, stray
 
     def _mandates_side(self) -> None:
         """Every mandate signed at Twikey is one Koppel published; whenever it was signed (the
@@ -443,6 +463,17 @@ class Comparison:
             return
         lines = [line] + ([invoice] if invoice else [])
         self._add("wrong_invoice_match", problem, item, b, lines, key=f"match:{b.id}")
+
+
+def payment_text_of(text: str, invoice_number: str) -> bool:
+    """Whether a line text can be the description Koppel gives a payment of this invoice number
+    (as the line carries it: the last 40 characters): the first 40 characters of the same number,
+    so the two overlap (a number longer than 80 characters is not recognised this way)."""
+    if not text or not invoice_number:
+        return False
+    if len(invoice_number) < MAX_TEXT:
+        return text == invoice_number
+    return len(text) == MAX_TEXT and any(text[k:] == invoice_number[: MAX_TEXT - k] for k in range(MAX_TEXT))
 
 
 def unclaimed_payments(memo_lines: Iterable[LedgerLine], bookings: Iterable[Booking]) -> list[LedgerLine]:

@@ -11,10 +11,12 @@ One round for a tenant, each step one request for up to 25 bookings:
    year. The same rows answer two questions: which open sales line does the payment belong to?
    and is *our* MEMO already there? A MEMO customer line with the invoice number and the paid
    amount on the payment's side is a candidate; its transaction is read (``<read><type>
-   transaction``, 1 credit, only when such a line exists) and ours when the line's description
-   is our "<reference> betaling". Browse 100 has no description column (the real definition
-   shows none), so the full read decides. Found: booked, never posted again (this is how a
-   timeout after Twinfield applied the write is resolved).
+   transaction``, 1 credit, only when such a line exists) and ours when the transaction has our
+   cross-account line and the customer line's description is ours (the invoice number's first
+   40 characters, or "<reference> betaling" of older MEMOs), and no other booking keeps its
+   number. Browse 100 has no description column (the real definition shows none), so the full
+   read decides. Found: booked, never posted again (this is how a timeout after Twinfield
+   applied the write is resolved).
 2. **post** (``<transactions>``, 3 credits): the MEMOs; bookings are marked ``posting`` and
    committed *before* the request, so an unanswered post is looked up, not repeated.
 3. **match** (``<match>`` with one set per booking, 3 credits).
@@ -54,9 +56,8 @@ from bookkeeping_svc.domain.booking import (
     Payment,
     Status,
     last40,
-    payment_description,
+    own_descriptions,
     payment_memo,
-    reversal_description,
     reversal_memo,
 )
 from bookkeeping_svc.domain.errors import HINTS, Classified, classify
@@ -327,8 +328,11 @@ class Booker:
     ) -> tuple[Access, list[OpenItem]]:
         """The rows with the description of our candidate MEMO lines filled in from a full read
         of their transaction: MEMO daybook, on the side ``sign`` (-1 credit: a payment, +1 debit:
-        a reversal), for one of the ``amounts``. Other rows are returned as they are."""
+        a reversal), for one of the ``amounts``, in a transaction with a line on one of our
+        cross-accounts (a bookkeeper's own MEMO of the same invoice keeps no description). Other
+        rows are returned as they are."""
         memo_daybook = access.accounts.memo_daybook
+        cross = set(access.accounts.cross_accounts.values())
         texts: dict[tuple[str, int], str] = {}
         candidates = [
             r for r in items if r.daybook == memo_daybook and r.value_cents * sign > 0 and abs(r.value_cents) in amounts
@@ -339,12 +343,27 @@ class Booker:
             if read is None:
                 # An unread candidate could be our MEMO: posting again could book it twice.
                 raise Fault("read", documents.summary(documents.messages(root)))
+            if not any(line.dim1 in cross and not line.dim2 for line in read):
+                continue
             for line in read:
                 texts[(number, line.id)] = line.description
         return access, [
             dataclasses.replace(r, description=texts.get((r.number, r.line), "")) if r in candidates else r
             for r in items
         ]
+
+    async def _claimed(self, tenant_id: uuid.UUID, rows: list[Any], column: Any) -> set[str]:
+        """The MEMO numbers (``column``: payment or counter MEMO) that bookings of these invoices
+        keep already: never anyone else's MEMO."""
+        async with self.runtime.engine.connect() as conn:
+            found = await conn.execute(
+                sa.select(column).where(
+                    bookings.c.tenant_id == tenant_id,
+                    bookings.c.invoice_number.in_({r.invoice_number for r in rows}),
+                    column.is_not(None),
+                )
+            )
+            return {str(number) for (number,) in found}
 
     async def _emails(self, access: Access, customers: tuple[str, ...]) -> tuple[Access, dict[str, str | None]]:
         emails: dict[str, str | None] = {}
@@ -394,12 +413,15 @@ class Booker:
                 if isinstance(exc, ConsentLost):
                     raise
                 emails_error = exc
+        claimed = await self._claimed(access.tenant_id, rows, bookings.c.memo_number)
         to_post: list[tuple[Any, Memo, OpenItem]] = []
         async with self.runtime.uow() as uow:
             for row in rows:
                 payment = payment_of(row)
-                own = find_own_memo(items, row.invoice_number, payment_description(row.reference))
+                texts = own_descriptions(row.reference, row.invoice_number)
+                own = find_own_memo(items, row.invoice_number, texts, claimed)
                 if own is not None and own.daybook == accounts.memo_daybook and own.value_cents < 0:
+                    claimed.add(own.number)
                     # Already in Twinfield (an earlier post whose answer was lost): never again.
                     await self._set_in(
                         uow,
@@ -622,11 +644,14 @@ class Booker:
         except TwinfieldError as exc:
             await self._transient(rows, exc)
             return access, True
+        claimed = await self._claimed(access.tenant_id, rows, bookings.c.reversal_memo_number)
         to_post: list[tuple[Any, Memo]] = []
         async with self.runtime.uow() as uow:
             for row in rows:
-                own = find_own_memo(items, row.invoice_number, reversal_description(row.reference))
+                texts = own_descriptions(row.reference, row.invoice_number, reversal=True)
+                own = find_own_memo(items, row.invoice_number, texts, claimed)
                 if own is not None and own.daybook == accounts.memo_daybook and own.value_cents > 0:
+                    claimed.add(own.number)
                     await self._set_in(
                         uow, row.id, BookingReversed, status=Status.REVERSED, reversal_memo_number=own.number
                     )

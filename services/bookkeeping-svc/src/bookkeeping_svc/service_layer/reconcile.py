@@ -15,8 +15,8 @@ Reading, with the progress on the run row after every page:
 3. Twinfield (within the shared credit budget, 1 credit a request): the MEMO daybook's customer
    lines one period at a time (browse 100), a full read of each MEMO transaction with a payment
    line no booking claims by its number (browse 100 shows no descriptions, so only the read tells
-   whether such a line is Koppel's), and the sales lines matched bookings were matched to, by
-   ranges of transaction numbers.
+   whether such a line is Koppel's: our cross-account line and our text), and the sales lines
+   matched bookings were matched to, by ranges of transaction numbers.
 
 A run covers whole periods: ``since`` is moved back to the first of its month, so MEMOs and
 bookings of the same months are compared.
@@ -307,9 +307,11 @@ class Reconciler:
     async def _memo_texts(
         self, access: Access, lines: list[LedgerLine], progress: dict[str, Any]
     ) -> tuple[Access, dict[tuple[str, int], str]]:
-        """The descriptions of these MEMO lines, one full transaction read per number."""
+        """The descriptions of these MEMO lines, one full transaction read per number; only of
+        transactions with a line on one of our cross-accounts (others are not Koppel's)."""
         texts: dict[tuple[str, int], str] = {}
         daybook = access.accounts.memo_daybook
+        cross = set(access.accounts.cross_accounts.values())
         for number in sorted({line.number for line in lines}):
             access, root = await self.gw.call(access, documents.read_transaction(access.office, daybook, number))
             progress["twinfield_credits"] += 1
@@ -318,7 +320,8 @@ class Reconciler:
             if read is None:
                 # Never guessed: an unread line could be a second MEMO of one payment.
                 raise RunFailed("twinfield_read_refused", documents.summary(documents.messages(root)))
-            texts.update(((number, line.id), line.description) for line in read)
+            if any(line.dim1 in cross and not line.dim2 for line in read):
+                texts.update(((number, line.id), line.description) for line in read)
         return access, texts
 
     async def _twinfield(

@@ -293,6 +293,7 @@ def read_transaction(office: str, daybook: str, number: str) -> str:
 @dataclass(frozen=True)
 class ReadLine:
     id: int
+    dim1: str
     dim2: str
     debitcredit: str
     value_cents: int
@@ -307,6 +308,7 @@ def parse_transaction_read(root: etree._Element) -> list[ReadLine] | None:
     return [
         ReadLine(
             id=int(line.get("id") or 0),
+            dim1=(line.findtext("dim1") or "").strip(),
             dim2=(line.findtext("dim2") or "").strip(),
             debitcredit=(line.findtext("debitcredit") or "").strip(),
             value_cents=parse_amount(line.findtext("value") or ""),
