@@ -4,6 +4,8 @@ a reset."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -199,3 +201,45 @@ def test_pay_link_fields_as_the_description_lists_them_are_taken(creditor):
     # [OAS] remittance: "Payment reference (aliased as ref). Defaults to title if empty"
     link = creditor.client.get("/payment/link", params={"id": r.json()["id"]}).json()["Links"][0]
     assert link["ref"] == "Invoice 6"
+
+
+# Values outside what [OAS] lists or formats for a field the sandbox accepts are refused: the
+# sandbox does not act on subscriptions, first payments or link expiry, but takes none malformed.
+MALFORMED = [
+    ("POST", "/invite", {"l": "xx"}, "err_invalid_lang", "l"),  # en/fr/nl/de/pt/es/it
+    ("POST", "/invite", {"country": "BEL"}, "err_invalid_country", "country"),  # ISO, 2 letters
+    ("POST", "/invite", {"ed": "soon"}, "err_invalid_date", "ed"),  # epoch ms
+    ("POST", "/invite", {"ed": "99999999999999"}, "err_invalid_date", "ed"),  # max 12 months
+    ("POST", "/invite", {"reminderDays": "often"}, "err_invalid_params", "reminderDays"),
+    ("POST", "/invite", {"transactionAmount": "lots"}, "err_invalid_amount", "transactionAmount"),
+    ("POST", "/invite", {"subscriptionAmount": "-5"}, "err_invalid_amount", "subscriptionAmount"),
+    ("POST", "/invite", {"subscriptionRecurrence": "5d"}, "err_invalid_params", "subscriptionRecurrence"),
+    ("POST", "/invite", {"subscriptionStart": "monday"}, "err_invalid_date", "subscriptionStart"),
+    ("POST", "/invite", {"subscriptionStopAfter": "never"}, "err_invalid_params", "subscriptionStopAfter"),
+    ("POST", "/mandate/update", {"l": "xx"}, "err_invalid_lang", "l"),
+    ("POST", "/mandate/update", {"country": "B1"}, "err_invalid_country", "country"),
+    ("GET", "/mandate/query", {"email": "an@example.be", "state": "ACTIVE"}, "err_invalid_params", "state"),
+    ("GET", "/transaction/detail", {"state": "SETTLED"}, "err_invalid_params", "state"),
+    ("POST", "/collect", {"colltndt": "next week"}, "err_invalid_date", "colltndt"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "fields", "code", "extra"), MALFORMED)
+def test_values_the_description_does_not_list_or_format_are_refused(
+    creditor, mandate, control, method, path, fields, code, extra
+):
+    base = {"/invite": {"ct": str(creditor.core)}, "/mandate/update": {"mndtId": mandate},
+            "/collect": {"ct": str(creditor.core)}}.get(path, {})  # fmt: skip
+    before = control.get(f"/creditors/{creditor.api_key}/feeds").json()
+    form = {**base, **fields}
+    r = creditor.client.request(method, path, **({"params": form} if method == "GET" else {"data": form}))
+    assert _error(r) == (400, code, code) and r.json()["extra"] == extra
+    assert control.get(f"/creditors/{creditor.api_key}/feeds").json() == before
+
+
+def test_well_formed_optional_invite_fields_are_taken(creditor):
+    ed = str(int((time.time() + 30 * 86400) * 1000))
+    form = {"l": "fr", "country": "be", "ed": ed, "reminderDays": "5", "transactionAmount": "12.50",
+            "subscriptionAmount": "9.99", "subscriptionRecurrence": "1m", "subscriptionStart": "2030-01-01",
+            "subscriptionStopAfter": "12"}  # fmt: skip
+    assert creditor.client.post("/invite", data={"ct": creditor.core, **form}).status_code == 200

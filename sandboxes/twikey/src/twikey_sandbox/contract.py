@@ -204,6 +204,8 @@ KNOWN_CODES = frozenset(
         "err_invalid_name",
         "err_invalid_iban",
         "err_invalid_bic",
+        "err_invalid_country",
+        "err_invalid_lang",
         "err_provide_reason",
         "err_no_integration",
     ]

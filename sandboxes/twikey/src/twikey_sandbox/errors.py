@@ -34,6 +34,8 @@ MESSAGES = {
     "err_transaction_invalid_action": "Action not valid for the state of the transaction",
     "err_invalid_email": "Invalid e-mail address",
     "err_invalid_name": "Invalid name",
+    "err_invalid_country": "Invalid country",
+    "err_invalid_lang": "Invalid language",
 }
 
 

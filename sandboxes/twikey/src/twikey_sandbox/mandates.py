@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from .amounts import parse_amount
 from .auth import authenticate, check_rate_limit
 from .deps import hooks_of, state_of
 from .errors import ApiError, read_params, truthy
@@ -97,7 +98,40 @@ def clean_fields(params: dict[str, str]) -> dict[str, str]:
         raise ApiError("err_invalid_email", extra="email")
     if values.get("country"):
         values["country"] = values["country"].upper()
+        if not re.fullmatch(r"[A-Z]{2}", values["country"]):
+            raise ApiError("err_invalid_country", extra="country")
+    if values.get("language") and values["language"] not in LANGUAGES:
+        raise ApiError("err_invalid_lang", extra="l")
     return values
+
+
+# [OAS] /invite: "Language (en/fr/nl/de/pt/es/it)"; subscriptionRecurrence "1w/1m/2m/3m/6m/12m";
+# ed "Link expiry (epoch ms, max 12 months)". The sandbox does not act on subscriptions, first
+# payments or link expiry, but it refuses them malformed as the description formats them.
+LANGUAGES = frozenset({"en", "fr", "nl", "de", "pt", "es", "it"})
+RECURRENCES = frozenset({"1w", "1m", "2m", "3m", "6m", "12m"})
+MAX_LINK_LIFE_SECONDS = 366 * 86400
+
+
+def _check_invite_options(state: SandboxState, params: dict[str, str]) -> None:
+    if params.get("ed"):
+        if not params["ed"].strip().isdigit():
+            raise ApiError("err_invalid_date", message="Link expiry must be epoch milliseconds", extra="ed")
+        if int(params["ed"]) / 1000 > state.clock.now() + MAX_LINK_LIFE_SECONDS:
+            raise ApiError("err_invalid_date", message="Link expiry more than 12 months ahead", extra="ed")
+    for name in ("reminderDays", "subscriptionStopAfter"):
+        if params.get(name) and not params[name].strip().isdigit():
+            raise ApiError("err_invalid_params", extra=name)
+    for name in ("transactionAmount", "subscriptionAmount"):
+        if params.get(name):
+            parse_amount(params[name], name)
+    if params.get("subscriptionRecurrence") and params["subscriptionRecurrence"] not in RECURRENCES:
+        raise ApiError("err_invalid_params", extra="subscriptionRecurrence")
+    if params.get("subscriptionStart"):
+        try:
+            date.fromisoformat(params["subscriptionStart"].strip())
+        except ValueError:
+            raise ApiError("err_invalid_date", extra="subscriptionStart") from None
 
 
 # ---- feed + webhook helpers --------------------------------------------------------------------
@@ -269,6 +303,7 @@ def _existing(creditor: Creditor, ct: int, fields: dict[str, str], mndt_id: str)
 def _prepare(state: SandboxState, creditor: Creditor, params: dict[str, str]) -> tuple[Mandate, bool]:
     ct = template_of(creditor, params.get("ct"))
     fields = clean_fields(params)
+    _check_invite_options(state, params)
     mndt_id = params.get("mandateNumber", "").strip().upper()
     if mndt_id:
         _check_mandate_number(creditor, mndt_id)
@@ -452,6 +487,8 @@ async def query(request: Request) -> JSONResponse:
     headers = check_rate_limit(request, creditor)
     q = request.query_params
     wanted_state = (q.get("state") or "").upper()
+    if wanted_state not in ("", SIGNED, PREPARED, CANCELLED):  # [OAS]: SIGNED/PREPARED/CANCELLED
+        raise ApiError("err_invalid_params", extra="state")
     try:
         page = max(0, int(q.get("page") or 0))
     except ValueError:
@@ -489,5 +526,7 @@ async def action(mndt_id: str, request: Request) -> Response:
     lookup(creditor, mndt_id)
     if params.get("type") not in ("invite", "reminder", "access", "automaticCheck", "manualCheck"):
         raise ApiError("err_invalid_params", extra="type")
+    if params.get("type") == "reminder" and params.get("reminder", "1") not in ("1", "2", "3", "4"):
+        raise ApiError("err_invalid_params", extra="reminder")  # [OAS]: 1-4
     # The sandbox sends no e-mails or SMS: the action is accepted and has no visible effect.
     return Response(status_code=204)

@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import mandates
+from .amounts import parse_amount
 from .auth import authenticate, check_rate_limit
 from .deps import state_of
 from .errors import ApiError, read_params
 from .render import paylink_json
 from .state import Creditor, FeedEvent, Paylink, SandboxState, snapshot_paylink
-from .transactions import check_idempotency, parse_amount, remember_idempotency
+from .transactions import check_idempotency, remember_idempotency
 from .webhooks import WebhookDispatcher
 
 router = APIRouter(prefix="/creditor")

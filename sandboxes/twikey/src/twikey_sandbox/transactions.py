@@ -12,13 +12,13 @@ import re
 import uuid
 from datetime import UTC, datetime
 from datetime import date as date_cls
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from . import mandates
+from .amounts import parse_amount
 from .auth import authenticate, check_rate_limit
 from .deps import hooks_of, state_of
 from .errors import ApiError, check_lengths, read_params, truthy
@@ -69,8 +69,7 @@ R_CODES = {
 # documented, so the sandbox does not (never more lenient than the real API).
 SEPA_TEXT = re.compile(r"[A-Za-z0-9/\-?:().,'+ ]*")
 MAX_BULK = 5000
-# SEPA's largest amount in a pain.008 (ActiveOrHistoricCurrencyAndAmount, EPC rulebook).
-MAX_AMOUNT = Decimal("999999999.99")
+STATES = ("OPEN", "PAID", "ERROR", "UNPAID")
 # Max35Text: an end-to-end id (``ref`` with ``refase2e``) and a mandate reference.
 MAX_E2E = 35
 # Transactions per /transaction/query answer (Twikey's page size is not published).
@@ -85,16 +84,6 @@ def _feed(state: SandboxState, creditor: Creditor, t: Transaction) -> None:
     creditor.transaction_feed.append(
         FeedEvent(seq=state.next_seq(), at=t.lastupdate, kind="state", obj=snapshot_transaction(t))
     )
-
-
-def parse_amount(raw: Any, name: str = "amount") -> Decimal:
-    try:
-        value = Decimal(str(raw).strip())
-    except (InvalidOperation, ValueError):
-        raise ApiError("err_invalid_amount", extra=name) from None
-    if not value.is_finite() or value <= 0 or value != value.quantize(Decimal("0.01")) or value > MAX_AMOUNT:
-        raise ApiError("err_invalid_amount", extra=name)
-    return value.quantize(Decimal("0.01"))
 
 
 def _parse_day(raw: str, name: str) -> str:
@@ -331,6 +320,8 @@ async def detail_route(request: Request) -> JSONResponse:
     headers = check_rate_limit(request, creditor)
     q = request.query_params
     includes = set(q.getlist("include"))
+    if (q.get("state") or "").upper() not in ("", *STATES):  # [OAS] enum OPEN/PAID/ERROR/UNPAID
+        raise ApiError("err_invalid_params", extra="state")
     if q.get("id") or q.get("ref"):
         entries = [_find(creditor, dict(q))]
         wanted_state = (q.get("state") or "").upper()
@@ -439,6 +430,8 @@ async def collect_route(request: Request) -> JSONResponse:
             until = int(params["until"]) / 1000
         except ValueError:
             raise ApiError("err_invalid_params", extra="until") from None
+    if params.get("colltndt"):
+        _parse_day(params["colltndt"], "colltndt")  # [OAS]: err_invalid_date "Invalid date format"
     # Every collection goes out as RCUR, a mandate's first one included: SEPA has not required
     # FRST since November 2016, and [OAS]'s example answer has frstMsgId null.
     batch: list[Transaction] = []
