@@ -4,6 +4,7 @@ a reset."""
 
 from __future__ import annotations
 
+import base64
 import time
 
 import httpx
@@ -243,3 +244,30 @@ def test_well_formed_optional_invite_fields_are_taken(creditor):
             "subscriptionAmount": "9.99", "subscriptionRecurrence": "1m", "subscriptionStart": "2030-01-01",
             "subscriptionStopAfter": "12"}  # fmt: skip
     assert creditor.client.post("/invite", data={"ct": creditor.core, **form}).status_code == 200
+
+
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "extra"),
+    [
+        ({"method": "print"}, "method"),  # not among [OAS]'s sign methods
+        ({"method": "digisign", "digsig": "not base64!"}, "digsig"),  # "Base64 encoded PNG signature"
+        ({"method": "digisign", "digsig": base64.b64encode(b"GIF89a....").decode()}, "digsig"),
+        (
+            {"method": "digisign", "digsig": base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 150 * 1024).decode()},
+            "digsig",
+        ),
+    ],
+)
+def test_sign_takes_only_the_methods_and_signature_images_the_description_names(creditor, control, fields, extra):
+    before = control.get(f"/creditors/{creditor.api_key}/feeds").json()
+    r = creditor.client.post("/sign", data={"ct": creditor.core, "iban": "BE16645348971174", **fields})
+    assert _error(r) == (400, "err_invalid_params", "err_invalid_params") and r.json()["extra"] == extra
+    assert control.get(f"/creditors/{creditor.api_key}/feeds").json() == before
+
+
+def test_sign_with_a_png_signature_is_taken(creditor):
+    form = {"ct": creditor.core, "iban": "BE16645348971174", "method": "digisign", "digsig": PNG}
+    assert creditor.client.post("/sign", data=form).status_code == 200

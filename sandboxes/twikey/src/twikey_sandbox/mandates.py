@@ -9,6 +9,8 @@ Feed messages exist only for mandates that were signed (new / update / cancel).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets
 from datetime import UTC, date, datetime
@@ -39,7 +41,8 @@ from .webhooks import WebhookDispatcher
 router = APIRouter(prefix="/creditor")
 
 # /sign methods that complete at once; the others need the debtor (a url is returned instead).
-IMMEDIATE_METHODS = {"paper", "import", "digisign", "auto", "print"}
+# [OAS] /sign: "bancontact, bcmc, ideal, sms, itsme, paper, import, digisign, emachtiging, idin, auto".
+IMMEDIATE_METHODS = {"paper", "import", "digisign", "auto"}
 SIGN_METHODS = IMMEDIATE_METHODS | {"bancontact", "bcmc", "ideal", "sms", "itsme", "emachtiging", "idin"}
 BIC_RE = re.compile(r"^[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?$")
 # SEPA mandate reference (UMR): letters, digits, / - ? : ( ) . , ' + and space; none of the
@@ -378,6 +381,18 @@ async def invite(request: Request) -> JSONResponse:
     return JSONResponse({"url": sign_url(request, m), "key": m.key, "mndtId": m.mndt_id})
 
 
+MAX_SIGNATURE_IMAGE = 150 * 1024  # [OAS] digsig: "Base64 encoded PNG signature (max 150KB)"
+
+
+def _check_signature_image(raw: str) -> None:
+    try:
+        image = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("err_invalid_params", message="digsig is no base64", extra="digsig") from None
+    if not image.startswith(b"\x89PNG\r\n\x1a\n") or len(image) > MAX_SIGNATURE_IMAGE:
+        raise ApiError("err_invalid_params", message="digsig is no PNG of at most 150 KB", extra="digsig")
+
+
 @router.post("/sign")
 async def sign_route(request: Request) -> JSONResponse:
     creditor = authenticate(request)
@@ -388,6 +403,8 @@ async def sign_route(request: Request) -> JSONResponse:
         raise ApiError("err_missing_params", extra="method")
     if method not in SIGN_METHODS:
         raise ApiError("err_invalid_params", message=f"Unknown method {method}", extra="method")
+    if params.get("digsig"):
+        _check_signature_image(params["digsig"])
     sign_date = _parse_sign_date(params.get("signDate"))
     bank_signature = None if "bankSignature" not in params else truthy(params["bankSignature"])
     if params.get("key"):
