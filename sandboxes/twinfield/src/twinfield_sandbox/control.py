@@ -229,13 +229,16 @@ class DaybookBody(BaseModel):
     code: str
     name: str
     shortname: str = ""
-    kind: str = Field(pattern="^(journal|sales)$")
+    kind: str = Field(pattern="^(journal|sales|bank|cash)$")
+    account: str = Field("", description="bank and cash: the GL account of the total line")
 
 
 @router.post("/offices/{office_code}/daybooks", status_code=201)
 async def add_daybook(request: Request, office_code: str, body: DaybookBody) -> dict:
     office = _office(get_sandbox(request), office_code)
-    office.daybooks[body.code] = Daybook(body.code, body.name, body.shortname or body.name, body.kind)
+    if body.kind in ("bank", "cash") and body.account not in office.accounts:
+        raise HTTPException(422, f"a {body.kind} daybook needs an existing GL account, not {body.account!r}")
+    office.daybooks[body.code] = Daybook(body.code, body.name, body.shortname or body.name, body.kind, body.account)
     return body.model_dump()
 
 

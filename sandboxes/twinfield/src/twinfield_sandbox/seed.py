@@ -27,6 +27,7 @@ from .state import (
 from .values import add_days, cents_of, stamp
 
 DEFAULT_ACCOUNTS = [
+    GLAccount("1000", "Kas", "BAS"),
     GLAccount("1100", "Bank", "BAS"),
     GLAccount("1105", "Tussenrekening Twikey", "BAS"),
     GLAccount("1110", "Tussenrekening betalingen", "BAS"),
@@ -43,6 +44,8 @@ DEFAULT_ACCOUNTS = [
 DEFAULT_DAYBOOKS = [
     Daybook("MEMO", "Memoriaal", "Memo", "journal"),
     Daybook("VRK", "Verkoopboek", "Verkoop", "sales"),
+    Daybook("BNK", "Bank", "Bank", "bank", account="1100"),
+    Daybook("KAS", "Kas", "Kas", "cash", account="1000"),
 ]
 
 DEFAULT_VATCODES = [

@@ -97,8 +97,11 @@ class Daybook:
     code: str
     name: str
     shortname: str
-    # "journal" (MEMO-like: detail and vat lines) or "sales" (VRK-like: one total line).
+    # "journal" (MEMO-like: detail and vat lines), "sales" (VRK-like: one total line on the
+    # receivables account), "bank" or "cash" (BNK/KAS-like: one total line on the daybook's own
+    # bank or cash account, statement number and start/close balance in the header).
     kind: str
+    account: str = ""  # bank and cash: the GL account of the daybook's total line
 
 
 @dataclass
@@ -252,6 +255,7 @@ class Transaction:
     paymentreference: str = ""
     duedate: str = ""
     freetext: dict[str, str] = field(default_factory=dict)
+    statement: dict[str, str] = field(default_factory=dict)  # bank/cash: statementnumber, start/closevalue
     origin: str = "import"
     user: str = "APIUSER"
     client_id: str = ""

@@ -1,5 +1,11 @@
 """`<transactions>`/`<transaction>` posting and `<read><type>transaction</type>` for journal
-(MEMO-like) and sales (VRK-like) daybooks.
+(MEMO-like), sales (VRK-like), bank (BNK) and cash (KAS) daybooks.
+
+Bank and cash transactions have the shape of php-twinfield/twinfield tests/IntegrationTests/
+resources/bankTransactionSendRequest.xml / cashTransactionSendRequest.xml and their answers: header
+`statementnumber`, `startvalue`, `closevalue`; one `total` line on the daybook's own account (the
+money in or out), `detail` lines against it (a customer line becomes an open item), balanced like
+any transaction (tests/UnitTests/ApiConnectors/resources/2-failed-and-1-successful-banktransactions.xml).
 
 A posting is validated by annotating a copy of the request (Twinfield echoes the request with
 `msgtype`/`msg` on the offending nodes); only a clean transaction is stored, and then the answer
@@ -13,7 +19,7 @@ import copy
 from lxml import etree
 
 from .context import Context
-from .state import LineMatch, Office, Transaction, TxLine
+from .state import Daybook, LineMatch, Office, Transaction, TxLine
 from .values import add_days, fmt_cents, parse_cents, parse_date, parse_period, stamp
 from .xmlutil import mark, settle, sub, text_of
 
@@ -21,6 +27,8 @@ MAX_LINES = 1000
 MAX_DESCRIPTION = 40
 MAX_INVOICENUMBER = 40
 MAX_FREETEXT = 40
+STATEMENT_FIELDS = ("statementnumber", "startvalue", "closevalue")
+WITH_TOTAL = {"sales": "Een verkoopboeking", "bank": "Een bankboeking", "cash": "Een kasboeking"}
 CURRENCY_NAMES = {"EUR": "Euro"}
 
 
@@ -98,12 +106,13 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     lines: list[TxLine] = []
     if office is not None and daybook is not None:
         for index, line_el in enumerate(line_els, start=1):
-            line = _check_line(office, daybook.kind, line_el, index)
+            line = _check_line(office, daybook, line_el, index)
             if line is not None:
                 lines.append(line)
         totals = [line for line in lines if line.type == "total"]
-        if daybook.kind == "sales" and len(line_els) >= 2 and len(totals) != 1:
-            mark(echo, "Een verkoopboeking moet precies één totaalregel hebben.")
+        if daybook.kind in WITH_TOTAL and len(line_els) >= 2 and len(totals) != 1:
+            mark(echo, f"{WITH_TOTAL[daybook.kind]} moet precies één totaalregel hebben.")
+    statement = _check_statement_header(header) if daybook is not None and daybook.kind in ("bank", "cash") else {}
 
     invoicenumber = ""
     duedate = text_of(header, "duedate")
@@ -165,6 +174,7 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     tx.duedate = duedate if daybook.kind == "sales" else ""
     tx.freetext = {f"freetext{i}": text_of(header, f"freetext{i}") for i in (1, 2, 3)}
     tx.freetext = {key: value for key, value in tx.freetext.items() if value}
+    tx.statement = statement
     if daybook.kind == "sales":
         ctx.state.invoice_numbers[(office.code, daybook.code, invoicenumber)] = tx.number
     ctx.state.store_transaction(tx)
@@ -249,6 +259,26 @@ def _check_freetext(header: etree._Element) -> None:
             mark(element, f"Vrij tekstveld {i} mag maximaal {MAX_FREETEXT} tekens bevatten.")
 
 
+def _check_statement_header(header: etree._Element) -> dict[str, str]:
+    """Bank and cash headers: statement number (a whole number) and the start and close balance."""
+    found = {}
+    number = text_of(header, "statementnumber")
+    if number and not number.isdigit():
+        mark(header.find("statementnumber"), f"Ongeldig afschriftnummer '{number}'.")
+    elif number:
+        found["statementnumber"] = number
+    for name in ("startvalue", "closevalue"):
+        raw = text_of(header, name)
+        if not raw:
+            continue
+        cents = parse_cents(raw)
+        if cents is None:
+            mark(header.find(name), f"Ongeldig bedrag '{raw}'.")
+        else:
+            found[name] = fmt_cents(cents)
+    return found
+
+
 def _check_sales_header(
     ctx: Context, header: etree._Element, office: Office, daybook: str, existing: Transaction | None
 ) -> str:
@@ -268,8 +298,9 @@ def _check_sales_header(
 # -- line checks --------------------------------------------------------------------------------
 
 
-def _check_line(office: Office, kind: str, line_el: etree._Element, index: int) -> TxLine | None:
+def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index: int) -> TxLine | None:
     """Validate one request line; returns the parsed line, or None if it carries an error."""
+    kind = daybook.kind
     line_type = line_el.get("type", "detail")
     before = _count_errors(line_el)
     if line_type not in ("total", "detail", "vat"):
@@ -292,8 +323,10 @@ def _check_line(office: Office, kind: str, line_el: etree._Element, index: int) 
     elif dim2:
         # The sandbox has no cost centres or suppliers, so any other level-2 code is unknown.
         mark(line_el.find("dim2"), f"Dimensie {dim2} bestaat niet.")
-    if line_type == "total" and account is not None and account.control != "DEB":
+    if line_type == "total" and account is not None and kind == "sales" and account.control != "DEB":
         mark(line_el.find("dim1"), f"Rekening {dim1} is geen debiteurenrekening.")
+    if line_type == "total" and account is not None and kind in ("bank", "cash") and dim1 != daybook.account:
+        mark(line_el.find("dim1"), f"Rekening {dim1} is niet de rekening van dagboek {daybook.code}.")
 
     debitcredit = text_of(line_el, "debitcredit")
     if debitcredit not in ("debit", "credit"):
@@ -421,6 +454,9 @@ def render(ctx: Context, office: Office, tx: Transaction) -> etree._Element:
     currency = CURRENCY_NAMES.get(tx.currency, tx.currency)
     sub(header, "currency", tx.currency, name=currency, shortname=currency)
     sub(header, "date", tx.date)
+    for name in STATEMENT_FIELDS:
+        if name in tx.statement:
+            sub(header, name, tx.statement[name])
     sub(header, "period", tx.period)
     if daybook.kind == "sales":
         sub(header, "invoicenumber", tx.invoicenumber)
