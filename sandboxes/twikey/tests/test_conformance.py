@@ -217,6 +217,8 @@ MALFORMED = [
     ("POST", "/invite", {"subscriptionRecurrence": "5d"}, "err_invalid_params", "subscriptionRecurrence"),
     ("POST", "/invite", {"subscriptionStart": "monday"}, "err_invalid_date", "subscriptionStart"),
     ("POST", "/invite", {"subscriptionStopAfter": "never"}, "err_invalid_params", "subscriptionStopAfter"),
+    ("POST", "/invite", {"mobile": "0499 12 34 45"}, "err_invalid_params", "mobile"),  # +32499123445
+    ("POST", "/mandate/update", {"mobile": "call me"}, "err_invalid_params", "mobile"),
     ("POST", "/mandate/update", {"l": "xx"}, "err_invalid_lang", "l"),
     ("POST", "/mandate/update", {"country": "B1"}, "err_invalid_country", "country"),
     ("GET", "/mandate/query", {"email": "an@example.be", "state": "ACTIVE"}, "err_invalid_params", "state"),
@@ -240,7 +242,8 @@ def test_values_the_description_does_not_list_or_format_are_refused(
 
 def test_well_formed_optional_invite_fields_are_taken(creditor):
     ed = str(int((time.time() + 30 * 86400) * 1000))
-    form = {"l": "fr", "country": "be", "ed": ed, "reminderDays": "5", "transactionAmount": "12.50",
+    form = {"l": "fr", "country": "be", "ed": ed, "mobile": "+32499123445", "reminderDays": "5",
+            "transactionAmount": "12.50",
             "subscriptionAmount": "9.99", "subscriptionRecurrence": "1m", "subscriptionStart": "2030-01-01",
             "subscriptionStopAfter": "12"}  # fmt: skip
     assert creditor.client.post("/invite", data={"ct": creditor.core, **form}).status_code == 200

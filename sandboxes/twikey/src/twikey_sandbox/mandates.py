@@ -105,6 +105,9 @@ def clean_fields(params: dict[str, str]) -> dict[str, str]:
             raise ApiError("err_invalid_country", extra="country")
     if values.get("language") and values["language"] not in LANGUAGES:
         raise ApiError("err_invalid_lang", extra="l")
+    # [OAS] invite/sign/update: "International format +32499123445".
+    if values.get("mobile") and not re.fullmatch(r"\+[1-9][0-9]{6,14}", values["mobile"]):
+        raise ApiError("err_invalid_params", message="Mobile number not in international format", extra="mobile")
     return values
 
 
