@@ -422,3 +422,14 @@ def _paid_without_twinfield_invoice(system: System) -> dict[str, str]:
     seen = _submitted(system, in_twinfield=False)
     httpx.post(f"{system.urls.twikey_sandbox}/_sandbox/transactions/{seen['tx']}/paid", json={}).raise_for_status()
     return seen
+
+
+def test_gateway_redirects_keep_the_host_and_port_the_client_used(system: System):
+    # As seen behind a published port or a proxy: the client's host and port differ from nginx's own.
+    public = httpx.URL("http://koppel.example:9443")
+    with httpx.Client(timeout=10, follow_redirects=False) as http:
+        answer = http.get(f"{system.urls.gateway}/console", headers={"Host": "koppel.example:9443"})
+        assert answer.status_code in (301, 302, 307, 308), answer.status_code
+        target = public.join(answer.headers["location"])
+        assert (target.host, target.port, target.path) == ("koppel.example", 9443, "/console/")
+        assert http.get(f"{system.urls.gateway}{target.path}").status_code < 400
