@@ -20,7 +20,7 @@ import random
 from dataclasses import asdict, dataclass
 
 KINDS = ("error", "timeout", "rate_limit", "expired_token")
-OPERATIONS = ("*", "transactions", "match", "columns", "read", "list", "dimensions", "token")
+OPERATIONS = ("*", "transactions", "match", "columns", "read", "list", "dimensions", "statement", "token")
 
 
 @dataclass

@@ -7,7 +7,7 @@ import copy
 
 from lxml import etree
 
-from . import browse, dimensions, matching, transactions
+from . import browse, dimensions, matching, statements, transactions
 from .context import Context
 from .xmlutil import mark, settle, text_of
 
@@ -32,6 +32,8 @@ def process(ctx: Context, root: etree._Element) -> etree._Element:
         return transactions.process(ctx, root)
     if tag == "match":
         return matching.process(ctx, root)
+    if tag == "statement":
+        return statements.process(ctx, root)
     if tag == "columns":
         return browse.columns(ctx, root)
     if tag in ("dimensions", "dimension"):

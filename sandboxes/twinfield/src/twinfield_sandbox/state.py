@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from .config import SandboxConfig
 
@@ -316,6 +317,9 @@ class SandboxState:
         self.lines_by_customer: dict[tuple[str, str], dict[tuple[str, int, int], None]] = {}
         # (office, customer) -> last match number
         self.match_numbers: dict[tuple[str, str], int] = {}
+        # office -> electronic bank statements imported; (office, daybook) -> running balance
+        self.statements: dict[str, list[Any]] = {}
+        self.statement_balances: dict[tuple[str, str], int] = {}
         self._ids = itertools.count(1000)
 
     def now(self) -> float:

@@ -328,15 +328,7 @@ def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index
     if line_type == "total" and account is not None and kind in ("bank", "cash") and dim1 != daybook.account:
         mark(line_el.find("dim1"), f"Rekening {dim1} is niet de rekening van dagboek {daybook.code}.")
 
-    debitcredit = text_of(line_el, "debitcredit")
-    if debitcredit not in ("debit", "credit"):
-        target = line_el.find("debitcredit")
-        mark(target if target is not None else line_el, "debitcredit moet debit of credit zijn.")
-    raw_value = text_of(line_el, "value")
-    value = parse_cents(raw_value)
-    if value is None or value < 0:
-        target = line_el.find("value")
-        mark(target if target is not None else line_el, f"Ongeldig bedrag '{raw_value}'.")
+    debitcredit, value = check_side_and_value(line_el)
 
     description = text_of(line_el, "description")
     if len(description) > MAX_DESCRIPTION:
@@ -357,7 +349,7 @@ def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index
         elif vatcode not in office.vatcodes:
             mark(line_el.find("vatcode"), f"Btw-code {vatcode} bestaat niet.")
 
-    if _count_errors(line_el) > before or value is None or value < 0:
+    if _count_errors(line_el) > before or value is None:
         return None
     extra = {}
     for name in ("dim3", "dim4", "dim5", "dim6", "freechar", "comment", "currencydate"):
@@ -375,6 +367,22 @@ def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index
         vatcode=vatcode,
         extra=extra,
     )
+
+
+def check_side_and_value(element: etree._Element, least: int = 0) -> tuple[str, int | None]:
+    """`debitcredit` (debit|credit) and `value` (a plain amount of at least ``least`` cents) of a
+    line or statement transaction; an error on the element that is wrong."""
+    side = text_of(element, "debitcredit")
+    if side not in ("debit", "credit"):
+        target = element.find("debitcredit")
+        mark(target if target is not None else element, "debitcredit moet debit of credit zijn.")
+    raw = text_of(element, "value")
+    value = parse_cents(raw)
+    if value is None or value < least:
+        target = element.find("value")
+        mark(target if target is not None else element, f"Ongeldig bedrag '{raw}'.")
+        return side, None
+    return side, value
 
 
 def _count_errors(element: etree._Element) -> int:
