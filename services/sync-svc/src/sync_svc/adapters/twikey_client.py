@@ -1,4 +1,4 @@
-"""Client of Twikey's REST API in its real wire format (reference §0-§9): form bodies, the raw
+"""Client of Twikey's REST API in its real wire format (docs/reference/twikey-api.md §0-§9): form bodies, the raw
 session token in ``Authorization`` (no "Bearer"), errors in ``ApiErrorCode``/``ApiError`` headers
 with a JSON ``{code, message, extra}`` body.
 
