@@ -38,6 +38,7 @@ def _problems(method: str, path: str, status: int, body: object = None, **header
         ("a pay link in an undocumented state", "GET", "/creditor/payment/link", 200,
          {"Links": [{"id": 1, "amount": 1.0, "msg": "m", "state": "PAID"}]}, {"X-Rate-Limit-Remaining": "5"}),
         ("a 429 without Retry-After", "GET", "/creditor/mandate/detail", 429, {"message": "slow down"}, {}),
+        ("a login without the merchant id", "POST", "/creditor", 200, {"Authorization": "t"}, {"Authorization": "t"}),
         ("a cancel reason without its originator", "GET", "/creditor/mandate", 200,
          {"GrpHdr": {"CreDtTm": "2026-01-05T10:00:00Z"}, "Messages": [
              {"EvtId": 1, "EvtTime": "2026-01-05T10:00:00Z", "OrgnlMndtId": "M", "CxlRsn": {"Rsn": "gone"}}]},

@@ -233,7 +233,8 @@ class Operation:
 
 
 OPERATIONS = (
-    Operation("POST", "", {200: Login}, headers=("Authorization",)),
+    # X-MERCHANT-ID: Twikey's Python SDK (twikey/client.py) reads it from every successful login.
+    Operation("POST", "", {200: Login}, headers=("Authorization", "X-MERCHANT-ID")),
     Operation("GET", "", {204: NO_BODY}),
     Operation("POST", "/(invite|prepare)", {200: Invited}),
     Operation("POST", "/sign", {200: Signed}),
