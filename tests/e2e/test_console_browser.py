@@ -27,7 +27,8 @@ async def test_operator_signs_in_and_every_page_renders(database_url: str, broke
     dead = "http://127.0.0.1:9"
     settings = settings_for_test(
         Settings, database_url, broker_prefix, environment="dev", encryption_keys=DEV_ENCRYPTION_KEY,
-        known_tenants_only=True, mandate_url=dead, collection_url=dead, sync_url=dead, bookkeeping_url=dead, notify_url=dead,
+        known_tenants_only=True, mandate_url=dead, collection_url=dead, sync_url=dead, bookkeeping_url=dead,
+        notify_url=dead,
     )  # fmt: skip
     tenant = uuid.uuid4()
     token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])

@@ -433,3 +433,29 @@ def test_gateway_redirects_keep_the_host_and_port_the_client_used(system: System
         target = public.join(answer.headers["location"])
         assert (target.host, target.port, target.path) == ("koppel.example", 9443, "/console/")
         assert http.get(f"{system.urls.gateway}{target.path}").status_code < 400
+
+
+# Last in this module: it stops the module's system and starts it again.
+def test_koppel_run_stopped_and_started_again_carries_on_where_it_stopped(system: System):
+    before = run_demo(system.urls, system.token, say=lambda _: None)
+    number = before["mandate"]["mandate_number"]
+    system.process.send_signal(signal.SIGINT)
+    system.process.wait(timeout=90)
+
+    with running_system(system.log_dir.parent, again=system) as again, httpx.Client(timeout=30) as http:
+        # Koppel's records and the sandboxes' agree after the restart: the mandate signed before
+        # it is signed on both sides, and the earlier payment's MEMO is still in Twinfield.
+        mandate = http.get(f"{again.urls.gateway}/v1/mandates/{before['mandate']['id']}", headers=auth(again))
+        assert mandate.status_code == 200 and mandate.json()["status"] == "active"
+        at_twikey = http.get(f"{again.urls.twikey_sandbox}/_sandbox/mandates/{number}")
+        assert at_twikey.status_code == 200 and at_twikey.json()["state"] == "SIGNED"
+        memos = http.get(
+            f"{again.urls.twinfield_sandbox}/_sandbox/offices/{TWINFIELD_OFFICE}/transactions",
+            params={"daybook": "MEMO"},
+        ).text
+        assert before["invoice_number"] in memos
+
+        after = run_demo(again.urls, again.token, say=lambda _: None)
+        assert after["paid"]["collection"]["status"] == "paid"
+        assert after["booking"]["status"] in ("matched", "booked")
+        assert after["mandate"]["mandate_number"] != number

@@ -41,10 +41,14 @@ class System:
 
 
 @contextmanager
-def running_system(tmp: Path, env: dict[str, str] | None = None, name: str = "e2e") -> Iterator[System]:
-    """``env`` adds settings for every process (e.g. a shorter safety-net drain)."""
-    offset = random.randrange(2000, 4000, 10)
-    prefix = f"{name}{uuid.uuid4().hex[:6]}_"
+def running_system(
+    tmp: Path, env: dict[str, str] | None = None, name: str = "e2e", again: System | None = None
+) -> Iterator[System]:
+    """``env`` adds settings for every process (e.g. a shorter safety-net drain). ``again``: start
+    the same system once more (its ports, names and state folder) after it was stopped; the
+    databases are dropped when the first one ends."""
+    offset = again.plan.offset if again else random.randrange(2000, 4000, 10)
+    prefix = again.plan.prefix if again else f"{name}{uuid.uuid4().hex[:6]}_"
     log_dir = tmp / "log"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}, **(env or {})}
     process = subprocess.Popen(
@@ -77,7 +81,8 @@ def running_system(tmp: Path, env: dict[str, str] | None = None, name: str = "e2
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        _drop_databases(prefix)
+        if again is None:
+            _drop_databases(prefix)
 
 
 def _drop_databases(prefix: str) -> None:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,14 @@ class Plan:
 
     def port(self, base: int) -> int:
         return base + self.offset
+
+    @property
+    def state_dir(self) -> Path:
+        """What the sandboxes keep across restarts, beside the logs (var/state for var/log)."""
+        return self.log_dir.parent / "state"
+
+    def sandbox_state_file(self, name: str) -> Path:
+        return self.state_dir / f"{self.prefix}sandbox-{name}.pickle"
 
     @property
     def public_url(self) -> str:
@@ -91,6 +100,28 @@ class Plan:
         env["KOPPEL_BOOKKEEPING_TWINFIELD_REDIRECT_URI"] = f"{self.public_url}/v1/twinfield/oauth/callback"
         env.update(self.env)
         return env
+
+
+def fresh_start(plan: Plan, say: Callable[[str], None] = print) -> None:
+    """Empty databases and empty sandboxes, together: records kept on one side only would make
+    Koppel and the sandboxes disagree about what exists."""
+    import asyncio
+
+    from koppel_shared.migrations import drop_database
+
+    env = plan.environment()
+    if env.get("KOPPEL_ENVIRONMENT") == "prod":
+        raise SystemExit("--fresh drops databases; it is refused with KOPPEL_ENVIRONMENT=prod")
+    urls = [env[f"KOPPEL_{name.upper()}_DATABASE_URL"] for name in SERVICES]
+
+    async def drop() -> None:
+        for url in urls:
+            await drop_database(url)
+
+    say("starting afresh: dropping " + ", ".join(u.rsplit("/", 1)[-1] for u in urls) + " and the sandboxes' records")
+    asyncio.run(drop())
+    for name in SANDBOXES:
+        plan.sandbox_state_file(name).unlink(missing_ok=True)
 
 
 class Supervisor:
@@ -186,6 +217,9 @@ class Supervisor:
         if self.plan.sandboxes:
             for name, base in SANDBOXES.items():
                 args = ["-m", f"{name}_sandbox", "--host", "127.0.0.1", "--port", str(self.plan.port(base))]
+                # Kept across restarts as the real services keep their records (`koppel run --fresh`
+                # starts them, and the databases, empty).
+                args += ["--state-file", str(self.plan.sandbox_state_file(name))]
                 if name == "twikey":  # the demo tenant's creditor, its webhooks going to Koppel
                     args += ["--api-key", DEMO_TWIKEY_KEY]
                     args += ["--webhook-url", f"{self.plan.public_url}/webhooks/twikey/{DEMO_TENANT}"]

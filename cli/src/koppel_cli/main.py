@@ -16,7 +16,7 @@ import typer
 
 from koppel_cli import infra
 from koppel_cli.demo import DemoFailed, register_tenant, run_demo, wire_demo_tenant
-from koppel_cli.localrun import DEMO_TENANT, SERVICES, Plan, Supervisor, demo_token, summary
+from koppel_cli.localrun import DEMO_TENANT, SERVICES, Plan, Supervisor, demo_token, fresh_start, summary
 from koppel_cli.reconcile import reconcile
 from koppel_shared.auth import SCOPES, issue_token
 from koppel_shared.messaging.broker import Broker
@@ -48,13 +48,20 @@ def run(
     no_sandboxes: Annotated[bool, typer.Option("--no-sandboxes", help="Do not start the sandboxes.")] = False,
     no_gateway: Annotated[bool, typer.Option("--no-gateway", help="Do not start the nginx gateway.")] = False,
     log_dir: Annotated[Path, typer.Option(help="Where process logs go.")] = Path("var/log"),
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Start empty: drop the databases and the sandboxes' records first.")
+    ] = False,
 ) -> None:
     """Start everything locally: PostgreSQL and RabbitMQ (if down), migrations, every service's API
-    and worker, the sandboxes; then print the URLs and a demo tenant token. Ctrl-C stops it all."""
+    and worker, the sandboxes; then print the URLs and a demo tenant token. Ctrl-C stops it all.
+    Started again, it carries on where it stopped: the databases and the sandboxes' records (under
+    the state folder beside the logs) are kept."""
     infra.ensure_infrastructure(say=typer.echo)
     if not no_gateway:
         no_gateway = not infra.ensure_debian_package("nginx", "nginx", say=typer.echo)
     plan = Plan(offset=port_offset, prefix=prefix, log_dir=log_dir, sandboxes=not no_sandboxes, gateway=not no_gateway)
+    if fresh:
+        fresh_start(plan, say=typer.echo)
     supervisor = Supervisor(plan, say=typer.echo)
     stopping = False
 

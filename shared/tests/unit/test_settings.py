@@ -3,7 +3,6 @@ from pydantic import ValidationError
 
 from koppel_shared.settings import KoppelSettings
 
-
 REAL_KEY = "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY="
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from koppel_shared.snapshots import Snapshot, keep_app_state
 
 from . import auth, control, feeds, mandates, pages, paylinks, transactions
 from .errors import ApiError, RateLimited, error_response, rate_limited_response
@@ -23,10 +26,17 @@ def create_app(
     webhook_url: str | None = None,
     private_key: str | None = None,
     fault_seed: int | None = None,
+    state_file: Path | None = None,
 ) -> FastAPI:
-    """A fresh sandbox with one default creditor (random API key unless given)."""
-    state = SandboxState()
-    state.add_creditor(api_key=api_key, name="Koppel Demo Creditor", private_key=private_key, webhook_url=webhook_url)
+    """A fresh sandbox with one default creditor (random API key unless given), or, with
+    ``state_file``, the sandbox as it was when that file was last written."""
+    snapshot = Snapshot(state_file) if state_file else None
+    loaded = snapshot.load() if snapshot else None
+    state: SandboxState = loaded if isinstance(loaded, SandboxState) else SandboxState()
+    if loaded is not state or (api_key is not None and api_key not in state.creditors):
+        state.add_creditor(
+            api_key=api_key, name="Koppel Demo Creditor", private_key=private_key, webhook_url=webhook_url
+        )
     faults = FaultRegistry(seed=fault_seed)
     hooks = WebhookDispatcher(state, faults)
 
@@ -64,6 +74,8 @@ def create_app(
     app.middleware("http")(fault_middleware)
     for module in (auth, mandates, transactions, paylinks, feeds, control, pages):
         app.include_router(module.router)
+    if snapshot:
+        keep_app_state(app, snapshot, lambda: app.state.sandbox)
     return app
 
 
@@ -86,7 +98,8 @@ def default_creditor_banner(app: FastAPI, base: str) -> str:
     )
 
 
-def run(host: str, port: int, api_key: str | None = None, webhook_url: str | None = None) -> None:
-    app = create_app(api_key=api_key, webhook_url=webhook_url)
+def run(host: str, port: int, api_key: str | None = None, webhook_url: str | None = None,
+        state_file: Path | None = None) -> None:  # fmt: skip
+    app = create_app(api_key=api_key, webhook_url=webhook_url, state_file=state_file)
     print(default_creditor_banner(app, f"http://{host}:{port}"), flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .config import SandboxConfig
 from .server import run
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--office", default=None)
     parser.add_argument("--no-limits", action="store_true", help="count credits but never answer 429")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every SOAP request")
+    parser.add_argument("--state-file", type=Path, default=None, help="keep records in this file across restarts")
     args = parser.parse_args(argv)
     config = SandboxConfig(base_url=args.base_url, latency_seconds=args.latency)
     if args.client_id:
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.office:
         config.default_office = args.office
     config.limits.enabled = not args.no_limits
-    run(args.host, args.port, config)
+    run(args.host, args.port, config, state_file=args.state_file)
 
 
 if __name__ == "__main__":

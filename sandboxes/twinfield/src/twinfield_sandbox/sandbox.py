@@ -23,6 +23,12 @@ class Sandbox:
         if self.config.seed_default if seed is None else seed:
             seed_default(self.state)
 
+    def restore(self, state: SandboxState) -> None:
+        """Take up records saved earlier (the run's state file); limits and faults start afresh."""
+        state.config = self.config  # this start's options (limits, latency) apply
+        self.state = state
+        self.faults = FaultInjector(state.rng)
+
     def base_url(self, request: Request) -> str:
         if self.config.base_url:
             return self.config.base_url.rstrip("/")

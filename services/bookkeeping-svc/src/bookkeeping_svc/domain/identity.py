@@ -8,8 +8,9 @@ anything else is a conflict, which must reach an operator with both records.
 
 Our reference in Twinfield (the optional header free-text field; the MEMO description
 "<reference> betaling" of MEMOs posted before the invoice-number convention, domain/booking.py)
-is kind-qualified for the same reason: ``TX<id>`` for a transaction, ``PL<id>`` for a pay link. References written before kinds existed are the bare id; bookings keep the
-reference they were posted with, so those MEMOs are still found.
+is kind-qualified for the same reason: ``TX<id>`` for a transaction, ``PL<id>`` for a pay link.
+References written before kinds existed are the bare id; bookings keep the reference they were
+posted with, so those MEMOs are still found.
 """
 
 from __future__ import annotations
