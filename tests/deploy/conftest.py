@@ -15,15 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "deploy" / "gateway"
 
 
-@pytest.fixture(scope="session")
-def gateway_render() -> ModuleType:
-    """deploy/gateway/render.py (a script, not a package: loaded from its path)."""
-    spec = importlib.util.spec_from_file_location("koppel_gateway_render", GATEWAY / "render.py")
+def load_script(name: str, path: Path) -> ModuleType:
+    """A script of the deploy folder (not a package), loaded from its path."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def gateway_render() -> ModuleType:
+    """deploy/gateway/render.py."""
+    return load_script("koppel_gateway_render", GATEWAY / "render.py")
 
 
 @pytest.fixture(scope="session")

@@ -7,12 +7,10 @@ and who may reach whom under the NetworkPolicies."""
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -23,6 +21,8 @@ import kubernetes_validate
 import pytest
 import yaml
 from cryptography.fernet import Fernet
+
+from .conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -84,12 +84,7 @@ def local() -> list[dict[str, Any]]:
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("koppel_k8s_generate", K8S / "generate.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("koppel_k8s_generate", K8S / "generate.py")
 
 
 def find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
