@@ -1,6 +1,7 @@
 """The FastAPI app factory every service uses: lifespan that opens and closes the service's
 resources, ``/healthz`` (process alive), ``/readyz`` (database and broker reachable),
-``/metrics`` (Prometheus), problem+json errors and request context."""
+``/metrics`` (Prometheus), ``/docs`` (Swagger UI, assets served locally), problem+json errors and
+request context."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from koppel_shared.web.errors import install_error_handlers
@@ -36,7 +38,9 @@ def create_app(
             async with lifespan(app):
                 yield
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=_lifespan)
+    # Swagger UI and ReDoc with their assets served by the service itself: sites without internet
+    # access see the API documentation too (FastAPI's own pages load them from a CDN).
+    app = FastAPIOffline(title=title, description=description, version=version, lifespan=_lifespan)
     app.state.settings = settings
     app.state.ready_checks = dict(ready_checks or {})
     install_error_handlers(app)
