@@ -392,3 +392,47 @@ async def test_openapi_documents_the_mandate_api_with_examples(service: httpx.As
     post = spec["paths"]["/v1/mandates"]["post"]
     assert {"409", "422", "503"} <= set(post["responses"])
     assert any(p["name"] == "Idempotency-Key" for p in post["parameters"])
+
+
+async def test_search_finds_by_customer_or_mandate_number_or_part_of_a_name(
+    service: httpx.AsyncClient, tenant: TenantCtx
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    first = (await create(service, tenant, body(name=f"Els {tag} Wouters"))).json()
+    second = (await create(service, tenant, body(name="Jan Peeters"))).json()
+
+    async def found(q: str) -> list[str]:
+        r = await service.get("/v1/mandates", params={"q": q}, headers=tenant.headers)
+        assert r.status_code == 200
+        return [m["id"] for m in r.json()["items"]]
+
+    assert await found(tag.upper()) == [first["id"]]  # part of the name, any case
+    assert await found(second["customer"]["number"]) == [second["id"]]
+    assert await found(first["mandate_number"]) == [first["id"]]
+    assert await found(f"{tag}%") == []  # a LIKE wildcard is taken literally
+
+
+async def test_stats_count_this_tenants_mandates_by_status(
+    service: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx
+) -> None:
+    before = (await service.get("/v1/mandates/stats", headers=tenant.headers)).json()["by_status"]
+    await create(service, tenant, body())
+    await create(service, other_tenant, body())
+    after = (await service.get("/v1/mandates/stats", headers=tenant.headers)).json()["by_status"]
+    assert after.get("prepared", 0) == before.get("prepared", 0) + 1
+    assert sum(after.values()) == sum(before.values()) + 1
+
+
+async def test_history_lists_a_mandates_events_and_is_a_404_for_another_tenant(
+    service: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx
+) -> None:
+    made = (await create(service, tenant, body())).json()
+    r = await service.request(
+        "DELETE", f"/v1/mandates/{made['id']}", params={"reason": "wrong customer"}, headers=tenant.headers
+    )
+    assert r.status_code == 200
+    items = (await service.get(f"/v1/mandates/{made['id']}/history", headers=tenant.headers)).json()["items"]
+    assert items[0]["type"] == "mandate.prepared"
+    assert items[-1]["status"] == "cancelled" and items[-1]["reason"] == "wrong customer"
+    hidden = await service.get(f"/v1/mandates/{made['id']}/history", headers=other_tenant.headers)
+    assert hidden.status_code == 404

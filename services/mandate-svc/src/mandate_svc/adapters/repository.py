@@ -10,9 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from koppel_shared.messaging.tables import outbox
 from mandate_svc.adapters.orm import idempotency_keys, mandates
 from mandate_svc.domain.model import Mandate, Status
 
@@ -116,11 +117,22 @@ async def list_page(
     statuses: list[str] | None = None,
     customer_number: str | None = None,
     scheme: str | None = None,
+    search: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """Newest first; the cursor is the (created_at, id) of the last item of the previous page."""
+    """Newest first; the cursor is the (created_at, id) of the last item of the previous page.
+    ``search`` is a customer or mandate number (exact) or part of the debtor's or company's name."""
     query = sa.select(mandates).where(mandates.c.tenant_id == tenant_id)
+    if search:
+        query = query.where(
+            sa.or_(
+                mandates.c.customer_number == search,
+                mandates.c.mandate_number == search,
+                mandates.c.name.icontains(search, autoescape=True),
+                mandates.c.company_name.icontains(search, autoescape=True),
+            )
+        )
     if statuses:
         query = query.where(mandates.c.status.in_(statuses))
     if customer_number is not None:
@@ -138,6 +150,24 @@ async def list_page(
     items = [_from_row(r) for r in rows[:limit]]
     more = len(rows) > limit
     return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if more and items else None)
+
+
+async def count_by_status(session: AsyncSession, tenant_id: str) -> dict[str, int]:
+    query = sa.select(mandates.c.status, sa.func.count()).where(mandates.c.tenant_id == tenant_id)
+    rows = (await session.execute(query.group_by(mandates.c.status))).all()
+    return {status: count for status, count in rows}
+
+
+async def history(session: AsyncSession, tenant_id: str, mandate_id: str) -> list[dict[str, Any]]:
+    """The events this mandate's changes published, oldest first, as long as the outbox keeps
+    them (sent events are purged after the relay's retention)."""
+    body = sa.cast(outbox.c.body, JSONB)
+    query = (
+        sa.select(outbox.c.type, outbox.c.occurred_at, outbox.c.sent_at, body["data"].label("data"))
+        .where(outbox.c.tenant_id == uuid.UUID(tenant_id), body["data"]["mandate_id"].astext == mandate_id)
+        .order_by(outbox.c.seq)
+    )
+    return [dict(r._mapping) for r in (await session.execute(query)).all()]
 
 
 async def for_customer(session: AsyncSession, tenant_id: str, customer_number: str) -> list[Mandate]:

@@ -171,6 +171,24 @@ class MandatePage(BaseModel):
     next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
 
 
+class MandateStats(BaseModel):
+    by_status: dict[str, int] = Field(description="status → number of mandates (statuses without any left out)")
+
+
+class HistoryItem(BaseModel):
+    type: str = Field(description="the event, e.g. mandate.signed")
+    occurred_at: datetime
+    status: str | None = Field(description="the mandate's status after it")
+    reason: str | None
+    published: bool = Field(description="the event has left the outbox")
+
+
+class MandateHistory(BaseModel):
+    items: list[HistoryItem] = Field(
+        description="oldest first; published events are kept for the outbox's retention (7 days by default)"
+    )
+
+
 class ActionIn(BaseModel):
     reason: str | None = Field(None, max_length=140)
 
@@ -352,6 +370,10 @@ async def list_mandates(
     status: Annotated[list[Status] | None, Query(description="one or more statuses")] = None,
     customer_number: Annotated[str | None, Query(max_length=50)] = None,
     scheme: Annotated[Literal["CORE", "B2B"] | None, Query()] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="a customer or mandate number, or part of a name"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MandatePage:
@@ -362,6 +384,7 @@ async def list_mandates(
             statuses=[s.value for s in status] if status else None,
             customer_number=customer_number,
             scheme=scheme,
+            search=q,
             limit=limit,
             cursor=cursor,
         )
@@ -374,6 +397,34 @@ async def list_mandates(
             errors=[{"field": "cursor", "rule": "cursor_invalid", "message": "not a cursor from this API"}],
         ) from exc
     return MandatePage(items=[to_out(m) for m in page.items], next_cursor=page.next_cursor)
+
+
+@mandates_router.get("/stats", response_model=MandateStats, summary="How many mandates are in each status")
+async def mandate_stats(uow: UowDep, principal: Tenant) -> MandateStats:
+    return MandateStats(by_status=await repo.count_by_status(uow.session, str(principal.tenant_id)))
+
+
+@mandates_router.get(
+    "/{mandate_id}/history", response_model=MandateHistory, summary="What happened to a mandate", responses=_ERRORS
+)
+async def mandate_history(mandate_id: str, uow: UowDep, principal: Tenant) -> MandateHistory:
+    try:
+        await uc.get_mandate(uow, str(principal.tenant_id), mandate_id)
+    except uc.NotFound as exc:
+        raise _not_found(mandate_id) from exc
+    rows = await repo.history(uow.session, str(principal.tenant_id), mandate_id)
+    return MandateHistory(
+        items=[
+            HistoryItem(
+                type=r["type"],
+                occurred_at=r["occurred_at"],
+                status=r["data"].get("status"),
+                reason=r["data"].get("reason"),
+                published=r["sent_at"] is not None,
+            )
+            for r in rows
+        ]
+    )
 
 
 @mandates_router.get("/{mandate_id}", response_model=MandateOut, summary="Get a mandate", responses=_ERRORS)
