@@ -314,3 +314,62 @@ async def test_subscription_create_is_idempotent_and_conflicts_on_other_data(har
     assert (await harness.client.post("/v1/subscriptions", json=body, headers=headers)).status_code == 200
     other = await harness.client.post("/v1/subscriptions", json={**body, "customer_number": "C-2"}, headers=headers)
     assert other.status_code == 409
+
+
+async def test_search_finds_by_number_name_or_twikey_id_and_open_means_no_attempt_yet(harness: Any) -> None:
+    tenant = uuid.uuid4()
+    harness.clock.set_date(date(2026, 2, 1))
+    headers = harness.headers(tenant)
+    await harness.sign_mandate(tenant, "C-S1", "KOP-S1")
+    found = await harness.post_invoice(
+        tenant, invoice_number="S-1", customer_number="C-S1", customer_name="Els Wouters"
+    )
+    await harness.post_invoice(tenant, invoice_number="S-2", customer_number="C-S2", customer_name="Jan Peeters")
+    async with harness.engine.begin() as conn:
+        await conn.execute(
+            sa.text("UPDATE collections SET twikey_transaction_id = 'TX-S1' WHERE invoice_id = :id"),
+            {"id": found["id"]},
+        )
+
+    async def numbers(**params: Any) -> list[str]:
+        r = await harness.client.get("/v1/invoices", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        return [i["invoice_number"] for i in r.json()["items"]]
+
+    for q in ("S-1", "C-S1", "wouters", "KOP-S1", "TX-S1"):
+        assert await numbers(q=q) == ["S-1"], q
+    assert await numbers(q="%") == []  # a wildcard is taken literally
+    assert await numbers(q="S-1", status="skipped") == []
+    assert (await harness.client.get("/v1/invoices", params={"q": ""}, headers=headers)).status_code == 422
+
+    async with harness.engine.begin() as conn:  # an invoice the policy has not looked at yet
+        await conn.execute(sa.text("DELETE FROM collections WHERE invoice_id = :id"), {"id": found["id"]})
+    assert await numbers(status="open") == ["S-1"]
+
+
+async def test_stats_count_invoices_by_status_and_collections_per_day(harness: Any) -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    harness.clock.set_date(date(2026, 2, 10))
+    await harness.sign_mandate(tenant, "C-T1", "KOP-T1")
+    paid = await harness.post_invoice(tenant, invoice_number="T-1", customer_number="C-T1", amount_cents=1250)
+    await harness.post_invoice(tenant, invoice_number="T-2", customer_number="C-T2")
+    await harness.post_invoice(other, invoice_number="T-3", customer_number="C-T2")
+    async with harness.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "UPDATE collections SET status = 'paid', submitted_at = '2026-02-08T10:00:00Z', "
+                "paid_at = '2026-02-09T23:30:00Z' WHERE invoice_id = :id"
+            ),
+            {"id": paid["id"]},
+        )
+    r = await harness.client.get("/v1/invoices/stats", params={"days": 5}, headers=harness.headers(tenant))
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    assert {k: v["count"] for k, v in stats["by_status"].items()} == {"paid": 1, "skipped": 1}
+    days = {d["day"]: d for d in stats["per_day"]}
+    assert list(days) == ["2026-02-06", "2026-02-07", "2026-02-08", "2026-02-09", "2026-02-10"]
+    assert (days["2026-02-08"]["collected"], days["2026-02-08"]["collected_cents"]) == (1, 1250)
+    assert (days["2026-02-09"]["paid"], days["2026-02-09"]["paid_cents"]) == (1, 1250)
+    assert sum(d["paid"] + d["collected"] for d in stats["per_day"]) == 2
+    bad = await harness.client.get("/v1/invoices/stats", params={"days": 0}, headers=harness.headers(tenant))
+    assert bad.status_code == 422

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -16,6 +16,7 @@ from collection_svc.domain.invoices import InvoiceInput
 from collection_svc.domain.policy import DEFAULT_RETRY_R_CODES, CollectionPolicy
 from collection_svc.service_layer import invoices as invoice_cases
 from collection_svc.service_layer import policies as policy_cases
+from collection_svc.service_layer import stats as stats_cases
 from collection_svc.service_layer.records import Clock, utc_now
 from koppel_shared.deps import Principal, RuntimeDep, UowDep
 
@@ -254,6 +255,24 @@ class InvoiceOut(BaseModel):
     }
 
 
+class StatusFigures(BaseModel):
+    count: int
+    oldest_created_at: datetime = Field(description="when the oldest invoice in this status was posted")
+
+
+class DayFigures(BaseModel):
+    day: date
+    collected: int = Field(description="direct debits sent to Twikey that day")
+    collected_cents: int
+    paid: int = Field(description="collections paid that day")
+    paid_cents: int
+
+
+class InvoiceStats(BaseModel):
+    by_status: dict[str, StatusFigures] = Field(description="open|scheduled|submitted|paid|failed|… → figures")
+    per_day: list[DayFigures] = Field(description="oldest day first, days without any included")
+
+
 class InvoicePage(BaseModel):
     items: list[InvoiceOut]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last")
@@ -353,14 +372,33 @@ async def list_invoices(
     subscription_reference: str | None = None,
     due_from: date | None = None,
     due_to: date | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="an invoice or customer number, part of the customer's name, a mandate number or Twikey id",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
     filters = invoice_cases.InvoiceFilter(
-        status_, customer_number, invoice_number, subscription_reference, due_from, due_to
+        status_, customer_number, invoice_number, subscription_reference, due_from, due_to, q
     )
     items, next_cursor = await invoice_cases.list_invoices(uow.session, principal.tenant_id, filters, limit, cursor)
     return {"items": items, "next_cursor": next_cursor}
+
+
+@invoice_router.get("/stats", response_model=InvoiceStats, summary="Invoices by status, collected and paid per day")
+async def get_invoice_stats(
+    principal: Principal,
+    uow: UowDep,
+    runtime: RuntimeDep,
+    days: Annotated[int, Query(ge=1, le=90, description="how many days back, today included")] = 30,
+) -> dict[str, Any]:
+    today = _clock(runtime)().astimezone(UTC).date()
+    return await stats_cases.invoice_stats(uow.session, principal.tenant_id, today, days)
 
 
 @invoice_router.get("/{invoice_id}", response_model=InvoiceOut, summary="An invoice and why it is (not) collected")

@@ -345,27 +345,46 @@ class InvoiceFilter:
     subscription_reference: str | None = None
     due_from: date | None = None
     due_to: date | None = None
+    search: str | None = None
+
+
+def _matches(tenant_id: uuid.UUID, search: str) -> sa.ColumnElement[bool]:
+    """An invoice or customer number, part of the customer's name, the mandate number or Twikey
+    transaction of any of its collections, or its pay link's id."""
+    by_collection = sa.exists().where(
+        collections.c.tenant_id == tenant_id,
+        collections.c.invoice_id == invoices.c.id,
+        sa.or_(collections.c.twikey_transaction_id == search, collections.c.mandate_number == search),
+    )
+    by_pay_link = sa.exists().where(pay_links.c.invoice_id == invoices.c.id, pay_links.c.paylink_id == search)
+    return sa.or_(
+        invoices.c.invoice_number == search,
+        invoices.c.customer_number == search,
+        invoices.c.customer_name.icontains(search, autoescape=True),
+        by_collection,
+        by_pay_link,
+    )
 
 
 async def list_invoices(
     session: AsyncSession, tenant_id: uuid.UUID, filters: InvoiceFilter, limit: int, cursor: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    ranked = sa.select(
-        collections,
-        sa.func.row_number()
-        # the current attempt: the latest one that was not withdrawn (else the latest)
-        .over(
-            partition_by=collections.c.invoice_id,
-            order_by=[(collections.c.status == "withdrawn").asc(), collections.c.attempt.desc()],
-        )
-        .label("rank"),
-    ).where(collections.c.tenant_id == tenant_id)
-    current = ranked.subquery("ranked")
+    # the current attempt: the latest one that was not withdrawn (else the latest), looked up per
+    # listed invoice (a window over every collection of the tenant costs a tenant with many)
+    current = (
+        sa.select(collections)
+        .where(collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoices.c.id)
+        .order_by((collections.c.status == "withdrawn").asc(), collections.c.attempt.desc())
+        .limit(1)
+        .lateral("current")
+    )
     stmt = (
         sa.select(invoices, *[current.c[c.name].label(f"c_{c.name}") for c in collections.columns])
-        .select_from(invoices.outerjoin(current, sa.and_(current.c.invoice_id == invoices.c.id, current.c.rank == 1)))
+        .select_from(invoices.outerjoin(current, sa.true()))
         .where(invoices.c.tenant_id == tenant_id)
     )
+    if filters.search:
+        stmt = stmt.where(_matches(tenant_id, filters.search))
     if filters.customer_number:
         stmt = stmt.where(invoices.c.customer_number == filters.customer_number)
     if filters.invoice_number:
@@ -376,7 +395,9 @@ async def list_invoices(
         stmt = stmt.where(invoices.c.due_date >= filters.due_from)
     if filters.due_to:
         stmt = stmt.where(invoices.c.due_date <= filters.due_to)
-    if filters.status:
+    if filters.status == "open":  # posted, no attempt yet
+        stmt = stmt.where(current.c.id.is_(None), invoices.c.withdrawn_at.is_(None))
+    elif filters.status:
         stmt = stmt.where(current.c.status == filters.status)
     if cursor:
         stmt = stmt.where(invoices.c.seq > decode_cursor(cursor))
