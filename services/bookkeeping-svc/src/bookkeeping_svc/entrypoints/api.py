@@ -5,7 +5,7 @@ bookings with their errors and retries (``/v1/bookings``), and payment conflicts
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query
@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from bookkeeping_svc.domain.identity import CONFLICT_HINT
-from bookkeeping_svc.service_layer import conflicts, connection, intake
+from bookkeeping_svc.service_layer import conflicts, connection, intake, stats
 from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
@@ -304,10 +304,33 @@ class ConflictOut(BaseModel):
 
 class BookingList(BaseModel):
     items: list[BookingOut]
-    next_before: datetime | None = Field(None, description="pass as `before` for the next page")
+    next_before: datetime | None = Field(
+        None, description="pass as `before` for the next page (skips rows created at the same instant: use the cursor)"
+    )
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last")
     conflicts: list[ConflictOut] = Field(
         default_factory=list, description="with `status=error`: the open payment conflicts (they need a person too)"
     )
+
+
+class TabFigures(BaseModel):
+    count: int
+    oldest_created_at: datetime | None = Field(description="when the oldest booking in the tab was received")
+
+
+class BookedDay(BaseModel):
+    day: date
+    booked: int
+    booked_cents: int
+    latency_p50_seconds: float | None = Field(description="paid (received by Koppel) → booked in Twinfield")
+    latency_p90_seconds: float | None
+    latency_p99_seconds: float | None
+
+
+class BookingStats(BaseModel):
+    by_status: dict[str, int]
+    by_tab: dict[str, TabFigures] = Field(description="open | booked | error")
+    per_day: list[BookedDay] = Field(description="oldest day first, days without any included")
 
 
 class ConflictList(BaseModel):
@@ -355,14 +378,33 @@ async def list_bookings(
     status: Literal["open", "booked", "error"] | None = Query(None, description="the console's tab"),
     limit: int = Query(50, ge=1, le=500),
     before: datetime | None = None,
+    q: str | None = Query(
+        None,
+        min_length=1,
+        max_length=100,
+        description="an invoice or customer number, a Twikey id, a MEMO number or part of the customer's name",
+    ),
+    cursor: str | None = Query(None, max_length=200, description="the `next_cursor` of the previous page"),
 ) -> dict[str, Any]:
-    rows = await intake.list_bookings(uow, principal.tenant_id, status, limit, before)
-    found = await conflicts.list_conflicts(uow, principal.tenant_id) if status == "error" and before is None else []
+    rows = await intake.list_bookings(uow, principal.tenant_id, status, limit, before, q, cursor)
+    first_page = before is None and cursor is None
+    found = await conflicts.list_conflicts(uow, principal.tenant_id) if status == "error" and first_page else []
+    full = len(rows) == limit
     return {
         "items": [_out(r) for r in rows],
-        "next_before": rows[-1].created_at if len(rows) == limit else None,
+        "next_before": rows[-1].created_at if full else None,
+        "next_cursor": intake.booking_cursor(rows[-1]) if full else None,
         "conflicts": [_conflict_out(c, b) for c, b in found],
     }
+
+
+@booking_routes.get("/stats", response_model=BookingStats, summary="Bookings by status, booked per day, latency")
+async def booking_stats(
+    principal: Operator,
+    uow: UowDep,
+    days: int = Query(30, ge=1, le=90, description="how many days back, today included"),
+) -> dict[str, Any]:
+    return await stats.booking_stats(uow.session, principal.tenant_id, datetime.now(UTC).date(), days)
 
 
 @booking_routes.get("/conflicts", response_model=ConflictList, summary="Payment conflicts (open by default)")

@@ -9,6 +9,7 @@ agree, and a conflict on the operator's errors list otherwise (service_layer/con
 
 from __future__ import annotations
 
+import base64
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -237,15 +238,54 @@ async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_c
 
 
 async def list_bookings(
-    uow: UnitOfWork, tenant_id: uuid.UUID, tab: str | None, limit: int, before: datetime | None
+    uow: UnitOfWork,
+    tenant_id: uuid.UUID,
+    tab: str | None,
+    limit: int,
+    before: datetime | None,
+    search: str | None = None,
+    cursor: str | None = None,
 ) -> list[Any]:
+    """Newest first. ``cursor`` (what :func:`booking_cursor` made of the last row) continues after
+    that row, also past rows created in the same transaction, which a bare ``before`` time skips."""
     stmt = sa.select(bookings).where(bookings.c.tenant_id == tenant_id)
     if tab is not None:
         stmt = stmt.where(bookings.c.status.in_(TABS[tab]))
+    if search:
+        stmt = stmt.where(
+            sa.or_(
+                bookings.c.invoice_number == search,
+                bookings.c.customer_number == search,
+                bookings.c.twikey_id == search,
+                bookings.c.twikey_transaction_id == search,
+                bookings.c.memo_number == search,
+                bookings.c.customer_name.icontains(search, autoescape=True),
+            )
+        )
     if before is not None:
         stmt = stmt.where(bookings.c.created_at < before)
-    stmt = stmt.order_by(bookings.c.created_at.desc(), bookings.c.id).limit(limit)
+    if cursor is not None:
+        created, last_id = _decode_cursor(cursor)
+        stmt = stmt.where(sa.tuple_(bookings.c.created_at, bookings.c.id) < sa.tuple_(sa.literal(created), last_id))
+    stmt = stmt.order_by(bookings.c.created_at.desc(), bookings.c.id.desc()).limit(limit)
     return list((await uow.session.execute(stmt)).all())
+
+
+def booking_cursor(row: Any) -> str:
+    return base64.urlsafe_b64encode(f"booking|{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        kind, created, last_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        if kind != "booking":
+            raise ValueError(kind)
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError(created)
+        return at, uuid.UUID(last_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Problem(400, "invalid_cursor", "cursor: not a cursor this list returned") from exc
 
 
 async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
