@@ -203,3 +203,24 @@ async def _eq(value: Any, expected: int) -> bool:
 
 async def _async(value: Any) -> Any:
     return value
+
+
+async def test_delivery_log_filters_by_event_type_or_family(stack: Stack, receiver: Receiver) -> None:
+    tenant = uuid.uuid4()
+    headers = stack.headers(tenant)
+    r = await stack.client.post("/v1/webhook-endpoints", json={"url": receiver.url("types")}, headers=headers)
+    assert r.status_code == 201, r.text
+    await stack.publish(mandate_signed(tenant), collection_paid(tenant))
+
+    async def types(**params: str) -> list[str]:
+        reply = await stack.client.get("/v1/deliveries", params=params, headers=headers)
+        assert reply.status_code == 200, reply.text
+        return sorted(d["event_type"] for d in reply.json()["data"])
+
+    await wait_until(lambda: _eq(_async(len(receiver.at("types"))), 2))
+    assert await types() == ["collection.paid", "mandate.signed"]
+    assert await types(type="mandate.*") == ["mandate.signed"]
+    assert await types(type="collection.paid") == ["collection.paid"]
+    assert await types(type="collection.reversed") == []
+    bad = await stack.client.get("/v1/deliveries", params={"type": "mandate%"}, headers=headers)
+    assert bad.status_code == 422

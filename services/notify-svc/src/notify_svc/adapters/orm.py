@@ -81,6 +81,7 @@ deliveries = sa.Table(
     sa.Column("created_at", TS, nullable=False, server_default=sa.func.now()),
     sa.Index("ix_deliveries_due", "endpoint_id", "next_attempt_at", postgresql_where=sa.text("status = 'pending'")),
     sa.Index("ix_deliveries_endpoint", "tenant_id", "endpoint_id", "seq"),
+    sa.Index("ix_deliveries_tenant_seq", "tenant_id", "seq"),
     sa.Index("ix_deliveries_event", "event_seq"),
 )
 

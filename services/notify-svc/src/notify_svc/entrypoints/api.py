@@ -286,6 +286,11 @@ async def list_deliveries(
     status: Literal["pending", "succeeded", "failed", "cancelled"] | None = None,
     before: str | None = Query(default=None, pattern=r"^\d{1,19}$"),
     limit: int = Query(default=50, ge=1, le=200),
+    type: str | None = Query(
+        default=None,
+        pattern=r"^[a-z_]+(\.[a-z_]+|\.\*)$",
+        description="an event type (mandate.signed) or a family (mandate.*)",
+    ),
 ) -> Any:
     if endpoint is not None:
         await endpoint_cases.get_endpoint(uow, principal.tenant_id, endpoint)  # 404 for another tenant's
@@ -297,6 +302,7 @@ async def list_deliveries(
         status=status,
         before=int(before) if before else None,
         limit=limit,
+        event_type=type,
     )
     return {"data": page, "next_before": str(more) if more else None}
 

@@ -318,8 +318,10 @@ async def list_deliveries(
     status: str | None,
     before: int | None,
     limit: int,
+    event_type: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """Newest first; returns the page and the ``before`` value of the next page (or None)."""
+    """Newest first; returns the page and the ``before`` value of the next page (or None).
+    ``event_type`` is a type (``mandate.signed``) or a family (``mandate.*``)."""
     d = deliveries.c
     query = sa.select(
         d.seq,
@@ -343,6 +345,10 @@ async def list_deliveries(
         query = query.where(d.event_id == event_id)
     if status is not None:
         query = query.where(d.status == status)
+    if event_type is not None and event_type.endswith(".*"):
+        query = query.where(d.event_type.startswith(event_type[:-1], autoescape=True))
+    elif event_type is not None:
+        query = query.where(d.event_type == event_type)
     if before is not None:
         query = query.where(d.seq < before)
     rows = (await uow.session.execute(query.order_by(d.seq.desc()).limit(limit + 1))).all()
