@@ -362,10 +362,19 @@ async def test_stats_count_invoices_by_status_and_collections_per_day(harness: A
             ),
             {"id": paid["id"]},
         )
+        for owner in (tenant, other):
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO twikey_updates (tenant_id, event_id, event_type, data, failed_at, error) "
+                    "VALUES (:t, :e, 'collection.twikey_update', '{}', now(), 'boom')"
+                ),
+                {"t": owner, "e": uuid.uuid4()},
+            )
     r = await harness.client.get("/v1/invoices/stats", params={"days": 5}, headers=harness.headers(tenant))
     assert r.status_code == 200, r.text
     stats = r.json()
     assert {k: v["count"] for k, v in stats["by_status"].items()} == {"paid": 1, "skipped": 1}
+    assert stats["parked_updates"] == 1  # this tenant's failed one only
     days = {d["day"]: d for d in stats["per_day"]}
     assert list(days) == ["2026-02-06", "2026-02-07", "2026-02-08", "2026-02-09", "2026-02-10"]
     assert (days["2026-02-08"]["collected"], days["2026-02-08"]["collected_cents"]) == (1, 1250)

@@ -270,6 +270,7 @@ class DayFigures(BaseModel):
 
 class InvoiceStats(BaseModel):
     by_status: dict[str, StatusFigures] = Field(description="open|scheduled|submitted|paid|failed|… → figures")
+    parked_updates: int = Field(description="Twikey transaction updates that failed to apply, parked for an operator")
     per_day: list[DayFigures] = Field(description="oldest day first, days without any included")
 
 

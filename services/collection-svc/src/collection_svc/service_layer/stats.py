@@ -1,5 +1,6 @@
 """A tenant's invoices in figures for the operators' overview: how many are in each status with the
-oldest of each, and what was collected and paid per day."""
+oldest of each, what was collected and paid per day, and the Twikey updates parked because
+applying them failed."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection_svc.adapters.orm import collections, invoices
+from collection_svc.adapters.orm import collections, invoices, twikey_updates
 
 
 async def invoice_stats(session: AsyncSession, tenant_id: uuid.UUID, today: date, days: int) -> dict[str, Any]:
@@ -54,7 +55,11 @@ async def invoice_stats(session: AsyncSession, tenant_id: uuid.UUID, today: date
             if on in per_day:
                 per_day[on][key] = count
                 per_day[on][f"{key}_cents"] = int(cents)
+    parked = sa.select(sa.func.count()).where(
+        twikey_updates.c.tenant_id == tenant_id, twikey_updates.c.failed_at.is_not(None)
+    )
     return {
         "by_status": statuses,
+        "parked_updates": (await session.execute(parked)).scalar_one(),
         "per_day": [{"day": on, **figures} for on, figures in sorted(per_day.items())],
     }
