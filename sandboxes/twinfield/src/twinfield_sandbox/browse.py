@@ -286,7 +286,9 @@ def definition(ctx: Context, request: etree._Element) -> etree._Element:
         return echo
     name, fields = BROWSES[code]
     root = etree.Element("browse", result="1")
-    sub(root, "office", office.code)
+    # As real definitions name the office (php-twinfield/twinfield tests/IntegrationTests/resources/
+    # browseDefinitionGetResponse.xml, wp-twinfield/twinfield tests/xml/browse-code-130_1.xml).
+    sub(root, "office", office.code, name=office.name, shortname=office.shortname)
     sub(root, "code", code)
     sub(root, "name", name)
     sub(root, "shortname", name)

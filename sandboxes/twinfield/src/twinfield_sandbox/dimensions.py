@@ -46,8 +46,12 @@ def read(ctx: Context, request: etree._Element) -> etree._Element:
     code = text_of(request, "code")
     if office is None or dimtype != "DEB" or code not in office.customers:
         root = etree.Element("dimension")
-        office_el = sub(root, "office", text_of(request, "office"))
-        type_el = sub(root, "type", dimtype)
+        # A known office and type keep their names, as pronamic/wp-twinfield tests/xml/Dimensions/
+        # dimension-read-response-dimension-does-not-exists-nl-NL.xml shows them.
+        named_office = {"name": office.name, "shortname": office.shortname} if office is not None else {}
+        office_el = sub(root, "office", text_of(request, "office"), **named_office)
+        named_type = {"name": "Debiteuren", "shortname": "Debiteuren"} if dimtype == "DEB" else {}
+        type_el = sub(root, "type", dimtype, **named_type)
         code_el = sub(root, "code", code)
         if office is None:
             mark(office_el, "Administratie bestaat niet of u heeft er geen toegang toe.")

@@ -18,7 +18,7 @@ from .state import LineMatch, MatchSet, Office, Transaction, TxLine
 from .values import fmt_cents, parse_cents, parse_date
 from .xmlutil import mark, settle, sub, text_of
 
-MATCHCODE_NAMES = {"170": ("Debiteuren afletteren", "Debiteuren")}
+MATCHCODE_NAMES = {"170": "Debiteuren afletteren"}
 
 
 @dataclass
@@ -95,10 +95,17 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
     if len(items) == len(line_els) and difference != 0:
         mark(echo, f"Het af te letteren saldo is niet nul; verschil {fmt_cents(difference)}.")
 
+    matchcode_el = echo.find("matchcode")
+    if matchcode in MATCHCODE_NAMES and matchcode_el is not None:
+        matchcode_el.set("name", MATCHCODE_NAMES[matchcode])
     if not settle(echo):
+        # Lines that could be matched are shown as on success, next to the refused ones
+        # (php-twinfield/twinfield tests/UnitTests/ApiConnectors/resources/single-matchset.xml).
+        for item in items:
+            _enrich(office, item)
         # A set refused for unavailable lines has neither <dimensions> nor <value> (live answer,
         # murb/twinfield); otherwise the customers seen and the remaining difference follow
-        # (php-twinfield/twinfield tests/UnitTests/ApiConnectors/resources/single-matchset.xml).
+        # (php-twinfield's single-matchset.xml).
         if not unavailable:
             dimensions = sub(echo, "dimensions")
             for code in sorted(customers):
@@ -108,6 +115,8 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
 
     customer = items[0].line.dim2
     matchnumber = ctx.state.next_matchnumber(office.code, customer)
+    for item in items:
+        _enrich(office, item)
     for item in items:
         item.line.open_cents -= item.value
         item.line.matchnumber = matchnumber
@@ -138,7 +147,10 @@ def match_set(ctx: Context, request: etree._Element) -> etree._Element:
             client_id=ctx.client_id,
         )
     )
-    return _render(office, matchcode, matchdate, matchnumber, customer, items)
+    dimensions = sub(echo, "dimensions")
+    sub(dimensions, "dimension", customer, level="2", matchnumber=matchnumber)
+    sub(echo, "value", "0.00")
+    return echo
 
 
 def _collect_items(
@@ -203,36 +215,33 @@ def _collect_items(
     return items
 
 
-def _render(
-    office: Office, matchcode: str, matchdate: str, matchnumber: int, customer: str, items: list[_Item]
-) -> etree._Element:
-    root = etree.Element("set", result="1")
-    sub(root, "office", office.code)
-    name, shortname = MATCHCODE_NAMES[matchcode]
-    sub(root, "matchcode", matchcode, name=name, shortname=shortname)
-    sub(root, "matchdate", matchdate)
-    lines = sub(root, "lines", result="1")
-    for item in items:
-        daybook = office.daybooks[item.tx.code]
-        line = sub(lines, "line", result="1")
-        sub(line, "transcode", item.tx.code, name=daybook.name, shortname=daybook.shortname)
-        sub(line, "transnumber", item.tx.number)
-        sub(line, "transline", item.line.id)
-        sub(line, "matchvalue", fmt_cents(item.value))
-        if item.writeoff:
-            sub(line, "writeoff", fmt_cents(item.writeoff), type="writeoff")
-        sub(line, "origin", item.tx.origin)
-        sub(line, "status", item.tx.status)
-        sub(line, "dim1", item.line.dim1)
-        sub(line, "dim2", item.line.dim2)
-        sub(line, "matchlevel", "2")
-        open_value = fmt_cents(item.line.open_cents)
-        sub(line, "basevalueopen", open_value)
-        sub(line, "repvalueopen", open_value)
-        sub(line, "valueopen", open_value)
-        sub(line, "matchvaluerep", fmt_cents(item.value))
-        sub(line, "matchvaluecur", fmt_cents(item.value))
-    dimensions = sub(root, "dimensions")
-    sub(dimensions, "dimension", customer, level="2", matchnumber=matchnumber)
-    sub(root, "value", "0.00")
-    return root
+def _enrich(office: Office, item: _Item) -> None:
+    """A line that can be matched, as Twinfield answers it: the request's own elements in the
+    request's order, then what Twinfield adds (murb/twinfield spec/twinfield/transaction_spec.rb
+    without ``matchvalue`` in the request, php-twinfield's single-matchset.xml with it). The open
+    values are those before this match: a full match of 221.00 still shows ``valueopen`` 221.00."""
+    line_el = item.element
+    line_el.set("result", "1")
+    daybook = office.daybooks[item.tx.code]
+    transcode = line_el.find("transcode")
+    if transcode is not None:
+        transcode.set("name", daybook.name)
+        transcode.set("shortname", daybook.shortname)
+    open_value = fmt_cents(item.line.open_cents)
+    value = fmt_cents(item.value)
+    added = (
+        ("origin", item.tx.origin),
+        ("status", item.tx.status),
+        ("dim1", item.line.dim1),
+        ("dim2", item.line.dim2),
+        ("matchlevel", "2"),
+        ("basevalueopen", open_value),
+        ("repvalueopen", open_value),
+        ("valueopen", open_value),
+        ("matchvalue", value),
+        ("matchvaluerep", value),
+        ("matchvaluecur", value),
+    )
+    for tag, text in added:
+        if line_el.find(tag) is None:
+            sub(line_el, tag, text)

@@ -128,6 +128,8 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
         _check_balance(echo, lines, autobalancevat=echo.get("autobalancevat", "false") == "true")
 
     if not settle(echo, warnings_fail=raisewarning != "false"):
+        if all_parsed and office is not None and daybook is not None and period is not None:
+            _enrich_refused(ctx, office, daybook, echo, lines, period)
         return echo
     # settle() may have put result="1" on a clean echo: the stored rendering replaces it anyway.
     assert office is not None and daybook is not None and txdate is not None and period is not None
@@ -179,6 +181,54 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
         ctx.state.invoice_numbers[(office.code, daybook.code, invoicenumber)] = tx.number
     ctx.state.store_transaction(tx)
     return render(ctx, office, tx)
+
+
+def _enrich_refused(
+    ctx: Context, office: Office, daybook: Daybook, echo: etree._Element, lines: list[TxLine], period: str
+) -> None:
+    """A transaction refused as a whole (unbalanced) or for a warning alone, whose every element
+    was understood, comes back with what Twinfield adds: the names of office, daybook and currency,
+    ``origin``, ``user``, ``regime`` and the derived ``period`` after the request's own header
+    elements, and the amounts on every line (php-twinfield/twinfield tests/UnitTests/ApiConnectors/
+    resources/2-failed-and-1-successful-banktransactions.xml, banktransaction-with-warning-message.xml).
+    A refusal on an element (an unknown dimension, a closed period) stays the bare echo, as
+    failed-response-without-line-ids.xml shows a refused transaction."""
+    if any(el.get("msgtype") == "error" for el in echo.iterdescendants()):
+        return
+    header = echo.find("header")
+    assert header is not None
+    currency = CURRENCY_NAMES.get(office.currency, office.currency)
+    names = {
+        "office": (office.name, office.shortname),
+        "code": (daybook.name, daybook.shortname),
+        "currency": (currency, currency),
+    }
+    for tag, (name, shortname) in names.items():
+        element = header.find(tag)
+        if element is not None:
+            element.set("name", name)
+            element.set("shortname", shortname)
+    added: list[tuple[str, str, dict[str, str]]] = [
+        ("origin", "import", {}),
+        ("user", ctx.user, {"name": ctx.user, "shortname": ctx.user}),
+        ("regime", "generic", {}),
+        ("period", period, {}),
+    ]
+    for tag, text, attrs in added:
+        if header.find(tag) is None:
+            sub(header, tag, text, **attrs)
+    line_els = echo.findall("lines/line")
+    for line_el, line in zip(line_els, lines, strict=True):
+        for tag in ("dim1", "dim2"):
+            element = line_el.find(tag)
+            if element is not None and element.text:
+                rendered = etree.Element("rendered")
+                _dimension(office, rendered, tag, element.text.strip(), read=False)
+                line_el.replace(element, rendered[0])
+        _amounts(line_el, line)
+        if line.type == "detail":
+            sub(line_el, "currencydate", line.extra.get("currencydate"))
+        sub(line_el, "matchstatus", "notmatchable")
 
 
 # -- header checks ------------------------------------------------------------------------------
@@ -452,70 +502,108 @@ def _check_balance(echo: etree._Element, lines: list[TxLine], autobalancevat: bo
 # -- rendering ----------------------------------------------------------------------------------
 
 
-def render(ctx: Context, office: Office, tx: Transaction) -> etree._Element:
-    state = ctx.state
+def render(ctx: Context, office: Office, tx: Transaction, *, read: bool = False) -> etree._Element:
+    """A transaction as Twinfield shows it: after posting (php-twinfield/twinfield tests/
+    UnitTests/ApiConnectors/resources/2-failed-and-1-successful-banktransactions.xml: ``raisewarning``
+    echoed, ``origin``/``user``/``regime`` then the ``number``) or on a read (wp-twinfield/twinfield
+    tests/xml/Transactions/read-response-transaction-office-5035-code-INK-number-201800093.xml:
+    ``originreference``, ``modificationdate``, ``inputdate``; dimensions with ``dimensiontype``)."""
     daybook = office.daybooks[tx.code]
-    root = etree.Element("transaction", location=tx.status, raisewarning=tx.raisewarning, result="1")
+    root = etree.Element("transaction", location=tx.status, result="1")
+    if not read:
+        root.set("raisewarning", tx.raisewarning)
     header = sub(root, "header")
-    sub(header, "office", tx.office, name=office.name, shortname=office.shortname)
-    sub(header, "code", tx.code, name=daybook.name, shortname=daybook.shortname)
+    office_el = ("office", tx.office, {"name": office.name, "shortname": office.shortname})
+    code_el = ("code", tx.code, {"name": daybook.name, "shortname": daybook.shortname})
     currency = CURRENCY_NAMES.get(tx.currency, tx.currency)
-    sub(header, "currency", tx.currency, name=currency, shortname=currency)
-    sub(header, "date", tx.date)
+    currency_el = ("currency", tx.currency, {"name": currency, "shortname": currency})
+    if read:
+        for tag, text, attrs in (office_el, code_el):
+            sub(header, tag, text, **attrs)
+        sub(header, "number", tx.number)
+        sub(header, "period", tx.period)
+        sub(header, currency_el[0], currency_el[1], **currency_el[2])
+        sub(header, "regime", "Generic")
+        sub(header, "date", tx.date)
+        _statement_fields(header, tx)
+        sub(header, "origin", tx.origin)
+        sub(header, "originreference", "")
+        sub(header, "modificationdate", tx.modificationdate)
+        sub(header, "user", tx.user, name=tx.user, shortname=tx.user)
+        sub(header, "inputdate", tx.inputdate)
+        _sales_fields(header, tx, daybook)
+        for key, value in sorted(tx.freetext.items()):
+            sub(header, key, value)
+    else:
+        for tag, text, attrs in (code_el, office_el):
+            sub(header, tag, text, **attrs)
+        sub(header, "period", tx.period)
+        sub(header, "date", tx.date)
+        sub(header, currency_el[0], currency_el[1], **currency_el[2])
+        _statement_fields(header, tx)
+        sub(header, "origin", tx.origin)
+        sub(header, "user", tx.user, name=tx.user, shortname=tx.user)
+        sub(header, "regime", "generic")
+        _sales_fields(header, tx, daybook)
+        for key, value in sorted(tx.freetext.items()):
+            sub(header, key, value)
+        sub(header, "number", tx.number)
+    lines = sub(root, "lines")
+    for line in tx.lines:
+        el = sub(lines, "line", type=line.type, id=line.id)
+        if read:
+            _render_read_line(office, tx, line, el)
+        else:
+            _render_posted_line(office, line, el)
+    return root
+
+
+def _statement_fields(header: etree._Element, tx: Transaction) -> None:
     for name in STATEMENT_FIELDS:
         if name in tx.statement:
             sub(header, name, tx.statement[name])
-    sub(header, "period", tx.period)
+
+
+def _sales_fields(header: etree._Element, tx: Transaction, daybook: Daybook) -> None:
     if daybook.kind == "sales":
         sub(header, "invoicenumber", tx.invoicenumber)
         sub(header, "paymentreference", tx.paymentreference)
         sub(header, "duedate", tx.duedate)
-    sub(header, "number", tx.number)
-    for key, value in sorted(tx.freetext.items()):
-        sub(header, key, value)
-    sub(header, "origin", tx.origin)
-    sub(header, "user", tx.user, name=tx.user, shortname=tx.user)
-    sub(header, "inputdate", tx.inputdate)
-    sub(header, "modificationdate", tx.modificationdate)
-    sub(header, "regime", "Generic")
-    lines = sub(root, "lines")
-    for line in tx.lines:
-        _render_line(state, office, tx, line, sub(lines, "line", type=line.type, id=line.id))
-    return root
 
 
-def _render_line(state, office: Office, tx: Transaction, line: TxLine, el: etree._Element) -> None:
-    account = office.accounts.get(line.dim1)
-    sub(
-        el,
-        "dim1",
-        line.dim1,
-        name=account.name if account else "",
-        shortname=account.name if account else "",
-        type=account.type if account else "",
-        inuse="true",
-        vatobligatory="false",
-    )
-    if line.dim2:
-        customer = office.customers.get(line.dim2)
-        name = customer.name if customer else ""
-        sub(el, "dim2", line.dim2, name=name, shortname=name, type="DEB", inuse="true")
+def _dimension(office: Office, el: etree._Element, tag: str, code: str, read: bool) -> None:
+    if tag == "dim1":
+        account = office.accounts.get(code)
+        name, kind = (account.name, account.type) if account else ("", "")
     else:
-        sub(el, "dim2")
+        customer = office.customers.get(code)
+        name, kind = (customer.name if customer else "", "DEB")
+    if read:
+        sub(el, tag, code, name=name, shortname="", dimensiontype=kind)
+    else:
+        sub(el, tag, code, name=name, shortname="", type=kind, inuse="true", vatcode="", vatobligatory="false")
+
+
+def _dimensions(office: Office, el: etree._Element, line: TxLine, read: bool) -> None:
+    """A line's dimensions and its debit/credit, which every rendering starts with."""
+    _dimension(office, el, "dim1", line.dim1, read=read)
+    if line.dim2:
+        _dimension(office, el, "dim2", line.dim2, read=read)
     for key in ("dim3", "dim4", "dim5", "dim6"):
         if key in line.extra:
             sub(el, key, line.extra[key])
     sub(el, "debitcredit", line.debitcredit)
-    sub(el, "value", fmt_cents(line.value_cents))
+
+
+def _amounts(el: etree._Element, line: TxLine) -> None:
     # Single-currency sandbox: base and reporting currency equal the transaction currency.
     sub(el, "rate", "1")
     sub(el, "basevalue", fmt_cents(line.value_cents))
     sub(el, "reprate", "1")
     sub(el, "repvalue", fmt_cents(line.value_cents))
-    if line.description:
-        sub(el, "description", line.description)
-    if line.invoicenumber:
-        sub(el, "invoicenumber", line.invoicenumber)
+
+
+def _vat(el: etree._Element, line: TxLine) -> None:
     if line.vatcode:
         sub(el, "vatcode", line.vatcode)
     if line.vatvalue_cents is not None:
@@ -523,30 +611,73 @@ def _render_line(state, office: Office, tx: Transaction, line: TxLine, el: etree
     if line.vattotal_cents is not None:
         sub(el, "vattotal", fmt_cents(line.vattotal_cents))
         sub(el, "vatbasetotal", fmt_cents(line.vatbasetotal_cents or 0))
+
+
+def _open_values(el: etree._Element, line: TxLine) -> None:
+    # Open amounts are shown like `value`: unsigned, in the line's own debit/credit direction.
+    open_abs = fmt_cents(abs(line.open_cents))
+    sub(el, "openvalue", open_abs)
+    sub(el, "openbasevalue", open_abs)
+    sub(el, "openrepvalue", open_abs)
+
+
+def _render_posted_line(office: Office, line: TxLine, el: etree._Element) -> None:
+    """The request's line, then Twinfield's amounts, ``currencydate`` on detail lines, and on an
+    open item ``matchlevel`` and the open amounts (php-twinfield's banktransaction-with-warning-
+    message.xml and 2-failed-and-1-successful-banktransactions.xml)."""
+    _dimensions(office, el, line, read=False)
+    sub(el, "value", fmt_cents(line.value_cents))
+    if line.invoicenumber:
+        sub(el, "invoicenumber", line.invoicenumber)
+    if line.description:
+        sub(el, "description", line.description)
+    for key in ("freechar", "comment"):
+        if key in line.extra:
+            sub(el, key, line.extra[key])
+    _vat(el, line)
+    _amounts(el, line)
+    if line.type == "detail":
+        sub(el, "currencydate", line.extra.get("currencydate"))
+    if line.matchable:
+        sub(el, "matchlevel", "2")
+        _open_values(el, line)
+    sub(el, "matchstatus", line.matchstatus)
+
+
+def _render_read_line(office: Office, tx: Transaction, line: TxLine, el: etree._Element) -> None:
+    """As a real read shows a line: dimensions with ``dimensiontype``, ``basevalue`` before
+    ``value``, and on a matched item ``matchlevel``, ``relation``, ``matchdate`` and ``<matches>``
+    (wp-twinfield's read-response-transaction-office-5035-code-INK-number-201800093.xml). Open
+    amounts are shown only while something is open (no public read shows an open item)."""
+    _dimensions(office, el, line, read=True)
+    sub(el, "basevalue", fmt_cents(line.value_cents))
+    sub(el, "rate", "1")
+    sub(el, "value", fmt_cents(line.value_cents))
+    sub(el, "reprate", "1")
+    sub(el, "repvalue", fmt_cents(line.value_cents))
+    if line.description:
+        sub(el, "description", line.description)
+    if line.invoicenumber:
+        sub(el, "invoicenumber", line.invoicenumber)
     for key in ("freechar", "comment", "currencydate"):
         if key in line.extra:
             sub(el, key, line.extra[key])
+    _vat(el, line)
+    sub(el, "matchstatus", line.matchstatus)
     if line.matchable:
         sub(el, "matchlevel", "2")
-        sub(el, "relation", line.dim2)
-        # Open amounts are shown like `value`: unsigned, in the line's own debit/credit direction.
-        open_abs = fmt_cents(abs(line.open_cents))
-        sub(el, "openvalue", open_abs)
-        sub(el, "openbasevalue", open_abs)
-        sub(el, "openrepvalue", open_abs)
-        sub(el, "duedate", line.duedate)
+        sub(el, "relation", "2")
+        if line.open_cents:
+            _open_values(el, line)
         if line.matchdate:
             sub(el, "matchdate", line.matchdate)
-        if line.matchnumber is not None:
-            sub(el, "matchnumber", line.matchnumber)
-    sub(el, "matchstatus", line.matchstatus)
     if line.matches:
         _render_matches(tx, line.matches, sub(el, "matches"))
 
 
 def _render_matches(tx: Transaction, matches: list[LineMatch], el: etree._Element) -> None:
     for match in matches:
-        set_el = sub(el, "set", status=tx.status, matchnumber=match.matchnumber)
+        set_el = sub(el, "set", status=tx.status)
         sub(set_el, "matchdate", match.matchdate)
         lines = sub(set_el, "lines")
         for code, number, line_id, value in match.partners:
@@ -568,7 +699,7 @@ def read(ctx: Context, request: etree._Element) -> etree._Element:
     if office is not None and raw_number.isdigit():
         tx = ctx.state.find_transaction(office.code, code, int(raw_number))
     if office is not None and tx is not None:
-        return render(ctx, office, tx)
+        return render(ctx, office, tx, read=True)
     # Twinfield answers a missing transaction with an empty transaction carrying the error.
     root = etree.Element("transaction")
     header = sub(root, "header")
