@@ -91,6 +91,37 @@ def test_unbalanced_memo_is_refused_on_the_transaction(tw, http) -> None:
     )
     assert tx.get("location") is None and tx.get("destiny") == "final"
     assert http.get(f"/_sandbox/offices/{OFFICE}/transactions").json() == []
+    # Understood in full, so answered enriched as php-twinfield's 2-failed-and-1-successful-
+    # banktransactions.xml shows a refused transaction: names, origin, user, regime, derived
+    # period after the request's own header, amounts on every line, no number.
+    header = tx.find("header")
+    assert [child.tag for child in header] == [
+        "office",
+        "code",
+        "currency",
+        "date",
+        "origin",
+        "user",
+        "regime",
+        "period",
+    ]
+    assert header.find("code").get("name") == "Memoriaal" and header.find("number") is None
+    line = tx.find("lines/line[@id='2']")
+    assert [child.tag for child in line] == [
+        "dim1",
+        "dim2",
+        "debitcredit",
+        "value",
+        "invoicenumber",
+        "description",
+        "rate",
+        "basevalue",
+        "reprate",
+        "repvalue",
+        "currencydate",
+        "matchstatus",
+    ]
+    assert line.find("dim2").get("type") == "DEB" and el_text(line, "matchstatus") == "notmatchable"
 
 
 def test_unknown_customer_is_refused_on_dim2_with_result_rolled_up(tw) -> None:
@@ -103,6 +134,11 @@ def test_unknown_customer_is_refused_on_dim2_with_result_rolled_up(tw) -> None:
     assert line.get("result") == "0"
     assert result.find("transaction/lines").get("result") == "0"
     assert result.find("transaction").get("result") == "0"
+    # Refused on an element: the bare echo, as the only public refused echo is
+    # (php-twinfield failed-response-without-line-ids.xml).
+    assert result.find("transaction/header/origin") is None
+    assert result.find("transaction/header/code").get("name") is None
+    assert line.find("rate") is None
 
 
 def test_unknown_gl_account_is_refused_on_dim1(tw) -> None:
@@ -160,6 +196,9 @@ def test_date_outside_period_is_a_warning_that_fails_unless_raisewarning_is_fals
     date_el = result.find("transaction/header/date")
     assert date_el.get("msgtype") == "warning"
     assert date_el.get("msg") == f"Datum 25-07-{year} valt buiten de opgegeven periode ({year}/09)."
+    # Enriched after the request's own header elements (banktransaction-with-warning-message.xml).
+    assert [child.tag for child in result.find("transaction/header")][-3:] == ["origin", "user", "regime"]
+    assert result.find("transaction/lines/line/rate") is not None
     ok = tw.ok(memo_xml(date=f"{year}0725", period=f"{year}/09", raisewarning="false"))
     assert el_text(ok, "transaction/header/period") == f"{year}/09"
 
