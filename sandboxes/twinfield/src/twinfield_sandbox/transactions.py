@@ -128,6 +128,8 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
         _check_balance(echo, lines, autobalancevat=echo.get("autobalancevat", "false") == "true")
 
     if not settle(echo, warnings_fail=raisewarning != "false"):
+        if office is not None and daybook is not None:
+            _name_header(office, daybook, header)
         if all_parsed and office is not None and daybook is not None and period is not None:
             _enrich_refused(ctx, office, daybook, echo, lines, period)
         return echo
@@ -183,20 +185,11 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     return render(ctx, office, tx)
 
 
-def _enrich_refused(
-    ctx: Context, office: Office, daybook: Daybook, echo: etree._Element, lines: list[TxLine], period: str
-) -> None:
-    """A transaction refused as a whole (unbalanced) or for a warning alone, whose every element
-    was understood, comes back with what Twinfield adds: the names of office, daybook and currency,
-    ``origin``, ``user``, ``regime`` and the derived ``period`` after the request's own header
-    elements, and the amounts on every line (php-twinfield/twinfield tests/UnitTests/ApiConnectors/
-    resources/2-failed-and-1-successful-banktransactions.xml, banktransaction-with-warning-message.xml).
-    A refusal on an element (an unknown dimension, a closed period) stays the bare echo, as
-    failed-response-without-line-ids.xml shows a refused transaction."""
-    if any(el.get("msgtype") == "error" for el in echo.iterdescendants()):
-        return
-    header = echo.find("header")
-    assert header is not None
+def _name_header(office: Office, daybook: Daybook, header: etree._Element) -> None:
+    """The names of office, daybook and currency on a refused transaction's header, as the
+    project's refused-post fixtures show them and every public refused answer that got past the
+    configuration does (php-twinfield's 2-failed-and-1-successful-banktransactions.xml); only a
+    configuration error, not modelled here, comes back without (failed-response-without-line-ids.xml)."""
     currency = CURRENCY_NAMES.get(office.currency, office.currency)
     names = {
         "office": (office.name, office.shortname),
@@ -205,9 +198,25 @@ def _enrich_refused(
     }
     for tag, (name, shortname) in names.items():
         element = header.find(tag)
-        if element is not None:
+        if element is not None and not element.get("msgtype"):
             element.set("name", name)
             element.set("shortname", shortname)
+
+
+def _enrich_refused(
+    ctx: Context, office: Office, daybook: Daybook, echo: etree._Element, lines: list[TxLine], period: str
+) -> None:
+    """A transaction refused as a whole (unbalanced) or for a warning alone, whose every element
+    was understood, comes back with what Twinfield adds: the names of office, daybook and currency,
+    ``origin``, ``user``, ``regime`` and the derived ``period`` after the request's own header
+    elements, and the amounts on every line (php-twinfield/twinfield tests/UnitTests/ApiConnectors/
+    resources/2-failed-and-1-successful-banktransactions.xml, banktransaction-with-warning-message.xml).
+    A refusal on an element (an unknown dimension, a closed period) stays the echo with only the
+    header named (``_name_header``)."""
+    if any(el.get("msgtype") == "error" for el in echo.iterdescendants()):
+        return
+    header = echo.find("header")
+    assert header is not None
     added: list[tuple[str, str, dict[str, str]]] = [
         ("origin", "import", {}),
         ("user", ctx.user, {"name": ctx.user, "shortname": ctx.user}),

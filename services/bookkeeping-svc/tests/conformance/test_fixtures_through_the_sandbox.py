@@ -402,13 +402,9 @@ PARTS_FROM_ITS_SOURCE = {
         "the fixture leaves out <user> and every line (<lines/>); banktransaction-with-warning-message.xml has both"
     ),
     "transactions-answer-period-closed.xml": (
-        "the fixture names office/code/currency and gives dimensions read-style (dimensiontype) on a refused "
-        "post; the only public refused-on-error echo (failed-response-without-line-ids.xml) is bare, and "
-        "post answers name dimensions with type/inuse/vatcode"
-    ),
-    "transactions-answer-errors-on-elements.xml": (
-        "the fixture names header office/code on a transaction refused on its elements; the only public "
-        "refused-on-error echo (failed-response-without-line-ids.xml) is bare"
+        "the fixture gives the dimensions of a refused post read-style (name/shortname/dimensiontype); "
+        "post answers name them with type/inuse/vatcode/vatobligatory (2-failed-and-1-successful-"
+        "banktransactions.xml), and the sandbox names no line of a transaction refused on an element"
     ),
 }
 
