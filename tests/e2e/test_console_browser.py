@@ -38,9 +38,10 @@ async def test_operator_signs_in_and_every_page_renders(database_url: str, broke
             assert page.url.endswith("/console/login")
             await page.fill("#token", token)
             await page.click("button[type=submit]")
-            await page.wait_for_url("**/console/mandates")
+            await page.wait_for_url("**/console/overview")
             assert str(tenant) in await page.inner_text("header")
             for name, heading in [
+                ("overview", "Overview"),
                 ("mandates", "Mandates"),
                 ("invoices", "Invoices and collections"),
                 ("bookings", "Bookings in Twinfield"),

@@ -3,6 +3,7 @@ an HttpOnly, SameSite=Strict cookie); every form carries a CSRF token derived fr
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
@@ -12,10 +13,11 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from koppel_console import charts, overview
 from koppel_console.services import ServiceApi
 from koppel_console.settings import Settings
 from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
@@ -29,6 +31,11 @@ templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates"))
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 BOOKING_TABS = {"open": "Open", "booked": "Booked", "errors": "Errors"}
+MANDATE_STATUSES = ("requested", "prepared", "pending_bank", "active", "suspended", "cancelled", "rejected", "expired")
+INVOICE_STATUSES = ("open", "scheduled", "submitted", "paid", "failed", "reversed", "skipped", "withdrawn")
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
+Search = Annotated[str | None, Query(max_length=100)]
+Cursor = Annotated[str | None, Query(max_length=200)]
 FEEDS = ("mandate", "transaction", "paylink")
 
 
@@ -65,7 +72,9 @@ def api(request: Request) -> ServiceApi:
     return service_api
 
 
-def page(request: Request, name: str, session: tuple[TenantPrincipal, str], **context: Any) -> HTMLResponse:
+def page(
+    request: Request, name: str, session: tuple[TenantPrincipal, str], status_code: int = 200, **context: Any
+) -> HTMLResponse:
     principal, token = session
     return templates.TemplateResponse(
         request,
@@ -76,7 +85,35 @@ def page(request: Request, name: str, session: tuple[TenantPrincipal, str], **co
             "flash": request.query_params.get("flash"),
             **context,
         },
+        status_code=status_code,
     )
+
+
+def _params(**values: str | None) -> dict[str, str]:
+    """The filters the operator set (an empty search box or "all" sends nothing)."""
+    return {key: value for key, value in values.items() if value}
+
+
+def _check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    if value and value not in choices:
+        raise Problem(
+            422,
+            "validation_error",
+            f"{field}: one of {', '.join(choices)}",
+            errors=[{"field": field, "rule": "one_of", "message": f"one of {', '.join(choices)}"}],
+        )
+
+
+def _pager(request: Request, key: str, next_value: Any) -> dict[str, Any]:
+    """Links to the next page (the service's cursor) and back to the first, keeping the filters."""
+
+    def local(url: Any) -> str:  # path and query only: the page may be behind the gateway
+        return f"{url.path}?{url.query}" if url.query else str(url.path)
+
+    return {
+        "next_url": local(request.url.include_query_params(**{key: next_value})) if next_value else None,
+        "first_url": local(request.url.remove_query_params(key)) if key in request.query_params else None,
+    }
 
 
 def back(path: str, flash: str) -> RedirectResponse:
@@ -104,7 +141,7 @@ def _sign_in(request: Request, token: str) -> Response:
         return templates.TemplateResponse(
             request, "login.html", {"error": "That token has no operator scope."}, status_code=403
         )
-    response = RedirectResponse("/console/mandates", status_code=303)
+    response = RedirectResponse("/console/overview", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/console", secure=not settings.is_dev)
     return response
 
@@ -118,14 +155,49 @@ async def logout() -> Response:
 
 @router.get("/")
 async def home(session: Session) -> Response:
-    return RedirectResponse("/console/mandates", status_code=303)
+    return RedirectResponse("/console/overview", status_code=303)
+
+
+@router.get("/overview")
+async def overview_page(request: Request, session: Session) -> HTMLResponse:
+    figures, (letters, letters_error) = await asyncio.gather(
+        overview.gather(api(request), session[1]), _tenant_dead_letters(request, session[0])
+    )
+    return page(
+        request,
+        "overview.html",
+        session,
+        o=figures,
+        age=overview.age,
+        per_day_chart=charts.per_day(figures.per_day),
+        latency_chart=charts.latency(figures.per_day),
+        dead_letters={service: len(items) for service, items in letters.items()},
+        dead_letters_error=letters_error,
+    )
 
 
 @router.get("/mandates")
-async def mandates(request: Request, session: Session, status: str | None = None) -> HTMLResponse:
-    params = {"status": status} if status else {}
+async def mandates(
+    request: Request, session: Session, q: Search = None, status: str = "", cursor: Cursor = None
+) -> HTMLResponse:
+    _check_choice("status", status, MANDATE_STATUSES)
+    params = _params(q=q, status=status, cursor=cursor)
     answer = await api(request).call("mandate", "GET", "/v1/mandates", session[1], params=params)
-    return page(request, "mandates.html", session, answer=answer, status=status)
+    return page(
+        request, "mandates.html", session, answer=answer, q=q, status=status, statuses=MANDATE_STATUSES,
+        **_pager(request, "cursor", answer.body_value("next_cursor")),
+    )  # fmt: skip
+
+
+@router.get("/mandates/{mandate_id}")
+async def mandate_detail(request: Request, session: Session, mandate_id: str) -> HTMLResponse:
+    path = f"/v1/mandates/{quote(mandate_id, safe='')}"
+    answer, history = await asyncio.gather(
+        api(request).call("mandate", "GET", path, session[1]),
+        api(request).call("mandate", "GET", f"{path}/history", session[1]),
+    )
+    status = 404 if answer.status == 404 else 200
+    return page(request, "mandate.html", session, answer=answer, history=history, status_code=status)
 
 
 @router.post("/mandates/{mandate_id}/remind")
@@ -151,18 +223,29 @@ async def cancel(
 
 
 @router.get("/invoices")
-async def invoices(request: Request, session: Session, status: str | None = None) -> HTMLResponse:
-    params = {"status": status} if status else {}
+async def invoices(
+    request: Request, session: Session, q: Search = None, status: str = "", cursor: Cursor = None
+) -> HTMLResponse:
+    _check_choice("status", status, INVOICE_STATUSES)
+    params = _params(q=q, status=status, cursor=cursor)
     answer = await api(request).call("collection", "GET", "/v1/invoices", session[1], params=params)
-    return page(request, "invoices.html", session, answer=answer, status=status)
+    return page(
+        request, "invoices.html", session, answer=answer, q=q, status=status, statuses=INVOICE_STATUSES,
+        **_pager(request, "cursor", answer.body_value("next_cursor")),
+    )  # fmt: skip
 
 
 @router.get("/bookings")
-async def bookings(request: Request, session: Session, tab: str = "open") -> HTMLResponse:
+async def bookings(
+    request: Request, session: Session, tab: str = "open", q: Search = None, cursor: Cursor = None
+) -> HTMLResponse:
     tab = tab if tab in BOOKING_TABS else "open"
-    status = "error" if tab == "errors" else tab
-    answer = await api(request).call("bookkeeping", "GET", "/v1/bookings", session[1], params={"status": status})
-    return page(request, "bookings.html", session, answer=answer, tab=tab, tabs=BOOKING_TABS)
+    params = _params(status="error" if tab == "errors" else tab, q=q, cursor=cursor)
+    answer = await api(request).call("bookkeeping", "GET", "/v1/bookings", session[1], params=params)
+    return page(
+        request, "bookings.html", session, answer=answer, tab=tab, tabs=BOOKING_TABS, q=q,
+        **_pager(request, "cursor", answer.body_value("next_cursor")),
+    )  # fmt: skip
 
 
 @router.post("/bookings/{booking_id}/retry")
@@ -269,10 +352,23 @@ async def feed_reset(
 
 
 @router.get("/deliveries")
-async def deliveries(request: Request, session: Session) -> HTMLResponse:
-    answer = await api(request).call("notify", "GET", "/v1/deliveries", session[1])
-    endpoints = await api(request).call("notify", "GET", "/v1/webhook-endpoints", session[1])
-    return page(request, "deliveries.html", session, answer=answer, endpoints=endpoints)
+async def deliveries(
+    request: Request,
+    session: Session,
+    type: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+|\.\*)$")] = None,
+    status: str = "",
+    before: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
+) -> HTMLResponse:
+    _check_choice("status", status, DELIVERY_STATUSES)
+    params = _params(type=type, status=status, before=before)
+    answer, endpoints = await asyncio.gather(
+        api(request).call("notify", "GET", "/v1/deliveries", session[1], params=params),
+        api(request).call("notify", "GET", "/v1/webhook-endpoints", session[1]),
+    )
+    return page(
+        request, "deliveries.html", session, answer=answer, endpoints=endpoints, type=type, status=status,
+        statuses=DELIVERY_STATUSES, **_pager(request, "before", answer.body_value("next_before")),
+    )  # fmt: skip
 
 
 @router.get("/api-docs")
@@ -287,18 +383,22 @@ async def api_docs(request: Request) -> HTMLResponse:
 
 @router.get("/dead-letters")
 async def dead_letters(request: Request, session: Session) -> HTMLResponse:
+    letters, error = await _tenant_dead_letters(request, session[0])
+    return page(request, "dead_letters.html", session, letters=letters, error=error)
+
+
+async def _tenant_dead_letters(request: Request, principal: TenantPrincipal) -> tuple[dict[str, list[Any]], str | None]:
     settings: Settings = request.app.state.settings
-    tenant = str(session[0].tenant_id)
+    tenant = str(principal.tenant_id)
     letters: dict[str, list[Any]] = {}
-    error = None
     try:
         broker = await _broker(request)
         for service in settings.services:
             found = await list_dead_letters(broker, service, settings.queue_prefix, limit=200)
             letters[service] = [d for d in found if d.tenant_id == tenant]  # another tenant's stay hidden
     except Exception as exc:
-        error = f"RabbitMQ is not reachable: {type(exc).__name__}"
-    return page(request, "dead_letters.html", session, letters=letters, error=error)
+        return letters, f"RabbitMQ is not reachable: {type(exc).__name__}"
+    return letters, None
 
 
 @router.post("/dead-letters/replay")

@@ -28,6 +28,9 @@ class Answer:
                     return list(self.body[key])
         return []
 
+    def body_value(self, key: str) -> Any:
+        return self.body.get(key) if self.ok and isinstance(self.body, dict) else None
+
 
 class ServiceApi:
     def __init__(self, client: httpx.AsyncClient, base_urls: dict[str, str]) -> None:
