@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from twinfield_sandbox.testing import OFFICE, el_text, seed_customers
+from twinfield_sandbox.testing import OFFICE, ORG, Twinfield, el_text, memo_xml, seed_customers
 
 
 def _seed(http) -> None:
@@ -44,6 +44,19 @@ def test_missing_customer_is_an_error_on_code(tw, http) -> None:
     _seed(http)
     result = tw.failed(_read("00590"))
     assert result.find("code").get("msg") == "Dimensie 00590 bestaat niet."
+
+
+def test_a_user_whose_language_is_english_reads_the_english_message(http) -> None:
+    """Twinfield answers in the user's language (pronamic/wp-twinfield tests/xml/Dimensions/
+    dimension-read-response-dimension-does-not-exists-en-GB.xml); names stay on office and type."""
+    reply = http.post("/_sandbox/tokens", json={"client_id": "koppel-sandbox", "organisation": ORG, "language": "en"})
+    result = Twinfield(http, reply.json()["access_token"]).failed(_read("9999"))
+    assert result.find("code").get("msg") == "Dimension 9999 does not exist."
+    assert result.find("office").get("name") and result.find("type").get("name") == "Debiteuren"
+    memo = Twinfield(http, reply.json()["access_token"]).failed(memo_xml(customer="9999"))
+    assert memo.find("transaction/lines/line[@id='2']/dim2").get("msg") == "Dimension 9999 does not exist."
+    refused = http.post("/_sandbox/tokens", json={"client_id": "koppel-sandbox", "organisation": ORG, "language": "de"})
+    assert refused.status_code == 422
 
 
 def test_list_customers(tw, http) -> None:

@@ -25,3 +25,8 @@ class Context:
         if office is None or office.organisation != self.organisation:
             return None
         return office
+
+    @property
+    def language(self) -> str:
+        """The user's language for messages (``nl`` unless the control API set another)."""
+        return getattr(self.state, "user_languages", {}).get((self.organisation, self.user), "nl")

@@ -403,6 +403,7 @@ class TokenBody(BaseModel):
     organisation: str
     user: str = "APIUSER"
     scope: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPE))
+    language: str | None = Field(None, pattern="^(nl|en)$", description="the user's message language")
 
 
 @router.post("/tokens", status_code=201)
@@ -414,6 +415,8 @@ async def issue_tokens(request: Request, body: TokenBody) -> dict:
         raise HTTPException(404, f"client {body.client_id} does not exist")
     if body.organisation not in state.organisations:
         raise HTTPException(404, f"organisation {body.organisation} does not exist")
+    if body.language is not None:
+        state.user_languages[(body.organisation, body.user)] = body.language
     refresh = issue_refresh_token(
         state, client_id=body.client_id, organisation=body.organisation, user=body.user, scope=body.scope
     )

@@ -16,6 +16,7 @@ from lxml import etree
 from .context import Context
 from .state import Address, Bank, CollectMandate, Customer, Office
 from .values import iban_is_valid, parse_date
+from .wording import dimension_missing
 from .xmlutil import mark, settle, sub, text_of
 
 MAX_ASCRIPTION = 40
@@ -58,7 +59,7 @@ def read(ctx: Context, request: etree._Element) -> etree._Element:
         elif dimtype != "DEB":
             mark(type_el, f"Dimensietype {dimtype} wordt door de sandbox niet ondersteund; gebruik DEB.")
         else:
-            mark(code_el, f"Dimensie {code} bestaat niet.")
+            mark(code_el, dimension_missing(code, ctx.language))
         settle(root)
         return root
     return render(office, office.customers[code])

@@ -302,6 +302,8 @@ class SandboxState:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, AccessToken] = {}
         self.organisations: dict[str, Organisation] = {}
+        # (organisation, user) -> message language, as a Twinfield user's own setting
+        self.user_languages: dict[tuple[str, str], str] = {}
         self.offices: dict[str, Office] = {}
         # office -> daybook -> number -> Transaction
         self.transactions: dict[str, dict[str, dict[int, Transaction]]] = {}

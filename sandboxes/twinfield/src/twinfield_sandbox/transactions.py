@@ -21,6 +21,7 @@ from lxml import etree
 from .context import Context
 from .state import Daybook, LineMatch, Office, Transaction, TxLine
 from .values import add_days, fmt_cents, parse_cents, parse_date, parse_period, stamp
+from .wording import dimension_missing
 from .xmlutil import mark, settle, sub, text_of
 
 MAX_LINES = 1000
@@ -106,7 +107,7 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     lines: list[TxLine] = []
     if office is not None and daybook is not None:
         for index, line_el in enumerate(line_els, start=1):
-            line = _check_line(office, daybook, line_el, index)
+            line = _check_line(office, daybook, line_el, index, ctx.language)
             if line is not None:
                 lines.append(line)
         totals = [line for line in lines if line.type == "total"]
@@ -357,7 +358,7 @@ def _check_sales_header(
 # -- line checks --------------------------------------------------------------------------------
 
 
-def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index: int) -> TxLine | None:
+def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index: int, language: str) -> TxLine | None:
     """Validate one request line; returns the parsed line, or None if it carries an error."""
     kind = daybook.kind
     line_type = line_el.get("type", "detail")
@@ -373,15 +374,15 @@ def _check_line(office: Office, daybook: Daybook, line_el: etree._Element, index
     if not dim1:
         mark(line_el, "Grootboekrekening (dim1) is verplicht.")
     elif account is None:
-        mark(line_el.find("dim1"), f"Dimensie {dim1} bestaat niet.")
+        mark(line_el.find("dim1"), dimension_missing(dim1, language))
     elif account.control == "DEB":
         if not dim2:
             mark(line_el, f"Rekening {dim1} is een debiteurenrekening; een debiteur (dim2) is verplicht.")
         elif dim2 not in office.customers:
-            mark(line_el.find("dim2"), f"Dimensie {dim2} bestaat niet.")
+            mark(line_el.find("dim2"), dimension_missing(dim2, language))
     elif dim2:
         # The sandbox has no cost centres or suppliers, so any other level-2 code is unknown.
-        mark(line_el.find("dim2"), f"Dimensie {dim2} bestaat niet.")
+        mark(line_el.find("dim2"), dimension_missing(dim2, language))
     if line_type == "total" and account is not None and kind == "sales" and account.control != "DEB":
         mark(line_el.find("dim1"), f"Rekening {dim1} is geen debiteurenrekening.")
     if line_type == "total" and account is not None and kind in ("bank", "cash") and dim1 != daybook.account:

@@ -22,7 +22,7 @@ against php-twinfield's single-matchset.xml). Repeated siblings of one shape (ro
 once. ``compare sets``: only the ``<set>`` elements (php-twinfield's ``<sets>`` root belongs to its
 unit test's mock; live answers echo ``<match>``). ``compare envelope``: the SOAP layer and the inner
 document's root only. ``english``: message wording is compared through the parser's classification
-only (the sandbox answers in Dutch).
+only (for a fixture that mixes English and Dutch, which no one user would see).
 
 A new fixture is covered by adding the file with its two comment lines; a new scenario is one
 function in ``SCENARIOS``.
@@ -73,8 +73,12 @@ class World:
             f"/_sandbox/offices/{OFFICE}/customers",
             customers=[{"code": "1001", "name": "Bakkerij De Korf"}, {"code": "1002", "name": "Slagerij Hak"}],
         )
-        reply = self._post("/_sandbox/tokens", client_id="koppel-sandbox", organisation=sandbox.ORG)
-        self.token = reply["access_token"]
+        self.token = self.login("nl")
+
+    def login(self, language: str) -> str:
+        """An access token of a user whose messages are in ``language``."""
+        reply = self._post("/_sandbox/tokens", client_id="koppel-sandbox", organisation=sandbox.ORG, language=language)
+        return str(reply["access_token"])
 
     def _post(self, path: str, **body: object) -> dict:
         reply = self.http.post(path, json=body)
@@ -201,6 +205,11 @@ def _unknown_customer(world: World) -> str:
     return documents.read_customer(OFFICE, "9999")
 
 
+def _unknown_customer_for_an_english_user(world: World) -> str:
+    world.token = world.login("en")
+    return _unknown_customer(world)
+
+
 def _nothing_found(world: World) -> str:
     return documents.browse_columns(
         "100", [("fin.trs.line.invnumber", "Factuurnr.")], {"fin.trs.line.invnumber": ("equal", "F1999-0001", None)}
@@ -295,6 +304,7 @@ SCENARIOS: dict[str, Callable[[World], str]] = {
     "browse-definition": _definition,
     "invalid-token": _invalid_token,
     "unknown-customer": _unknown_customer,
+    "unknown-customer-for-an-english-user": _unknown_customer_for_an_english_user,
     "nothing-found": _nothing_found,
     "match-live": _match_live,
     "match-with-values": _match_with_values,
