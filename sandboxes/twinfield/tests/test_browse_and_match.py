@@ -259,7 +259,7 @@ def test_browse_refuses_operators_twinfield_is_not_known_to_accept(tw, http) -> 
 
 def test_browse_refuses_fields_outside_the_real_definition(tw, http) -> None:
     _setup(http)
-    for field in ("fin.trs.head.office", "fin.trs.line.description"):
+    for field in ("fin.trs.line.description", "fin.trs.line.valuesigned_x"):
         # Even as a column that is only shown, not filtered on: no row leaves with it.
         root = etree.fromstring(_browse(("fin.trs.line.invnumber", "equal", "F2025-0042", "")))
         column = etree.SubElement(root, "column")
@@ -268,6 +268,29 @@ def test_browse_refuses_fields_outside_the_real_definition(tw, http) -> None:
         result = tw.failed(etree.tostring(root, encoding="unicode"))
         assert (result.tag, result.get("msg")) == ("browse", "Veld bestaat niet."), field
         assert result.findall("tr") == []
+
+
+def test_browse_accepts_the_office_field_a_live_client_sends(tw, http) -> None:
+    """murb/twinfield (commit 8e78413) filters browse 100 on fin.trs.head.office and reads it back."""
+    _setup(http)
+    root = etree.fromstring(_browse(("fin.trs.line.invnumber", "equal", "F2025-0042", "")))
+    column = etree.Element("column")
+    for tag, text in (
+        ("field", "fin.trs.head.office"),
+        ("label", "Office"),
+        ("visible", "true"),
+        ("ask", "false"),
+        ("operator", "equal"),
+        ("from", OFFICE),
+        ("to", ""),
+    ):
+        etree.SubElement(column, tag).text = text
+    root.insert(0, column)
+    result = tw.ok(etree.tostring(root, encoding="unicode"))
+    assert result.find("th/td").text == "fin.trs.head.office" and result.find("th/td").get("label") == "Office"
+    assert {tr.findtext("td[@field='fin.trs.head.office']") for tr in result.findall("tr")} == {OFFICE}
+    column.find("from").text = "NLA999999"
+    assert tw.ok(etree.tostring(root, encoding="unicode")).findall("tr") == []
 
 
 def test_browse_definition_mirrors_the_real_one(tw) -> None:

@@ -10,10 +10,14 @@ so is an operator other than `none`, `equal`, `between`, `like` (the operators k
 php-twinfield/twinfield src/Enums/BrowseColumnOperator.php); `in`, `notequal`, … are not
 accepted. An empty `from` means "no filter", like an unanswered ask-field in Twinfield's browser.
 
-A field outside the definition (`fin.trs.line.description` and `fin.trs.head.office` included:
-no real browse-100 definition or answer shows them) is answered as integrators report Twinfield
-does: `<browse result="0">` carrying "Veld bestaat niet." (CodeMill-Solutions/twinfield-mcp
-CHANGELOG.md 0.2.0 and src/tools/transactions.ts quote the message; its browse parser,
+One field outside the definition is accepted: `fin.trs.head.office`, which a live client sends on
+browse 100 with `equal` and the company and reads back as a column (murb/twinfield commit 8e78413,
+lib/twinfield/browse/transaction/customer.rb "use office on find"; the field is column 1 of other
+transaction browses, wp-twinfield/twinfield tests/xml/browse-code-130_1.xml). Any other field
+outside the definition (`fin.trs.line.description` included: no real browse-100 definition or
+answer shows it) is answered as integrators report Twinfield does: `<browse result="0">`
+carrying "Veld bestaat niet." (CodeMill-Solutions/twinfield-mcp CHANGELOG.md 0.2.0 and
+src/tools/transactions.ts quote the message; its browse parser,
 src/twinfield-client.ts normalizeBrowseResult, reads `result` and `msg` from `<browse>`).
 """
 
@@ -122,6 +126,10 @@ FIELDS_100: dict[str, Field] = {
 UNKNOWN_FIELD = "Veld bestaat niet."
 
 BROWSES = {"100": ("Debiteurenkaart", FIELDS_100)}
+# Accepted in a request though the definition does not list them (module docstring).
+ALSO_ACCEPTED = {
+    "100": {"fin.trs.head.office": Field("Administratie", "String", lambda o, t, ln: o.code, operator="equal")},
+}
 
 
 @dataclass
@@ -141,7 +149,7 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
         mark(echo, f"Browse code {code} bestaat niet of wordt door de sandbox niet ondersteund.")
         settle(echo)
         return echo
-    _, fields = BROWSES[code]
+    fields = {**BROWSES[code][1], **ALSO_ACCEPTED.get(code, {})}
     if any(text_of(column_el, "field") not in fields for column_el in echo.findall("column")):
         refused = etree.Element("browse")
         mark(refused, UNKNOWN_FIELD)
@@ -166,7 +174,7 @@ def columns(ctx: Context, request: etree._Element) -> etree._Element:
                 to=text_of(column_el, "to"),
             )
         )
-    # The office is the header's CompanyCode; browse 100 has no office field.
+    # The office is the header's CompanyCode (or a <office> element).
     office_code = text_of(echo, "office")
     office = ctx.office_for(office_code)
     if office is None:
