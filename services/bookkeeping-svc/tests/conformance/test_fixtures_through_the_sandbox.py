@@ -18,8 +18,8 @@ children is not compared: real answers put them in different orders (a match set
 follow the request, then Twinfield's own elements: murb/twinfield spec/twinfield/transaction_spec.rb
 against php-twinfield's single-matchset.xml; transaction headers differ between php-twinfield's
 journalTransactionGetResponse.xml, 2-failed-and-1-successful-banktransactions.xml and
-banktransaction-with-warning-message.xml without a rule any of them shows). Repeated siblings of one shape (rows, lines) count
-once. ``compare sets``: only the ``<set>`` elements (php-twinfield's ``<sets>`` root belongs to its
+banktransaction-with-warning-message.xml without a rule any of them shows). Repeated siblings of
+one shape (rows, lines) count once. ``compare sets``: only the ``<set>`` elements (php-twinfield's ``<sets>`` root belongs to its
 unit test's mock; live answers echo ``<match>``). ``compare envelope``: the SOAP layer and the inner
 document's root only. ``english``: message wording is compared through the parser's classification
 only (for a fixture that mixes English and Dutch, which no one user would see).
