@@ -10,19 +10,20 @@ Each fixture's second line names its pairing with the sandbox:
   the sandbox's answer must have the fixture's shape and be read by the client's parser to the same
   outcome.
 
-"Shape" is structure, not data: element names, their nesting and order, attribute names, the
-values of attributes that are not data (``result``, ``msgtype``, ``location``, ``type``, browse
+"Shape" is structure, not data: element names, their nesting and order, attribute names, the values
+of attributes that are not data (``result``, ``msgtype``, ``location``, ``type``, browse
 ``field``/``label``…), browse column fields and definitions, and message wording with its numbers
 left out. Under ``header``, a transaction or match ``line`` and a match ``set`` the order of the
 children is not compared: real answers put them in different orders (a match set and its lines
-follow the request, then Twinfield's own elements: murb/twinfield spec/twinfield/transaction_spec.rb
-against php-twinfield's single-matchset.xml; transaction headers differ between php-twinfield's
-journalTransactionGetResponse.xml, 2-failed-and-1-successful-banktransactions.xml and
-banktransaction-with-warning-message.xml without a rule any of them shows). Repeated siblings of
-one shape (rows, lines) count once. ``compare sets``: only the ``<set>`` elements (php-twinfield's ``<sets>`` root belongs to its
-unit test's mock; live answers echo ``<match>``). ``compare envelope``: the SOAP layer and the inner
-document's root only. ``english``: message wording is compared through the parser's classification
-only (for a fixture that mixes English and Dutch, which no one user would see).
+follow the request, then Twinfield's own elements: murb/twinfield
+spec/twinfield/transaction_spec.rb against php-twinfield's single-matchset.xml; transaction headers
+differ between php-twinfield's journalTransactionGetResponse.xml,
+2-failed-and-1-successful-banktransactions.xml and banktransaction-with-warning-message.xml without
+a rule any of them shows). Repeated siblings of one shape (rows, lines) count once. ``compare
+sets``: only the ``<set>`` elements (php-twinfield's ``<sets>`` root belongs to its unit test's
+mock; live answers echo ``<match>``). ``compare envelope``: the SOAP layer and the inner document's
+root only. ``english``: message wording is compared through the parser's classification only (for a
+fixture that mixes English and Dutch, which no one user would see).
 
 A new fixture is covered by adding the file with its two comment lines; a new scenario is one
 function in ``SCENARIOS``.
