@@ -353,6 +353,7 @@ async def test_stats_count_invoices_by_status_and_collections_per_day(harness: A
     await harness.sign_mandate(tenant, "C-T1", "KOP-T1")
     paid = await harness.post_invoice(tenant, invoice_number="T-1", customer_number="C-T1", amount_cents=1250)
     await harness.post_invoice(tenant, invoice_number="T-2", customer_number="C-T2")
+    unseen = await harness.post_invoice(tenant, invoice_number="T-4", customer_number="C-T2")
     await harness.post_invoice(other, invoice_number="T-3", customer_number="C-T2")
     async with harness.engine.begin() as conn:
         await conn.execute(
@@ -362,6 +363,15 @@ async def test_stats_count_invoices_by_status_and_collections_per_day(harness: A
             ),
             {"id": paid["id"]},
         )
+        # a later attempt that was withdrawn does not outrank the paid one
+        await conn.execute(
+            sa.text(
+                "INSERT INTO collections (id, tenant_id, invoice_id, attempt, method, status, version, created_at, "
+                "updated_at) VALUES (:id, :t, :invoice, 2, 'direct_debit', 'withdrawn', 1, now(), now())"
+            ),
+            {"id": uuid.uuid4(), "t": tenant, "invoice": paid["id"]},
+        )
+        await conn.execute(sa.text("DELETE FROM collections WHERE invoice_id = :id"), {"id": unseen["id"]})
         for owner in (tenant, other):
             await conn.execute(
                 sa.text(
@@ -370,15 +380,18 @@ async def test_stats_count_invoices_by_status_and_collections_per_day(harness: A
                 ),
                 {"t": owner, "e": uuid.uuid4()},
             )
-    r = await harness.client.get("/v1/invoices/stats", params={"days": 5}, headers=harness.headers(tenant))
+    r = await harness.client.get("/v1/invoices/stats", headers=harness.headers(tenant))
     assert r.status_code == 200, r.text
     stats = r.json()
-    assert {k: v["count"] for k, v in stats["by_status"].items()} == {"paid": 1, "skipped": 1}
+    assert {k: v["count"] for k, v in stats["by_status"].items()} == {"paid": 1, "skipped": 1, "open": 1}
     assert stats["parked_updates"] == 1  # this tenant's failed one only
+    r = await harness.client.get("/v1/invoices/stats/per-day", params={"days": 5}, headers=harness.headers(tenant))
+    assert r.status_code == 200, r.text
+    stats = r.json()
     days = {d["day"]: d for d in stats["per_day"]}
     assert list(days) == ["2026-02-06", "2026-02-07", "2026-02-08", "2026-02-09", "2026-02-10"]
     assert (days["2026-02-08"]["collected"], days["2026-02-08"]["collected_cents"]) == (1, 1250)
     assert (days["2026-02-09"]["paid"], days["2026-02-09"]["paid_cents"]) == (1, 1250)
     assert sum(d["paid"] + d["collected"] for d in stats["per_day"]) == 2
-    bad = await harness.client.get("/v1/invoices/stats", params={"days": 0}, headers=harness.headers(tenant))
+    bad = await harness.client.get("/v1/invoices/stats/per-day", params={"days": 0}, headers=harness.headers(tenant))
     assert bad.status_code == 422

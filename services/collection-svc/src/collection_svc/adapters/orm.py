@@ -135,6 +135,10 @@ collections = sa.Table(
     sa.Index("ix_collections_tenant_invoice", "tenant_id", "invoice_id"),
     sa.Index("ix_collections_tx", "tenant_id", "twikey_transaction_id"),
     sa.Index(
+        "ix_collections_submitted", "tenant_id", "submitted_at", postgresql_where=sa.text("submitted_at IS NOT NULL")
+    ),
+    sa.Index("ix_collections_paid", "tenant_id", "paid_at", postgresql_where=sa.text("paid_at IS NOT NULL")),
+    sa.Index(
         "uq_collections_one_live_debit",
         "invoice_id",
         unique=True,

@@ -257,7 +257,9 @@ class InvoiceOut(BaseModel):
 
 class StatusFigures(BaseModel):
     count: int
-    oldest_created_at: datetime = Field(description="when the oldest invoice in this status was posted")
+    oldest_created_at: datetime = Field(
+        description="since when the longest-waiting invoice is in this status (its attempt's creation; open: posting)"
+    )
 
 
 class DayFigures(BaseModel):
@@ -271,6 +273,9 @@ class DayFigures(BaseModel):
 class InvoiceStats(BaseModel):
     by_status: dict[str, StatusFigures] = Field(description="open|scheduled|submitted|paid|failed|… → figures")
     parked_updates: int = Field(description="Twikey transaction updates that failed to apply, parked for an operator")
+
+
+class InvoiceDays(BaseModel):
     per_day: list[DayFigures] = Field(description="oldest day first, days without any included")
 
 
@@ -391,15 +396,20 @@ async def list_invoices(
     return {"items": items, "next_cursor": next_cursor}
 
 
-@invoice_router.get("/stats", response_model=InvoiceStats, summary="Invoices by status, collected and paid per day")
-async def get_invoice_stats(
+@invoice_router.get("/stats", response_model=InvoiceStats, summary="Invoices by status; parked Twikey updates")
+async def get_invoice_stats(principal: Principal, uow: UowDep) -> dict[str, Any]:
+    return await stats_cases.invoice_counts(uow.session, principal.tenant_id)
+
+
+@invoice_router.get("/stats/per-day", response_model=InvoiceDays, summary="Collected and paid per day")
+async def get_invoice_days(
     principal: Principal,
     uow: UowDep,
     runtime: RuntimeDep,
     days: Annotated[int, Query(ge=1, le=90, description="how many days back, today included")] = 30,
 ) -> dict[str, Any]:
     today = _clock(runtime)().astimezone(UTC).date()
-    return await stats_cases.invoice_stats(uow.session, principal.tenant_id, today, days)
+    return await stats_cases.invoices_per_day(uow.session, principal.tenant_id, today, days)
 
 
 @invoice_router.get("/{invoice_id}", response_model=InvoiceOut, summary="An invoice and why it is (not) collected")

@@ -396,7 +396,8 @@ async def list_invoices(
     if filters.due_to:
         stmt = stmt.where(invoices.c.due_date <= filters.due_to)
     if filters.status == "open":  # posted, no attempt yet
-        stmt = stmt.where(current.c.id.is_(None), invoices.c.withdrawn_at.is_(None))
+        attempted = sa.exists().where(collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoices.c.id)
+        stmt = stmt.where(~attempted, invoices.c.withdrawn_at.is_(None))
     elif filters.status:
         stmt = stmt.where(current.c.status == filters.status)
     if cursor:
