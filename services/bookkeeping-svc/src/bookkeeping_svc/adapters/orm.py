@@ -113,6 +113,9 @@ bookings = sa.Table(
     ),
     sa.Index("ix_bookings_due", "status", "next_attempt_at"),
     sa.Index("ix_bookings_tenant_status", "tenant_id", "status", "created_at"),
+    sa.Index(
+        "ix_bookings_tenant_booked_at", "tenant_id", "booked_at", postgresql_where=sa.text("booked_at IS NOT NULL")
+    ),
 )
 
 booking_conflicts = sa.Table(
