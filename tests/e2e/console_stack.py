@@ -63,6 +63,7 @@ class Stack:
     token: str  # an operator token of the tenant
     tenant: uuid.UUID
     databases: dict[str, str]
+    services: dict[str, str]  # base URL of each service's API
     settings: ConsoleSettings
 
 
@@ -80,7 +81,7 @@ async def databases(prefix: str) -> AsyncIterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, ConsoleSettings]]:
+def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, dict[str, str], ConsoleSettings]]:
     """Every service API and the console, each in its own thread (and event loop) on a free port."""
     with contextlib.ExitStack() as stack:
         bases = {}
@@ -95,7 +96,7 @@ def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, ConsoleSet
             **{f"{service}_url": base for service, base in bases.items()},
         )  # fmt: skip
         console = stack.enter_context(Served(build_app(console_settings), lifespan="on")).base
-        yield console, console_settings
+        yield console, bases, console_settings
 
 
 @contextlib.asynccontextmanager
@@ -104,9 +105,9 @@ async def running(invoices: int, prefix: str | None = None) -> AsyncIterator[Sta
     tenant = uuid.uuid4()
     async with databases(prefix) as urls:
         await seed(urls, tenant, invoices)
-        with serving(urls, prefix) as (console, settings):
+        with serving(urls, prefix) as (console, services, settings):
             token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
-            yield Stack(console, token, tenant, urls, settings)
+            yield Stack(console, token, tenant, urls, services, settings)
 
 
 async def _run(url: str, *statements: tuple[str, dict[str, Any]]) -> None:
@@ -130,9 +131,10 @@ def _typed(sql: str) -> str:
 
 
 async def seed(urls: dict[str, str], tenant: uuid.UUID, invoices: int) -> None:
-    """One tenant's history over the last 30 days: ``invoices`` invoices (one in 50 not looked at
-    yet, the others collected: mostly paid, some submitted, scheduled, failed or skipped), the paid
-    ones mostly booked and matched with a latency of seconds to minutes, a few on the errors tab."""
+    """One tenant's year: ``invoices`` invoices posted evenly over the last 365 days (one in 50 not
+    looked at yet, the others collected: mostly paid, some submitted, scheduled, failed or
+    skipped), the paid ones mostly booked and matched with a latency of seconds to minutes, a few
+    on the errors tab."""
     now = datetime.now(UTC)
     t = {"t": tenant, "now": now, "n": invoices, "m": MANDATES}
     history_of = mandate_with_history(tenant)
@@ -176,9 +178,9 @@ async def seed(urls: dict[str, str], tenant: uuid.UUID, invoices: int) -> None:
                    SELECT gen_random_uuid(), :t, 'INV-' || lpad(i::text, 7, '0'),
                        'C-' || lpad((i % :m + 1)::text, 6, '0'), 'Klant ' || (i % :m + 1),
                        'klant' || (i % :m + 1) || '@example.be', 1000 + (i * 37) % 50000, 'EUR',
-                       (:now - interval '40 days')::date + (i * 30 / :n),
-                       (:now - interval '30 days')::date + (i * 30 / :n),
-                       md5(i::text), :now - interval '40 days' + (i * interval '30 days' / :n)
+                       (:now - interval '370 days')::date + (i::bigint * 365 / :n)::int,
+                       (:now - interval '360 days')::date + (i::bigint * 365 / :n)::int,
+                       md5(i::text), :now - interval '370 days' + (i * interval '365 days' / :n)
                    FROM generate_series(1, :n) i""",
                 t,
             ),
@@ -223,7 +225,7 @@ async def seed(urls: dict[str, str], tenant: uuid.UUID, invoices: int) -> None:
                        paid, paid, CASE WHEN s = 'matched' THEN paid + ((i * 7919) % 600 + 2) * interval '1 second' END,
                        CASE WHEN s = 'matched' THEN paid + ((i * 7919) % 600 + 3) * interval '1 second' END
                    FROM generate_series(1, :n) i,
-                   LATERAL (SELECT :now - interval '35 days' + (i * interval '30 days' / :n) AS paid,
+                   LATERAL (SELECT :now - interval '365 days' + (i * interval '365 days' / :n) AS paid,
                        CASE WHEN i % 100 = 3 THEN 'error' WHEN i % 100 = 4 THEN 'open' ELSE 'matched' END AS s) st
                    WHERE i % 10 < 6 AND i % 50 <> 0""",
                 t,

@@ -20,6 +20,7 @@ OPEN_INVOICE = ("open", "scheduled", "submitted", "failed", "skipped")
 class Overview:
     mandates: Answer
     invoices: Answer
+    invoice_days: Answer
     bookings: Answer
     feeds: Answer
     endpoints: Answer
@@ -66,16 +67,19 @@ class Overview:
 
 async def gather(api: ServiceApi, token: str, now: datetime | None = None) -> Overview:
     days = {"days": DAYS}
-    answers = await asyncio.gather(
+    mandates, invoices, invoice_days, bookings, feeds, endpoints, runs = await asyncio.gather(
         api.call("mandate", "GET", "/v1/mandates/stats", token),
-        api.call("collection", "GET", "/v1/invoices/stats", token, params=days),
+        api.call("collection", "GET", "/v1/invoices/stats", token),
+        api.call("collection", "GET", "/v1/invoices/stats/per-day", token, params=days),
         api.call("bookkeeping", "GET", "/v1/bookings/stats", token, params=days),
         api.call("sync", "GET", "/v1/twikey/feeds", token),
         api.call("notify", "GET", "/v1/webhook-endpoints", token),
         api.call("bookkeeping", "GET", "/v1/reconciliation/runs", token, params={"limit": 1}),
     )
-    overview = Overview(*answers, now=now or datetime.now(UTC))
-    overview.per_day = merge_days(overview.invoices, overview.bookings)
+    overview = Overview(
+        mandates, invoices, invoice_days, bookings, feeds, endpoints, runs, now=now or datetime.now(UTC)
+    )
+    overview.per_day = merge_days(overview.invoice_days, overview.bookings)
     return overview
 
 
