@@ -105,3 +105,32 @@ async def test_api_docs_page_lists_every_service_and_says_when_one_is_down(conso
     for service in ("mandate", "collection", "sync", "bookkeeping", "notify"):
         assert f"{service}-svc is not reachable" in page.text
         assert f"/docs/{service}/openapi.json" in page.text
+
+
+async def test_a_filter_outside_its_choices_or_a_search_too_long_is_refused_before_any_service_is_asked(console):
+    client, settings = console
+    await client.post("/console/login", data={"token": token(settings, ["operator"])})
+    for path, field in [
+        ("/console/invoices?status=lost", "status"),
+        ("/console/mandates?status=signed", "status"),
+        ("/console/deliveries?status=ok", "status"),
+        ("/console/invoices?q=" + "x" * 101, "q"),
+        ("/console/deliveries?type=mandate%25", "type"),
+        ("/console/deliveries?before=-1", "before"),
+    ]:
+        r = await client.get(path)
+        assert r.status_code == 422, path
+        assert r.json()["code"] == "validation_error" and field in r.text, path
+
+
+async def test_overview_is_the_landing_page_and_says_which_service_is_down(console):
+    client, settings = console
+    signed = await client.post("/console/login", data={"token": token(settings, ["operator"])})
+    assert signed.headers["location"] == "/console/overview"
+    assert (await client.get("/console/")).headers["location"] == "/console/overview"
+    page = await client.get("/console/overview")
+    assert page.status_code == 200 and "server-timing" in page.headers
+    for service in ("mandate", "collection", "bookkeeping", "sync", "notify"):
+        assert f"{service}-svc is not reachable" in page.text
+    assert 'aria-label="Collected, paid and booked per day"' in page.text  # an empty chart, not a broken page
+    assert "<script src" not in page.text
