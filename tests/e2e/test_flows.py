@@ -352,16 +352,6 @@ def test_koppel_tenant_create_registers_a_tenant_whose_token_every_service_honou
         assert http.get(f"{system.urls.gateway}/v1/invoices", headers=auth).status_code == 200
 
 
-def test_ctrl_c_stops_everything_cleanly(system: System):
-    """Last in this module: it stops the module's system."""
-    system.process.send_signal(signal.SIGINT)
-    assert system.process.wait(timeout=60) == 0
-    wait_for("the last words of koppel run", lambda: "stopped." in "".join(system.output), within=10, every=0.1)
-    for port in (system.plan.port(8080), system.plan.port(8101), system.plan.port(8601)):
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-
-
 def _submitted(system: System, in_twinfield: bool) -> dict[str, str]:
     """A signed mandate and an invoice collected at Twikey (not yet answered by the bank). With
     ``in_twinfield`` the sales invoice also exists in Twinfield."""
@@ -435,12 +425,17 @@ def test_gateway_redirects_keep_the_host_and_port_the_client_used(system: System
         assert http.get(f"{system.urls.gateway}{target.path}").status_code < 400
 
 
-# Last in this module: it stops the module's system and starts it again.
+# Last in this module: it stops the module's system (Ctrl-C) and starts it again.
 def test_koppel_run_stopped_and_started_again_carries_on_where_it_stopped(system: System):
     before = run_demo(system.urls, system.token, say=lambda _: None)
     number = before["mandate"]["mandate_number"]
+    # Ctrl-C stops everything cleanly.
     system.process.send_signal(signal.SIGINT)
-    system.process.wait(timeout=90)
+    assert system.process.wait(timeout=90) == 0
+    wait_for("the last words of koppel run", lambda: "stopped." in "".join(system.output), within=10, every=0.1)
+    for port in (system.plan.port(8080), system.plan.port(8101), system.plan.port(8601)):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
 
     with running_system(system.log_dir.parent, again=system) as again, httpx.Client(timeout=30) as http:
         # Koppel's records and the sandboxes' agree after the restart: the mandate signed before
