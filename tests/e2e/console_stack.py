@@ -158,15 +158,17 @@ async def seed(urls: dict[str, str], tenant: uuid.UUID, invoices: int) -> None:
                 {**t, "h": str(history_of)},
             ),
             (
-                """INSERT INTO outbox (id, type, tenant_id, body, occurred_at, sent_at)
-                   SELECT gen_random_uuid(), e.type, :t,
-                       json_build_object('type', e.type, 'data', json_build_object('mandate_id', :h, 'status',
-                           e.status, 'reason', e.reason))::text, :now - e.ago, :now - e.ago
-                   FROM (VALUES ('mandate.prepared', 'prepared', NULL, interval '3 days'),
-                                ('mandate.signed', 'active', NULL, interval '2 days'),
-                                ('mandate.suspended', 'suspended', 'debtor asked for a pause', interval '1 day'),
-                                ('mandate.resumed', 'active', NULL, interval '2 hours'))
-                        AS e(type, status, reason, ago)""",
+                """INSERT INTO mandate_history (tenant_id, mandate_id, event_id, type, status, action, reason,
+                       occurred_at)
+                   SELECT :t, CAST(:h AS uuid), gen_random_uuid(), e.type, e.status, e.action, e.reason, :now - e.ago
+                   FROM (VALUES ('mandate.prepared', 'prepared', NULL, NULL, interval '90 days'),
+                                ('mandate.signed', 'active', NULL, NULL, interval '89 days'),
+                                ('mandate.suspended', 'suspended', NULL, 'debtor asked for a pause', interval '1 day'),
+                                ('sync.mandate_action_requested', NULL, 'suspend', 'debtor asked for a pause',
+                                 interval '1 day'),
+                                ('mandate.resumed', 'active', NULL, NULL, interval '2 hours'))
+                        AS e(type, status, action, reason, ago)
+                   ORDER BY e.ago DESC""",
                 {**t, "h": str(history_of)},
             ),
         ),

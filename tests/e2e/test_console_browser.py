@@ -144,7 +144,7 @@ async def test_invoices_searched_and_paged_and_a_mandate_with_its_history(stack:
         assert "itsme" in await page.inner_text("#signature-date")
         history = await page.locator("#history tbody tr").all_inner_texts()
         assert [h.split("\t")[1] for h in history] == [
-            "mandate.prepared", "mandate.signed", "mandate.suspended", "mandate.resumed",
+            "mandate.prepared", "mandate.signed", "mandate.suspended", "Twikey asked to suspend", "mandate.resumed",
         ]  # fmt: skip
         assert "debtor asked for a pause" in history[2]
         await screenshot(page, "console-mandate-detail")

@@ -423,7 +423,7 @@ async def test_stats_count_this_tenants_mandates_by_status(
     assert sum(after.values()) == sum(before.values()) + 1
 
 
-async def test_history_lists_a_mandates_events_and_is_a_404_for_another_tenant(
+async def test_history_lists_a_mandates_events_and_commands_and_is_a_404_for_another_tenant(
     service: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx
 ) -> None:
     made = (await create(service, tenant, body())).json()
@@ -432,7 +432,10 @@ async def test_history_lists_a_mandates_events_and_is_a_404_for_another_tenant(
     )
     assert r.status_code == 200
     items = (await service.get(f"/v1/mandates/{made['id']}/history", headers=tenant.headers)).json()["items"]
-    assert items[0]["type"] == "mandate.prepared"
-    assert items[-1]["status"] == "cancelled" and items[-1]["reason"] == "wrong customer"
+    assert items[0]["type"] == "mandate.prepared" and items[0]["status"] == "prepared"
+    cancelled = [i for i in items if i["status"] == "cancelled"]
+    assert len(cancelled) == 1 and cancelled[0]["reason"] == "wrong customer"
+    asked = [i["action"] for i in items if i["action"]]
+    assert asked == ["cancel"]  # the command to Twikey (a prepared mandate is deleted there)
     hidden = await service.get(f"/v1/mandates/{made['id']}/history", headers=other_tenant.headers)
     assert hidden.status_code == 404

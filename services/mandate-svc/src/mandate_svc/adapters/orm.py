@@ -87,4 +87,21 @@ unclaimed_mandates = sa.Table(
     sa.Index("unclaimed_mandates_tenant_status_ix", "tenant_id", "status", "first_seen_at"),
 )
 
+# What happened to each mandate, written with the events it published (in the same transaction):
+# the operator's history of a mandate, kept for as long as the mandate (the outbox forgets).
+mandate_history = sa.Table(
+    "mandate_history",
+    metadata,
+    sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
+    sa.Column("tenant_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("mandate_id", UUID(as_uuid=False), nullable=False),
+    sa.Column("event_id", UUID(as_uuid=False), nullable=False, unique=True),
+    sa.Column("type", sa.Text, nullable=False),  # mandate.signed, or the command sent to Twikey
+    sa.Column("status", sa.Text),  # after an event
+    sa.Column("action", sa.Text),  # of a command: cancel, suspend, resume, remind
+    sa.Column("reason", sa.Text),
+    sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("mandate_history_mandate_ix", "tenant_id", "mandate_id", "seq"),
+)
+
 TARGET_METADATA = (metadata, messaging_metadata)

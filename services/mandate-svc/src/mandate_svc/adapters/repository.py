@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from koppel_shared.messaging.tables import outbox
-from mandate_svc.adapters.orm import idempotency_keys, mandates
+from koppel_shared.events import Envelope
+from mandate_svc.adapters.orm import idempotency_keys, mandate_history, mandates
 from mandate_svc.domain.model import Mandate, Status
 
 _FIELDS = tuple(f.name for f in fields(Mandate))
@@ -158,14 +158,34 @@ async def count_by_status(session: AsyncSession, tenant_id: str) -> dict[str, in
     return {status: count for status, count in rows}
 
 
+async def record_history(session: AsyncSession, tenant_id: str, mandate_id: str, event: Envelope) -> None:
+    data = event.data
+    await session.execute(
+        sa.insert(mandate_history).values(
+            tenant_id=tenant_id,
+            mandate_id=mandate_id,
+            event_id=str(event.id),
+            type=event.type,
+            status=data.get("status"),
+            action=data.get("action"),
+            reason=data.get("reason"),
+            occurred_at=event.occurred_at,
+        )
+    )
+
+
 async def history(session: AsyncSession, tenant_id: str, mandate_id: str) -> list[dict[str, Any]]:
-    """The events this mandate's changes published, oldest first, as long as the outbox keeps
-    them (sent events are purged after the relay's retention)."""
-    body = sa.cast(outbox.c.body, JSONB)
+    """What happened to the mandate, oldest first."""
     query = (
-        sa.select(outbox.c.type, outbox.c.occurred_at, outbox.c.sent_at, body["data"].label("data"))
-        .where(outbox.c.tenant_id == uuid.UUID(tenant_id), body["data"]["mandate_id"].astext == mandate_id)
-        .order_by(outbox.c.seq)
+        sa.select(
+            mandate_history.c.type,
+            mandate_history.c.occurred_at,
+            mandate_history.c.status,
+            mandate_history.c.action,
+            mandate_history.c.reason,
+        )
+        .where(mandate_history.c.tenant_id == tenant_id, mandate_history.c.mandate_id == mandate_id)
+        .order_by(mandate_history.c.seq)
     )
     return [dict(r._mapping) for r in (await session.execute(query)).all()]
 

@@ -176,17 +176,15 @@ class MandateStats(BaseModel):
 
 
 class HistoryItem(BaseModel):
-    type: str = Field(description="the event, e.g. mandate.signed")
+    type: str = Field(description="the event it published (mandate.signed), or the command sent to Twikey")
     occurred_at: datetime
-    status: str | None = Field(description="the mandate's status after it")
+    status: str | None = Field(description="the mandate's status after it (events only)")
+    action: str | None = Field(description="what Twikey was asked to do (commands only)")
     reason: str | None
-    published: bool = Field(description="the event has left the outbox")
 
 
 class MandateHistory(BaseModel):
-    items: list[HistoryItem] = Field(
-        description="oldest first; published events are kept for the outbox's retention (7 days by default)"
-    )
+    items: list[HistoryItem] = Field(description="oldest first")
 
 
 class ActionIn(BaseModel):
@@ -418,9 +416,9 @@ async def mandate_history(mandate_id: str, uow: UowDep, principal: Tenant) -> Ma
             HistoryItem(
                 type=r["type"],
                 occurred_at=r["occurred_at"],
-                status=r["data"].get("status"),
-                reason=r["data"].get("reason"),
-                published=r["sent_at"] is not None,
+                status=r["status"],
+                action=r["action"],
+                reason=r["reason"],
             )
             for r in rows
         ]

@@ -18,6 +18,7 @@ from koppel_shared.events.mandate import (
     MandateSuspended,
     MandateUpdated,
 )
+from mandate_svc.adapters import repository as repo
 from mandate_svc.domain.model import Mandate, Outcome
 
 EVENT_MODELS: dict[str, type[MandateData]] = {
@@ -72,7 +73,10 @@ async def emit_outcome(
             )
         )
     for data in items:
-        if cause is not None:
-            await uow.emit(cause.caused(data))
-        else:
-            await uow.emit(new_event(data, tenant_id=m.tenant_id, correlation_id=correlation_id))
+        event = (
+            cause.caused(data)
+            if cause is not None
+            else new_event(data, tenant_id=m.tenant_id, correlation_id=correlation_id)
+        )
+        await uow.emit(event)
+        await repo.record_history(uow.session, m.tenant_id, m.id, event)
