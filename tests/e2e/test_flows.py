@@ -93,8 +93,8 @@ def test_invoice_not_found_in_twinfield_lands_on_errors_and_retry_from_the_conso
             await page.goto(f"{base}/console/login")
             await page.fill("#token", system.token)
             await page.click("button[type=submit]")
-            await page.wait_for_url("**/console/mandates")
-            await screenshot(page, "console-mandates")
+            await page.wait_for_url("**/console/overview")  # the landing page
+            await screenshot(page, "console-overview")
             await page.goto(f"{base}/console/bookings?tab=errors")
             row = page.locator(f"#bookings tr[data-id='{booking['id']}']")
             await row.locator("summary").click()
