@@ -165,9 +165,11 @@ def parse_transactions(root: etree._Element) -> list[Posted]:
 # The look-up uses only fields and operators of Twinfield's own browse-100 definition ("Debiteuren-
 # kaart": murb/twinfield lib/twinfield/browse/transaction/customer.rb) that real responses carry
 # (wp-twinfield/twinfield tests/xml/Transactions/browse-100*.xml), with the definition's labels.
-# Not used, because neither shows them for 100: fin.trs.head.office (the office is the SOAP
-# header's CompanyCode), fin.trs.line.description (read from the transaction instead, see
-# read_transaction) and the operator ``in`` (one ``equal`` per invoice number instead).
+# Not used: fin.trs.head.office, which the definition does not list but a live client sends for
+# 100 (``equal`` on the company, read back as a column: murb/twinfield commit 8e78413) -- not
+# needed, the office is the SOAP header's CompanyCode; fin.trs.line.description, which neither
+# shows for 100 (read from the transaction instead, see read_transaction); and the operator ``in``
+# (one ``equal`` per invoice number instead).
 LOOKUP_COLUMNS = (
     ("fin.trs.head.yearperiod", "Periode"),
     ("fin.trs.head.code", "Dagboek"),
