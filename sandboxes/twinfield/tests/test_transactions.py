@@ -119,9 +119,17 @@ def test_unbalanced_memo_is_refused_on_the_transaction(tw, http) -> None:
         "reprate",
         "repvalue",
         "currencydate",
+        "matchlevel",
+        "openvalue",
+        "openbasevalue",
+        "openrepvalue",
         "matchstatus",
     ]
-    assert line.find("dim2").get("type") == "DEB" and el_text(line, "matchstatus") == "notmatchable"
+    # The receivables line shows what it would be once booked: an open item (the refused
+    # transaction of banktransaction-with-warning-message.xml has such a line); nothing is stored.
+    assert line.find("dim2").get("type") == "DEB" and el_text(line, "matchstatus") == "available"
+    assert el_text(line, "openvalue") == "120.00"
+    assert el_text(tx, "lines/line[@id='1']/matchstatus") == "notmatchable"
 
 
 def test_unknown_customer_is_refused_on_dim2_with_result_rolled_up(tw) -> None:
@@ -177,6 +185,14 @@ def test_a_closed_period_takes_no_posting_until_it_is_opened_again(tw, http) -> 
     )
     assert result.find("transaction/header/number") is None
     assert http.get(f"/_sandbox/offices/{OFFICE}/transactions", params={"daybook": "MEMO"}).json() == []
+    # Refused on the header with every line understood: enriched like any refused transaction
+    # (php-twinfield's banktransaction-with-warning-message.xml), the period the date's own.
+    header = result.find("transaction/header")
+    assert [child.tag for child in header][-4:] == ["origin", "user", "regime", "period"]
+    assert el_text(header, "period") == f"{year}/03"
+    customer_line = result.find("transaction/lines/line[@id='2']")
+    assert customer_line.find("dim2").get("type") == "DEB" and customer_line.find("dim2").get("inuse") == "true"
+    assert (el_text(customer_line, "basevalue"), el_text(customer_line, "matchstatus")) == ("121.00", "available")
     # Another period of the same year is open; the closed one opens again.
     assert tw.ok(memo_xml(date=f"{year}0414")).find("transaction").get("result") == "1"
     reopened = http.post(f"/_sandbox/offices/{OFFICE}/periods", json={"open": [f"{year}/03"]})

@@ -131,6 +131,8 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
     if not settle(echo, warnings_fail=raisewarning != "false"):
         if office is not None and daybook is not None:
             _name_header(office, daybook, header)
+        # A period that takes no posting is still the date's own period on the refused answer.
+        period = period or (f"{txdate[:4]}/{txdate[4:6]}" if txdate and parse_date(txdate) else None)
         if all_parsed and office is not None and daybook is not None and period is not None:
             _enrich_refused(ctx, office, daybook, echo, lines, period)
         return echo
@@ -142,11 +144,7 @@ def post_one(ctx: Context, request: etree._Element) -> etree._Element:
         duedate = duedate or add_days(txdate, customer.duedays)
     now = stamp(ctx.state.now())
     for line in lines:
-        account = office.accounts[line.dim1]
-        if account.control == "DEB" and line.type in ("total", "detail"):
-            line.matchable = True
-            line.open_cents = line.signed_cents
-            line.matchstatus = "available"
+        if _open_item(office, line):
             if daybook.kind == "sales":
                 line.invoicenumber = line.invoicenumber or invoicenumber
             line.duedate = duedate or add_days(txdate, office.customers[line.dim2].duedays)
@@ -204,17 +202,32 @@ def _name_header(office: Office, daybook: Daybook, header: etree._Element) -> No
             element.set("shortname", shortname)
 
 
+def _open_item(office: Office, line: TxLine) -> bool:
+    """Mark a line on the receivables account as an open item (available, open for its whole
+    value); a line on any other account stays notmatchable."""
+    if office.accounts[line.dim1].control != "DEB" or line.type not in ("total", "detail"):
+        return False
+    line.matchable = True
+    line.open_cents = line.signed_cents
+    line.matchstatus = "available"
+    return True
+
+
 def _enrich_refused(
     ctx: Context, office: Office, daybook: Daybook, echo: etree._Element, lines: list[TxLine], period: str
 ) -> None:
-    """A transaction refused as a whole (unbalanced) or for a warning alone, whose every element
-    was understood, comes back with what Twinfield adds: the names of office, daybook and currency,
-    ``origin``, ``user``, ``regime`` and the derived ``period`` after the request's own header
-    elements, and the amounts on every line (php-twinfield/twinfield tests/UnitTests/ApiConnectors/
-    resources/2-failed-and-1-successful-banktransactions.xml, banktransaction-with-warning-message.xml).
-    A refusal on an element (an unknown dimension, a closed period) stays the echo with only the
-    header named (``_name_header``)."""
-    if any(el.get("msgtype") == "error" for el in echo.iterdescendants()):
+    """A transaction refused on the whole (unbalanced) or on its header (a warning on the date, a
+    period that takes no posting) whose every line was understood comes back with what Twinfield
+    adds: the names of office, daybook and currency, ``origin``, ``user``, ``regime`` and the
+    ``period`` after the request's own header elements, and on every line the dimensions' names and
+    types, the amounts and the match fields a booked line would have -- a line that would be an
+    open item ``available`` with its ``matchlevel`` and open amounts (php-twinfield/twinfield
+    tests/UnitTests/ApiConnectors/resources/2-failed-and-1-successful-banktransactions.xml,
+    banktransaction-with-warning-message.xml, whose refused transaction has such a line). A
+    refusal on a line (an unknown dimension) stays the echo with only the header named
+    (``_name_header``)."""
+    line_nodes = echo.find("lines")
+    if line_nodes is not None and any(el.get("msgtype") == "error" for el in line_nodes.iter()):
         return
     header = echo.find("header")
     assert header is not None
@@ -238,7 +251,10 @@ def _enrich_refused(
         _amounts(line_el, line)
         if line.type == "detail":
             sub(line_el, "currencydate", line.extra.get("currencydate"))
-        sub(line_el, "matchstatus", "notmatchable")
+        if _open_item(office, line):
+            sub(line_el, "matchlevel", "2")
+            _open_values(line_el, line)
+        sub(line_el, "matchstatus", line.matchstatus)
 
 
 # -- header checks ------------------------------------------------------------------------------

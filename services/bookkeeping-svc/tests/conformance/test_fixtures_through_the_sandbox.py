@@ -404,20 +404,7 @@ def outcome(root: etree._Element) -> object:
 # Fixtures whose shape parts from the public file they name, where the sandbox follows that file.
 # Each stays an expected failure (strict: it fails the run once the two agree) until the fixture
 # is rewritten after its source.
-PARTS_FROM_ITS_SOURCE = {
-    "transactions-answer-unbalanced.xml": (
-        "the fixture leaves out what 2-failed-and-1-successful-banktransactions.xml shows: header <user>, "
-        "each line's rate/basevalue/reprate/repvalue/currencydate, the booked transaction's lines"
-    ),
-    "transactions-answer-warning-only.xml": (
-        "the fixture leaves out <user> and every line (<lines/>); banktransaction-with-warning-message.xml has both"
-    ),
-    "transactions-answer-period-closed.xml": (
-        "the fixture gives the dimensions of a refused post read-style (name/shortname/dimensiontype); "
-        "post answers name them with type/inuse/vatcode/vatobligatory (2-failed-and-1-successful-"
-        "banktransactions.xml), and the sandbox names no line of a transaction refused on an element"
-    ),
-}
+PARTS_FROM_ITS_SOURCE: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
