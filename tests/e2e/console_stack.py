@@ -149,7 +149,8 @@ async def seed(urls: dict[str, str], tenant: uuid.UUID, invoices: int) -> None:
                        'C-' || lpad(i::text, 6, '0'), CASE WHEN i % 7 = 0 THEN 'B2B' ELSE 'CORE' END, s, s,
                        'KOP' || lpad(i::text, 7, '0'), 'Klant ' || i, 'klant' || i || '@example.be',
                        'BE68539007547034', 'GKCCBEBB', CASE WHEN i % 3 = 0 THEN 250000 END,
-                       CASE WHEN s IN ('active', 'suspended', 'cancelled') THEN (:now - i * interval '1 day')::date END,
+                       CASE WHEN s IN ('active', 'suspended', 'cancelled')
+                           THEN (:now - (i + 88) * interval '1 day')::date END,
                        CASE WHEN s IN ('active', 'suspended', 'cancelled') THEN 'itsme' END, 1,
                        :now - i * interval '1 hour', :now
                    FROM generate_series(1, :m) i,
