@@ -92,6 +92,7 @@ async def test_overview_of_a_tenant_with_100000_invoices_with_charts_served_by_t
             "skipped": "10000",
         }  # fmt: skip
         assert await page.inner_text("#oldest-open-invoice") in ("369 d", "370 d")
+        assert await page.inner_text("#oldest-unsigned-mandate") == "12 d"  # the 300th created, hourly, prepared
         assert await page.inner_text("#bookings-error") == str(sum(1 for i in range(1, 100_001) if i % 100 == 3))
         assert await page.inner_text("#failing-endpoints") == "1"
         health = await page.inner_text("#card-health")

@@ -14,6 +14,8 @@ from koppel_console.services import Answer, ServiceApi
 DAYS = 30
 # Invoice statuses that still wait for money (or for a person).
 OPEN_INVOICE = ("open", "scheduled", "submitted", "failed", "skipped")
+# Mandates still waiting for the debtor or the bank.
+UNSIGNED_MANDATE = ("requested", "prepared", "pending_bank")
 
 
 @dataclass
@@ -27,6 +29,11 @@ class Overview:
     runs: Answer
     now: datetime
     per_day: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def oldest_unsigned_mandate(self) -> datetime | None:
+        oldest = (self.mandates.body or {}).get("oldest_created_at", {}) if self.mandates.ok else {}
+        return _oldest(oldest.get(s) for s in UNSIGNED_MANDATE)
 
     @property
     def oldest_open_invoice(self) -> datetime | None:

@@ -418,9 +418,11 @@ async def test_stats_count_this_tenants_mandates_by_status(
     before = (await service.get("/v1/mandates/stats", headers=tenant.headers)).json()["by_status"]
     await create(service, tenant, body())
     await create(service, other_tenant, body())
-    after = (await service.get("/v1/mandates/stats", headers=tenant.headers)).json()["by_status"]
+    stats = (await service.get("/v1/mandates/stats", headers=tenant.headers)).json()
+    after = stats["by_status"]
     assert after.get("prepared", 0) == before.get("prepared", 0) + 1
     assert sum(after.values()) == sum(before.values()) + 1
+    assert set(stats["oldest_created_at"]) == set(after)
 
 
 async def test_history_lists_a_mandates_events_and_commands_and_is_a_404_for_another_tenant(

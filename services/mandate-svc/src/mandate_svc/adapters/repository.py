@@ -152,10 +152,13 @@ async def list_page(
     return Page(items, encode_cursor(items[-1].created_at, items[-1].id) if more and items else None)
 
 
-async def count_by_status(session: AsyncSession, tenant_id: str) -> dict[str, int]:
-    query = sa.select(mandates.c.status, sa.func.count()).where(mandates.c.tenant_id == tenant_id)
+async def count_by_status(session: AsyncSession, tenant_id: str) -> dict[str, tuple[int, datetime]]:
+    """Per status: how many, and when the oldest of them was created."""
+    query = sa.select(mandates.c.status, sa.func.count(), sa.func.min(mandates.c.created_at)).where(
+        mandates.c.tenant_id == tenant_id
+    )
     rows = (await session.execute(query.group_by(mandates.c.status))).all()
-    return {status: count for status, count in rows}
+    return {status: (count, oldest) for status, count, oldest in rows}
 
 
 async def record_history(session: AsyncSession, tenant_id: str, mandate_id: str, event: Envelope) -> None:

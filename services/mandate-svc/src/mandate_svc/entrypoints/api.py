@@ -173,6 +173,7 @@ class MandatePage(BaseModel):
 
 class MandateStats(BaseModel):
     by_status: dict[str, int] = Field(description="status → number of mandates (statuses without any left out)")
+    oldest_created_at: dict[str, datetime] = Field(description="status → when the oldest mandate in it was created")
 
 
 class HistoryItem(BaseModel):
@@ -399,7 +400,11 @@ async def list_mandates(
 
 @mandates_router.get("/stats", response_model=MandateStats, summary="How many mandates are in each status")
 async def mandate_stats(uow: UowDep, principal: Tenant) -> MandateStats:
-    return MandateStats(by_status=await repo.count_by_status(uow.session, str(principal.tenant_id)))
+    counted = await repo.count_by_status(uow.session, str(principal.tenant_id))
+    return MandateStats(
+        by_status={status: count for status, (count, _) in counted.items()},
+        oldest_created_at={status: oldest for status, (_, oldest) in counted.items()},
+    )
 
 
 @mandates_router.get(
