@@ -155,3 +155,33 @@ def test_a_malformed_envelope_gets_a_soap_fault_not_plain_text(http) -> None:
     fault = etree.fromstring(reply.content).find(".//{http://schemas.xmlsoap.org/soap/envelope/}Fault")
     assert fault is not None and fault.findtext("faultcode") == "soap:Client"
     assert fault.findtext("faultstring").startswith("Server was unable to read request.")
+
+
+def test_answers_are_utf8_with_a_result_that_declares_nothing(tw) -> None:
+    """Every public capture of a ProcessXmlString answer (murb/twinfield spec/fixtures/cluster/
+    processxml/*) is a UTF-8 envelope whose result starts at its root element; none shows the
+    utf-16 declaration some .NET services put inside, so the sandbox does not either."""
+    reply = tw.call("<list><type>offices</type></list>")
+    assert reply.headers["content-type"] == "text/xml; charset=utf-8"
+    assert reply.text.startswith("<?xml version='1.0' encoding='utf-8'?>")
+    env = etree.fromstring(reply.text.encode())
+    result = env.findtext(f"{{{SOAP11}}}Body/{{{TNS}}}ProcessXmlStringResponse/{{{TNS}}}ProcessXmlStringResult")
+    assert result.startswith('<offices result="1">')
+
+
+def test_a_utf16_request_is_read(http: httpx.Client, token: str) -> None:
+    """Twinfield names UTF-16 among the encodings a request may use (developers.twinfield.com
+    documentation/api/types/xml-web-services, "Character encoding"): an envelope sent as UTF-16
+    and a request document declaring utf-16 are both read."""
+    inner = '<?xml version="1.0" encoding="utf-16"?><list><type>offices</type></list>'
+    body = envelope(token, inner, OFFICE).decode().replace("encoding='utf-8'", "encoding='utf-16'")
+    reply = http.post(
+        "/webservices/processxml.asmx",
+        content=body.encode("utf-16"),
+        headers={"Content-Type": "text/xml; charset=utf-16", "SOAPAction": f'"{TNS}ProcessXmlString"'},
+    )
+    assert reply.status_code == 200, reply.text
+    env = etree.fromstring(reply.content)
+    result = env.findtext(f"{{{SOAP11}}}Body/{{{TNS}}}ProcessXmlStringResponse/{{{TNS}}}ProcessXmlStringResult")
+    offices = etree.fromstring(result.encode(), etree.XMLParser(encoding="utf-8"))
+    assert offices.get("result") == "1" and [o.text for o in offices.findall("office")] == [OFFICE]

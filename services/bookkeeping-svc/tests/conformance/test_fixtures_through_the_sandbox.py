@@ -416,7 +416,8 @@ class Pairing:
 
 
 def pairing(name: str) -> Pairing:
-    second = (FIXTURES / name).read_text().splitlines()[1]
+    data = (FIXTURES / name).read_bytes()
+    second = data.decode("utf-16" if data[:2] in (b"\xfe\xff", b"\xff\xfe") else "utf-8").splitlines()[1]
     found = PAIRING.match(second)
     assert found, f"{name}: second line names no sandbox pairing: {second}"
     options = frozenset(o for o in found["options"].split("; ") if o)

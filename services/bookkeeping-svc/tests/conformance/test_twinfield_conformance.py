@@ -29,6 +29,12 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SOURCE = re.compile(r"^<!-- follows [\w.-]+/[\w.-]+ [\w./-]+\.(xml|rb|php)\b")
 
 
+def fixture_lines(name: str) -> list[str]:
+    """A fixture's lines, read in its own encoding (UTF-8, or UTF-16 after a byte order mark)."""
+    data = (FIXTURES / name).read_bytes()
+    return data.decode("utf-16" if data[:2] in (b"\xfe\xff", b"\xff\xfe") else "utf-8").splitlines()
+
+
 def load(name: str) -> etree._Element:
     return etree.fromstring((FIXTURES / name).read_bytes(), documents.PARSER)
 
@@ -55,7 +61,7 @@ def parsed(xml: str) -> etree._Element:
 
 @pytest.mark.parametrize("name", sorted(p.name for p in FIXTURES.glob("*.xml")))
 def test_every_fixture_names_the_public_file_it_follows(name: str) -> None:
-    first = (FIXTURES / name).read_text().splitlines()[0]
+    first = fixture_lines(name)[0]
     assert SOURCE.match(first), first
 
 
@@ -345,6 +351,18 @@ def test_escaped_and_cdata_results_are_unwrapped() -> None:
     cdata = documents.parse_envelope((FIXTURES / "envelope-result-cdata.xml").read_bytes())
     assert isinstance(cdata, etree._Element) and cdata.tag == "browse"
     assert documents.browse_rows(cdata, ["fin.trs.line.invnumber"]) == []
+
+
+def test_a_utf16_answer_whose_result_declares_utf16_reads_as_its_utf8_twin() -> None:
+    utf16 = (FIXTURES / "envelope-result-utf16.xml").read_bytes()
+    assert utf16.startswith(b"\xfe\xff")  # the file really is UTF-16, as php-twinfield's capture
+    root = documents.parse_envelope(utf16)
+    twin = documents.parse_envelope((FIXTURES / "envelope-result-escaped.xml").read_bytes())
+    assert isinstance(root, etree._Element) and isinstance(twin, etree._Element)
+    assert etree.tostring(root) == etree.tostring(twin)
+    ((ok, msgs),) = documents.parse_dimensions(root)
+    assert not ok and [(m.node, m.kind, m.text) for m in msgs] == [("code", "error", "Dimensie 9999 bestaat niet.")]
+    assert customer_update_error(msgs).code == "unknown_customer"
 
 
 def test_fault_354_is_read_from_its_detail() -> None:
