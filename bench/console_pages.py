@@ -49,7 +49,7 @@ def pages(stack: Any, second_invoices_page: str) -> dict[str, str]:
         "bookings_errors": "/console/bookings?tab=errors",
         "bookings_search": "/console/bookings?tab=booked&q=INV-0054321",
         "deliveries": "/console/deliveries",
-        "deliveries_failed_mandates": "/console/deliveries?type=mandate.*&status=failed",
+        "deliveries_failed_mandates": "/console/deliveries?q=mandate.*&status=failed",
     }
 
 

@@ -115,7 +115,7 @@ async def test_a_filter_outside_its_choices_or_a_search_too_long_is_refused_befo
         ("/console/mandates?status=signed", "status"),
         ("/console/deliveries?status=ok", "status"),
         ("/console/invoices?q=" + "x" * 101, "q"),
-        ("/console/deliveries?type=mandate%25", "type"),
+        ("/console/deliveries?q=mandate%25", "q"),
         ("/console/deliveries?before=-1", "before"),
     ]:
         r = await client.get(path)

@@ -71,8 +71,13 @@ async def test_search_and_filters_reach_the_services(signed_in: tuple[httpx.Asyn
     assert len(first_cells(page.text, "mandates")) == 1 and "KOP0000008" in page.text
     page = await client.get("/console/mandates", params={"q": "KOP0000008", "status": "rejected"})
     assert first_cells(page.text, "mandates") == [] and "Nothing matches." in page.text
-    page = await client.get("/console/deliveries", params={"type": "mandate.*", "status": "failed"})
-    assert "collection.paid" not in page.text.split('<table id="deliveries">', 1)[1]
+    page = await client.get("/console/deliveries", params={"q": "mandate.*", "status": "failed"})
+    failed = page.text.split('<table id="deliveries">', 1)[1]
+    assert "mandate.signed" in failed and "collection.paid" not in failed and "succeeded" not in failed
+    event_id = re.search(r"mandate\.signed <code>([0-9a-f-]{36})</code>", failed)
+    assert event_id
+    page = await client.get("/console/deliveries", params={"q": event_id[1]})
+    assert len(re.findall(r"<code>[0-9a-f-]{36}</code>", page.text.split('<table id="deliveries">', 1)[1])) == 1
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,12 @@ an HttpOnly, SameSite=Strict cookie); every form carries a CSRF token derived fr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,6 +39,7 @@ MANDATE_STATUSES = ("requested", "prepared", "pending_bank", "active", "suspende
 INVOICE_STATUSES = ("open", "scheduled", "submitted", "paid", "failed", "reversed", "skipped", "withdrawn")
 DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled")
 Search = Annotated[str | None, Query(max_length=100)]
+EVENT_TYPE = re.compile(r"[a-z_]+(\.[a-z_]+|\.\*)")
 Cursor = Annotated[str | None, Query(max_length=200)]
 FEEDS = ("mandate", "transaction", "paylink")
 
@@ -356,20 +360,37 @@ async def feed_reset(
 async def deliveries(
     request: Request,
     session: Session,
-    type: Annotated[str | None, Query(max_length=100, pattern=r"^[a-z_]+(\.[a-z_]+|\.\*)$")] = None,
+    q: Search = None,
     status: str = "",
     before: Annotated[str | None, Query(pattern=r"^\d{1,19}$")] = None,
 ) -> HTMLResponse:
     _check_choice("status", status, DELIVERY_STATUSES)
-    params = _params(type=type, status=status, before=before)
+    params = _params(status=status, before=before, **_delivery_search(q))
     answer, endpoints = await asyncio.gather(
         api(request).call("notify", "GET", "/v1/deliveries", session[1], params=params),
         api(request).call("notify", "GET", "/v1/webhook-endpoints", session[1]),
     )
     return page(
-        request, "deliveries.html", session, answer=answer, endpoints=endpoints, type=type, status=status,
+        request, "deliveries.html", session, answer=answer, endpoints=endpoints, q=q, status=status,
         statuses=DELIVERY_STATUSES, **_pager(request, "before", answer.body_value("next_before")),
     )  # fmt: skip
+
+
+def _delivery_search(q: str | None) -> dict[str, str]:
+    """The delivery log is searched by event id, or by event type or family (``mandate.*``)."""
+    if not q:
+        return {}
+    q = q.strip()
+    with contextlib.suppress(ValueError):
+        return {"event_id": str(uuid.UUID(q))}
+    if EVENT_TYPE.fullmatch(q):
+        return {"type": q}
+    raise Problem(
+        422,
+        "validation_error",
+        "q: an event id, or an event type such as mandate.signed or mandate.*",
+        errors=[{"field": "q", "rule": "event_id_or_type", "message": "an event id or an event type"}],
+    )
 
 
 @router.get("/api-docs")
