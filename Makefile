@@ -39,6 +39,7 @@ bench: install ## every benchmark, each beside its reference; report in bench/re
 	uv run python bench/end_to_end.py
 	uv run python bench/end_to_end.py --rate 20 --seconds 120 --name end_to_end_20_per_s
 	uv run python bench/reconcile.py
+	uv run python bench/console_pages.py
 	uv run python bench/report.py
 
 chaos: install ## the chaos drill at full size (10,000 payments; kills, broker and database restarts)

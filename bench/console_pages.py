@@ -100,7 +100,7 @@ async def main_async(args: argparse.Namespace) -> None:
             over.append(name)
         print(f"{name:28} server p50 {p50:7.1f} ms  p95 {p95:7.1f} ms", flush=True)
     figures["pages_over_target_at_p95"] = ", ".join(over) or "none"
-    path = write_result(
+    written = write_result(
         "console_pages",
         figures,
         notes=(
@@ -112,7 +112,7 @@ async def main_async(args: argparse.Namespace) -> None:
             "(the first after start opens the connections), not in p50/p95."
         ),
     )
-    print(f"written {path}")
+    print(f"written {written}")
 
 
 def main() -> None:
