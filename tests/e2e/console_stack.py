@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import aio_pika
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -24,7 +25,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.settings import DEV_ENCRYPTION_KEY
-from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
 from koppel_shared.testing.serving import Served
 
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
@@ -103,11 +104,24 @@ def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, dict[str, 
 async def running(invoices: int, prefix: str | None = None) -> AsyncIterator[Stack]:
     prefix = prefix or unique_name("q") + "."
     tenant = uuid.uuid4()
-    async with databases(prefix) as urls:
-        await seed(urls, tenant, invoices)
-        with serving(urls, prefix) as (console, services, settings):
-            token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
-            yield Stack(console, token, tenant, urls, services, settings)
+    try:
+        async with databases(prefix) as urls:
+            await seed(urls, tenant, invoices)
+            with serving(urls, prefix) as (console, services, settings):
+                token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
+                yield Stack(console, token, tenant, urls, services, settings)
+    finally:
+        await _remove_exchange(prefix)
+
+
+async def _remove_exchange(prefix: str) -> None:
+    """The services declare the run's exchange and its parking queue: gone with the run."""
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        for name in (f"{prefix}events", f"{prefix}events.unrouted"):
+            await channel.exchange_delete(name)
+        await channel.queue_delete(f"{prefix}events.unrouted")
 
 
 async def _run(url: str, *statements: tuple[str, dict[str, Any]]) -> None:
