@@ -36,6 +36,9 @@ def test_balanced_memo_is_booked_final_with_a_number_and_reads_back_the_same(tw,
     lines = tx.findall("lines/line")
     assert [line.get("id") for line in lines] == ["1", "2"]
     assert el_text(lines[0], "matchstatus") == "notmatchable"
+    # A detail line sent without an invoice number gets an empty one (php-twinfield's
+    # journalTransactionGetResponse.xml).
+    assert lines[0].find("invoicenumber") is not None and not lines[0].findtext("invoicenumber")
     assert el_text(lines[1], "matchstatus") == "available"
     assert el_text(lines[1], "matchlevel") == "2"
     assert el_text(lines[1], "openbasevalue") == "121.00"

@@ -251,6 +251,8 @@ def _enrich_refused(
         _amounts(line_el, line)
         if line.type == "detail":
             sub(line_el, "currencydate", line.extra.get("currencydate"))
+            if line_el.find("invoicenumber") is None:
+                sub(line_el, "invoicenumber")
         if _open_item(office, line):
             sub(line_el, "matchlevel", "2")
             _open_values(line_el, line)
@@ -648,9 +650,12 @@ def _open_values(el: etree._Element, line: TxLine) -> None:
 
 
 def _render_posted_line(office: Office, line: TxLine, el: etree._Element) -> None:
-    """The request's line, then Twinfield's amounts, ``currencydate`` on detail lines, and on an
-    open item ``matchlevel`` and the open amounts (php-twinfield's banktransaction-with-warning-
-    message.xml and 2-failed-and-1-successful-banktransactions.xml)."""
+    """The request's line, then Twinfield's amounts, ``currencydate`` and an empty
+    ``invoicenumber`` (when the request sent none) on detail lines, and on an open item
+    ``matchlevel`` and the open amounts (php-twinfield's banktransaction-with-warning-message.xml,
+    2-failed-and-1-successful-banktransactions.xml and journalTransactionGetResponse.xml, whose
+    detail lines sent without an invoice number come back with an empty one; a total line does
+    not)."""
     _dimensions(office, el, line, read=False)
     sub(el, "value", fmt_cents(line.value_cents))
     if line.invoicenumber:
@@ -664,6 +669,8 @@ def _render_posted_line(office: Office, line: TxLine, el: etree._Element) -> Non
     _amounts(el, line)
     if line.type == "detail":
         sub(el, "currencydate", line.extra.get("currencydate"))
+        if not line.invoicenumber:
+            sub(el, "invoicenumber")
     if line.matchable:
         sub(el, "matchlevel", "2")
         _open_values(el, line)
