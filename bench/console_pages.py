@@ -42,6 +42,7 @@ def pages(stack: Any, second_invoices_page: str) -> dict[str, str]:
         "invoices_search_no_match": "/console/invoices?q=nobody",
         "invoices_failed": "/console/invoices?status=failed",
         "invoices_open": "/console/invoices?status=open",
+        "invoices_reversed_none": "/console/invoices?status=reversed",
         "mandates": "/console/mandates",
         "mandates_search": "/console/mandates?q=Klant+42",
         "mandate_detail": f"/console/mandates/{mandate_with_history(stack.tenant)}",

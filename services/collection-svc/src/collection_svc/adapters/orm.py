@@ -138,6 +138,7 @@ collections = sa.Table(
         "ix_collections_submitted", "tenant_id", "submitted_at", postgresql_where=sa.text("submitted_at IS NOT NULL")
     ),
     sa.Index("ix_collections_paid", "tenant_id", "paid_at", postgresql_where=sa.text("paid_at IS NOT NULL")),
+    sa.Index("ix_collections_status", "tenant_id", "status", "invoice_id"),
     sa.Index(
         "uq_collections_one_live_debit",
         "invoice_id",

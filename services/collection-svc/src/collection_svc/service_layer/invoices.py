@@ -399,7 +399,12 @@ async def list_invoices(
         attempted = sa.exists().where(collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoices.c.id)
         stmt = stmt.where(~attempted, invoices.c.withdrawn_at.is_(None))
     elif filters.status:
-        stmt = stmt.where(current.c.status == filters.status)
+        # Only invoices with an attempt in that status can be in it: found through the status
+        # index first, so a rare status does not look at every invoice's current attempt.
+        candidates = sa.select(collections.c.invoice_id).where(
+            collections.c.tenant_id == tenant_id, collections.c.status == filters.status
+        )
+        stmt = stmt.where(invoices.c.id.in_(candidates), current.c.status == filters.status)
     if cursor:
         stmt = stmt.where(invoices.c.seq > decode_cursor(cursor))
     stmt = stmt.order_by(invoices.c.seq).limit(limit + 1)
