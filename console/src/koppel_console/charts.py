@@ -4,6 +4,7 @@ script, which it would otherwise load from a CDN)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pygal
@@ -35,6 +36,8 @@ COMMON: dict[str, Any] = {
 
 def _render(chart: Any, title: str) -> Markup:
     svg: str = chart.render(is_unicode=True)
+    # pygal still writes its tooltip script's settings inline; without the script they do nothing
+    svg = re.sub(r"<script[^>]*>.*?</script>", "", svg, flags=re.S)
     # the chart's accessible name, for screen readers and the browser tests
     return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{title}" ', 1))
 
