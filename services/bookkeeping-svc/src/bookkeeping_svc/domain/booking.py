@@ -23,7 +23,7 @@ end), the description its **first** 40. A reversal's counter MEMO is told apart 
 the 40-character cut cannot reach it. Our reference (``TX…``/``PL…``) goes where Twinfield lets
 us find it again: the booking keeps the MEMO's number, the optional header free-text field
 carries the reference, and a MEMO is recognised by its invoice number, amount, side, description
-and cross-account line (service_layer/booker.py). MEMOs posted before this convention carry
+and cross-account line (service_layer/booking/post.py). MEMOs posted before this convention carry
 "<reference> betaling" / "<reference> storno" and are still recognised by that.
 """
 
@@ -380,13 +380,15 @@ class Booking:
             raise IllegalTransition("close unposted", self.status)
         return self._apply({"status": Status.REVERSED}, Published.REVERSED)
 
-    def timeout(self, code: str, message: str, attempts: int, backoff: timedelta, now: datetime) -> Outcome:
+    def timeout(
+        self, code: str, message: str, attempts: int, backoff: timedelta, now: datetime, hint: str | None = None
+    ) -> Outcome:
         """Nothing was applied, or we look before acting again: try later (doubling the wait),
         and after ``attempts`` failures put the booking on the errors list with ``code``."""
         self._require("time out", *ACTIVE)
         failures = self.transient_failures + 1
         if failures >= attempts:
-            return self.error(code, message)
+            return self.error(code, message, hint)
         delay = backoff * (2 ** min(failures, MAX_BACKOFF_DOUBLINGS))
         return self._apply(
             {"transient_failures": failures, "next_attempt_at": now + delay, "error_message": message[:2000]}
