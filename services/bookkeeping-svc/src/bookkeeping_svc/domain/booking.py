@@ -446,12 +446,15 @@ class Booking:
             }
         )
 
+    def resumes(self) -> bool:
+        return self.status == Status.PAUSED or (self.status == Status.ERROR and self.error_code == "auth_lost")
+
     def resume(self, now: datetime) -> Outcome:
         """Reconnected: back to the state it was paused in (a booking that failed on lost consent
         too): a posted MEMO is matched, an unknown outcome is looked up, a reversal goes on."""
-        if not (self.status == Status.PAUSED or (self.status == Status.ERROR and self.error_code == "auth_lost")):
+        if not self.resumes():
             raise IllegalTransition("resume", self.status)
-        status = self.paused_from or (Status.BOOKED if self.memo_number is not None else Status.OPEN)
+        status = self.paused_from or resumed_status(self.memo_number is not None)
         return self._apply(
             {
                 "status": status,
@@ -499,6 +502,11 @@ class Booking:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(Booking))
+
+
+def resumed_status(has_memo: bool) -> Status:
+    """Where a booking paused (or failed) on lost consent without a recorded state picks up."""
+    return Status.BOOKED if has_memo else Status.OPEN
 
 
 def requeued_status(reverse_requested: bool, has_memo: bool) -> Status:

@@ -27,7 +27,7 @@ from bookkeeping_svc.adapters.credits import CreditBudget, Limits
 from bookkeeping_svc.adapters.orm import bookings, connections
 from bookkeeping_svc.adapters.twinfield.client import OAuthClient, ProcessXml, cost_of
 from bookkeeping_svc.adapters.twinfield.errors import ConsentLost, RateLimited, TokenRejected, TwinfieldError
-from bookkeeping_svc.domain.booking import Accounts, Status
+from bookkeeping_svc.domain.booking import PAUSABLE, Accounts, Status, resumed_status
 from bookkeeping_svc.domain.errors import hint_for
 from bookkeeping_svc.settings import Settings
 from koppel_shared.http import make_client
@@ -68,11 +68,12 @@ def accounts_of(row: sa.Row) -> Accounts:
 
 
 async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> int:
+    """``Booking.pause`` for all of a tenant's bookings at once, in one statement."""
     result = await session.execute(
         sa.update(bookings)
         .where(
             bookings.c.tenant_id == tenant_id,
-            bookings.c.status.in_([Status.OPEN, Status.POSTING, Status.BOOKED, Status.REVERSING]),
+            bookings.c.status.in_(PAUSABLE),
         )
         .values(
             # What it was doing stays visible: memo_number / reverse_requested tell the booker
@@ -89,12 +90,13 @@ async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: st
 
 
 async def resume_bookings(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    """Paused bookings (and those that failed on lost consent) go back to the state they were
-    paused in: a posted MEMO is matched, an unknown outcome is looked up, a reversal goes on."""
+    """``Booking.resume`` for all of a tenant's bookings at once: paused bookings (and those that
+    failed on lost consent) go back to the state they were paused in: a posted MEMO is matched, an
+    unknown outcome is looked up, a reversal goes on."""
     values = {
         "status": sa.func.coalesce(
             bookings.c.paused_from,
-            sa.case((bookings.c.memo_number.is_not(None), Status.BOOKED), else_=Status.OPEN),
+            sa.case((bookings.c.memo_number.is_not(None), resumed_status(True)), else_=resumed_status(False)),
         ),
         "paused_from": None,
         "error_code": None,
