@@ -28,6 +28,8 @@ EVENTS: dict[str, Callable[[Booking], Outcome]] = {
     "reverse": lambda b: b.reverse(date(2025, 3, 20), NOW),
     "counter_posting": lambda b: b.counter_posting(),
     "counter_booked": lambda b: b.counter_booked("202500202"),
+    "reopen": lambda b: b.reopen(NOW),
+    "open_error": lambda b: b.open_error("reconcile_difference", "paid_not_booked: no MEMO", "Kijk in Twinfield."),
 }
 
 # A booking as it stands in each state on the happy path (a MEMO from booked on).
@@ -57,6 +59,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSED, Published.REVERSED),
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
     S.POSTING: {
         "post": (S.POSTING, None),
@@ -71,6 +75,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.POSTING, None),  # maybe posted: looked up first
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
     S.BOOKED: {
         "post": REFUSED,
@@ -85,6 +91,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSING, None),
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
     S.MATCHED: {
         "post": REFUSED,
@@ -99,6 +107,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSING, None),
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
     S.ERROR: {
         "post": REFUSED,
@@ -113,6 +123,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSED, Published.REVERSED),  # never reached Twinfield
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
     S.PAUSED: {
         "post": REFUSED,
@@ -127,6 +139,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSED, Published.REVERSED),
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": REFUSED,
+        "open_error": (S.ERROR, None),
     },
     S.REVERSING: {
         "post": REFUSED,
@@ -141,6 +155,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSING, None),  # a second reversal changes nothing
         "counter_posting": (S.REVERSING, None),
         "counter_booked": (S.REVERSED, Published.REVERSED),
+        "reopen": REFUSED,
+        "open_error": (S.ERROR, None),
     },
     S.REVERSED: {
         "post": REFUSED,
@@ -155,6 +171,8 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "reverse": (S.REVERSED, None),
         "counter_posting": REFUSED,
         "counter_booked": REFUSED,
+        "reopen": (S.POSTING, None),
+        "open_error": (S.ERROR, None),
     },
 }
 
@@ -283,3 +301,10 @@ def test_an_unknown_outcome_error_is_looked_up_before_a_reversal_closes_it() -> 
     booking = Booking(status=S.ERROR, error_code="unknown_outcome")
     booking.reverse(date(2025, 3, 20), NOW)
     assert booking.status == S.REVERSING and booking.reverse_requested
+
+
+def test_a_reopened_booking_forgets_its_memo_and_is_looked_up_first() -> None:
+    booking = Booking(status=S.MATCHED, memo_number="9", memo_line=2, matched_at=NOW, reverse_requested=True)
+    outcome = booking.reopen(NOW)
+    assert booking.status == S.POSTING and booking.memo_number is None and not booking.reverse_requested
+    assert outcome.changes["matched_at"] is None and outcome.event is None

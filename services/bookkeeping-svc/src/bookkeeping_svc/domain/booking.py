@@ -467,6 +467,34 @@ class Booking:
             }
         )
 
+    # -- reconciliation --------------------------------------------------------------------------
+
+    def reopen(self, now: datetime) -> Outcome:
+        """Twikey says paid, Twinfield shows no booking: book it again. ``posting`` means "look up,
+        then post", so a MEMO that is there after all is found, never posted twice. Not while
+        paused (nothing is attempted) or while a reversal is under way."""
+        if self.status in (Status.PAUSED, Status.REVERSING):
+            raise IllegalTransition("reopen", self.status)
+        return self._apply(
+            {
+                "status": Status.POSTING,
+                "memo_number": None,
+                "memo_line": None,
+                "matched_at": None,
+                "reverse_requested": False,
+                "error_code": None,
+                "error_message": None,
+                "hint": None,
+                "transient_failures": 0,
+                "next_attempt_at": now,
+            }
+        )
+
+    def open_error(self, code: str, message: str, hint: str) -> Outcome:
+        """An operator puts a reconciliation difference on the errors list, whatever the booking's
+        state; ``retry`` picks it up from what it keeps (MEMO, reversal)."""
+        return self._apply({"status": Status.ERROR, "error_code": code, "error_message": message[:2000], "hint": hint})
+
     # -- reversals -------------------------------------------------------------------------------
 
     def reverse(self, on: date, now: datetime) -> Outcome:
