@@ -44,21 +44,16 @@ STATES: dict[Status, dict[str, Any]] = {
     S.REVERSED: {"memo_number": "202500101", "memo_line": 2, "reverse_requested": True},
 }
 
-# state -> event -> (status afterwards, published event) or REFUSED; a missing status: unchanged.
-TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
+# state -> the events it allows -> (status afterwards, published event); every other event is refused.
+TABLE: dict[Status, dict[str, tuple[Status, Published | None]]] = {
     S.OPEN: {
         "post": (S.POSTING, None),
-        "answer": REFUSED,
         "found_existing": (S.BOOKED, None),
         "timeout": (S.OPEN, None),
-        "match": REFUSED,
         "error": (S.ERROR, Published.FAILED),
         "retry": (S.OPEN, None),
         "pause": (S.PAUSED, None),
-        "resume": REFUSED,
         "reverse": (S.REVERSED, Published.REVERSED),
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
@@ -67,121 +62,62 @@ TABLE: dict[Status, dict[str, tuple[Status, Published | None] | str]] = {
         "answer": (S.BOOKED, None),
         "found_existing": (S.BOOKED, None),
         "timeout": (S.POSTING, None),
-        "match": REFUSED,
         "error": (S.ERROR, Published.FAILED),
         "retry": (S.POSTING, None),
         "pause": (S.PAUSED, None),
-        "resume": REFUSED,
         "reverse": (S.POSTING, None),  # maybe posted: looked up first
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
     S.BOOKED: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
         "timeout": (S.BOOKED, None),
         "match": (S.MATCHED, Published.BOOKED),
         "error": (S.ERROR, Published.FAILED),
         "retry": (S.BOOKED, None),
         "pause": (S.PAUSED, None),
-        "resume": REFUSED,
         "reverse": (S.REVERSING, None),
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
     S.MATCHED: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
-        "timeout": REFUSED,
-        "match": REFUSED,
-        "error": REFUSED,
-        "retry": REFUSED,
-        "pause": REFUSED,
-        "resume": REFUSED,
         "reverse": (S.REVERSING, None),
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
     S.ERROR: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
-        "timeout": REFUSED,
-        "match": REFUSED,
-        "error": REFUSED,
         "retry": (S.POSTING, None),  # no MEMO number: look up before posting again
-        "pause": REFUSED,
-        "resume": REFUSED,  # only one that failed on lost consent resumes
         "reverse": (S.REVERSED, Published.REVERSED),  # never reached Twinfield
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
     S.PAUSED: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
-        "timeout": REFUSED,
-        "match": REFUSED,
-        "error": REFUSED,
-        "retry": REFUSED,
-        "pause": REFUSED,
         "resume": (S.OPEN, None),
         "reverse": (S.REVERSED, Published.REVERSED),
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
-        "reopen": REFUSED,
         "open_error": (S.ERROR, None),
     },
     S.REVERSING: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
         "timeout": (S.REVERSING, None),
-        "match": REFUSED,
         "error": (S.ERROR, Published.FAILED),
         "retry": (S.REVERSING, None),
         "pause": (S.PAUSED, None),
-        "resume": REFUSED,
         "reverse": (S.REVERSING, None),  # a second reversal changes nothing
         "counter_posting": (S.REVERSING, None),
         "counter_booked": (S.REVERSED, Published.REVERSED),
-        "reopen": REFUSED,
         "open_error": (S.ERROR, None),
     },
     S.REVERSED: {
-        "post": REFUSED,
-        "answer": REFUSED,
-        "found_existing": REFUSED,
-        "timeout": REFUSED,
-        "match": REFUSED,
-        "error": REFUSED,
-        "retry": REFUSED,
-        "pause": REFUSED,
-        "resume": REFUSED,
         "reverse": (S.REVERSED, None),
-        "counter_posting": REFUSED,
-        "counter_booked": REFUSED,
         "reopen": (S.POSTING, None),
         "open_error": (S.ERROR, None),
     },
 }
 
-CASES = [(state, event, expected) for state, row in TABLE.items() for event, expected in row.items()]
+CASES = [(state, event, TABLE[state].get(event, REFUSED)) for state in TABLE for event in EVENTS]
 
 
-def test_the_table_covers_every_state_and_event() -> None:
+def test_the_table_covers_every_state_and_names_only_known_events() -> None:
     assert set(TABLE) == set(Status)
-    assert all(set(row) == set(EVENTS) for row in TABLE.values())
+    assert all(set(row) <= set(EVENTS) for row in TABLE.values())
 
 
 @pytest.mark.parametrize(("state", "event", "expected"), CASES, ids=[f"{s}-{e}" for s, e, _ in CASES])
