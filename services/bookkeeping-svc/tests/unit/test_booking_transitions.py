@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from bookkeeping_svc.domain.booking import Booking, IllegalTransition, Outcome, Published, Status
+from bookkeeping_svc.domain.booking import (
+    Booking,
+    IllegalTransition,
+    Outcome,
+    Published,
+    Status,
+    opened,
+    reversed_unpaid,
+)
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 S = Status
@@ -244,3 +252,18 @@ def test_a_reopened_booking_forgets_its_memo_and_is_looked_up_first() -> None:
     outcome = booking.reopen(NOW)
     assert booking.status == S.POSTING and booking.memo_number is None and not booking.reverse_requested
     assert outcome.changes["matched_at"] is None and outcome.event is None
+
+
+@pytest.mark.parametrize(
+    ("consent_lost", "expected"),
+    [(False, {"status": S.OPEN}), (True, {"status": S.PAUSED, "paused_from": S.OPEN})],
+)
+def test_a_new_booking_is_open_or_paused_to_resume_as_open(consent_lost: bool, expected: dict[str, Any]) -> None:
+    assert opened(consent_lost) == expected
+
+
+def test_a_reversal_heard_before_the_payment_makes_a_reversed_booking() -> None:
+    state = reversed_unpaid(date(2025, 3, 20))
+    booking = Booking(**state)
+    assert booking.status == S.REVERSED and booking.reverse_requested
+    assert booking.reverse(date(2025, 3, 21), NOW) == Outcome({})  # a late second reversal: nothing

@@ -532,6 +532,20 @@ class Booking:
 _STATE_FIELDS = frozenset(f.name for f in fields(Booking))
 
 
+def opened(consent_lost: bool) -> dict[str, Any]:
+    """A new booking's state: open, or paused (to resume as open) while the tenant's consent is
+    lost."""
+    if consent_lost:
+        return {"status": Status.PAUSED, "paused_from": Status.OPEN}
+    return {"status": Status.OPEN}
+
+
+def reversed_unpaid(on: date) -> dict[str, Any]:
+    """A booking made by a reversal we heard of before the payment: nothing to book, and a late
+    ``collection.paid`` for it is a duplicate."""
+    return {"status": Status.REVERSED, "reverse_requested": True, "reversed_on": on}
+
+
 def resumed_status(has_memo: bool) -> Status:
     """Where a booking paused (or failed) on lost consent without a recorded state picks up."""
     return Status.BOOKED if has_memo else Status.OPEN

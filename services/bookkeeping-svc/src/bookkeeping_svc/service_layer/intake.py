@@ -19,7 +19,15 @@ from sqlalchemy.dialects.postgresql import insert
 
 from bookkeeping_svc.adapters.orm import bookings, customer_updates
 from bookkeeping_svc.adapters.repository import BookingRepository
-from bookkeeping_svc.domain.booking import RETRYABLE, TABS, Booking, IllegalTransition, Status, requeued_status
+from bookkeeping_svc.domain.booking import (
+    RETRYABLE,
+    TABS,
+    Booking,
+    IllegalTransition,
+    Status,
+    requeued_status,
+    reversed_unpaid,
+)
 from bookkeeping_svc.domain.identity import Verdict, compare
 from bookkeeping_svc.service_layer import conflicts
 from bookkeeping_svc.service_layer.booking.work import record
@@ -112,7 +120,7 @@ async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, u
         # Reversed before we heard it was paid: nothing to book, and a late collection.paid for it
         # is a duplicate of this row.
         values = _row_values(tenant_id, data, envelope)
-        values.update(status=Status.REVERSED, reverse_requested=True, reversed_on=now.date())
+        values.update(reversed_unpaid(now.date()))
         inserted = (
             await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings))
         ).first()
