@@ -29,7 +29,7 @@ class Settings(KoppelSettings):
     # Where the callback sends the operator's browser once connected (the console), if set.
     console_url: str | None = None
 
-    # HTTP: reads may be retried freely; writes are never retried blindly (see booker.py).
+    # HTTP: reads may be retried freely; writes are never retried blindly (see adapters/twinfield/client.py).
     twinfield_timeout_seconds: float = 30.0
     # Refresh the access token this long before it expires.
     token_refresh_margin_seconds: float = 120.0

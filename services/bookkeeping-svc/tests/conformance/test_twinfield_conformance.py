@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 from lxml import etree
 
 from bookkeeping_svc.adapters.twinfield import documents, ledger
+from bookkeeping_svc.adapters.twinfield.answers import classify_messages, customer_update_error
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.domain.invoices import Found, NotFound, resolve_invoice
-from bookkeeping_svc.service_layer.booker import classify_messages, customer_update_error
 from twinfield_sandbox import create_app
 from twinfield_sandbox import testing as sandbox
 
@@ -367,7 +367,8 @@ def test_a_utf16_answer_whose_result_declares_utf16_reads_as_its_utf8_twin() -> 
 
 def test_fault_354_is_read_from_its_detail() -> None:
     fault = documents.parse_envelope((FIXTURES / "envelope-fault-354.xml").read_bytes())
-    assert fault == documents.Fault("354", "Access denied. Token invalid.")
+    assert isinstance(fault, documents.Fault)
+    assert (fault.code, fault.message) == ("354", "Access denied. Token invalid.")
 
 
 def test_a_result_declaring_utf16_is_read_as_the_text_it_is() -> None:

@@ -2,6 +2,7 @@ from datetime import date
 
 import pytest
 
+from bookkeeping_svc.adapters.twinfield.answers import classify
 from bookkeeping_svc.domain.booking import (
     Accounts,
     MissingCrossAccount,
@@ -14,7 +15,6 @@ from bookkeeping_svc.domain.booking import (
     payment_memo,
     reversal_memo,
 )
-from bookkeeping_svc.domain.errors import classify
 from bookkeeping_svc.domain.invoices import Found, NeedEmails, NotFound, OpenItem, find_own_memo, resolve_invoice
 
 LONG_INVOICE = "ORDER-2025-" + "X" * 30 + "-0042"  # 46 characters
@@ -196,8 +196,8 @@ def test_twinfield_messages_are_classified_with_a_hint(message: str, node: str, 
 
 
 def test_a_refused_customer_update_is_an_unknown_customer_by_element_then_wording() -> None:
+    from bookkeeping_svc.adapters.twinfield.answers import customer_update_error
     from bookkeeping_svc.adapters.twinfield.documents import Message
-    from bookkeeping_svc.service_layer.booker import customer_update_error
 
     assert customer_update_error([Message("code", "Dimension 1001 does not exist.", "error")]).code == (
         "unknown_customer"

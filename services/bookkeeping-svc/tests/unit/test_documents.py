@@ -61,4 +61,5 @@ def test_soap_envelope_round_trip_and_fault() -> None:
         b"<detail><message>Access denied. Token invalid.</message><code>354</code></detail>"
         b"</soap:Fault></soap:Body></soap:Envelope>"
     )
-    assert fault == documents.Fault("354", "Access denied. Token invalid.")
+    assert isinstance(fault, documents.Fault)
+    assert (fault.code, fault.message) == ("354", "Access denied. Token invalid.")

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from bookkeeping_svc.adapters.twinfield.client import Fault
+from bookkeeping_svc.adapters.twinfield.errors import Fault
 from bookkeeping_svc.domain.booking import Accounts
 from bookkeeping_svc.domain.invoices import OpenItem
-from bookkeeping_svc.service_layer.booker import Booker
+from bookkeeping_svc.service_layer.booking.lookup import with_memo_texts
 
 READ = """<transaction location="final" result="1"><header><code>MEMO</code><number>{number}</number></header><lines>
 <line type="detail" id="1"><dim1>{cross}</dim1><dim2/><debitcredit>debit</debitcredit><value>121.00</value>
@@ -32,7 +32,7 @@ class Gateway:
         self.answers = answers
         self.reads: list[str] = []
 
-    async def call(self, access: Any, request: str, paid: bool = False) -> tuple[Any, etree._Element]:
+    async def call(self, access: Any, request: str, prepaid: Any = None) -> tuple[Any, etree._Element]:
         number = etree.fromstring(request).findtext("number") or ""
         self.reads.append(number)
         return access, etree.fromstring(self.answers[number])
@@ -48,15 +48,14 @@ ACCESS = SimpleNamespace(office="NLA000123", accounts=Accounts())
 async def test_only_candidates_on_our_cross_account_get_a_description() -> None:
     ours, other = READ.format(number="202500001", cross="1105"), READ.format(number="202500002", cross="1100")
     gateway = Gateway({"202500001": ours, "202500002": other})
-    booker = Booker(None, gateway, None)  # type: ignore[arg-type]
     rows = [_row("202500001"), _row("202500002"), _row("202500003", cents=12100), _row("202500004", daybook="VRK")]
-    _, found = await booker._with_memo_texts(ACCESS, rows, -1, {12100})  # type: ignore[arg-type]
+    _, found = await with_memo_texts(gateway, ACCESS, rows, -1, {12100})  # type: ignore[arg-type]
     # Read: the two MEMO credits of the paid amount; not the debit, not the sales line.
     assert gateway.reads == ["202500001", "202500002"]
     assert [r.description for r in found] == ["F2025-0042", "", "", ""]  # 1100 is no cross-account of ours
 
 
 async def test_a_refused_read_stops_the_round_instead_of_reading_as_not_ours() -> None:
-    booker = Booker(None, Gateway({"202500001": NOT_FOUND}), None)  # type: ignore[arg-type]
+    gateway = Gateway({"202500001": NOT_FOUND})
     with pytest.raises(Fault):
-        await booker._with_memo_texts(ACCESS, [_row("202500001")], -1, {12100})  # type: ignore[arg-type]
+        await with_memo_texts(gateway, ACCESS, [_row("202500001")], -1, {12100})  # type: ignore[arg-type]

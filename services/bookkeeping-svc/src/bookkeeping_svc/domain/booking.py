@@ -23,15 +23,16 @@ end), the description its **first** 40. A reversal's counter MEMO is told apart 
 the 40-character cut cannot reach it. Our reference (``TX…``/``PL…``) goes where Twinfield lets
 us find it again: the booking keeps the MEMO's number, the optional header free-text field
 carries the reference, and a MEMO is recognised by its invoice number, amount, side, description
-and cross-account line (service_layer/booker.py). MEMOs posted before this convention carry
+and cross-account line (service_layer/booking/post.py). MEMOs posted before this convention carry
 "<reference> betaling" / "<reference> storno" and are still recognised by that.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 MAX_TEXT = 40
 
@@ -228,3 +229,332 @@ def reversal_memo(payment: Payment, customer_code: str, accounts: Accounts, on: 
         ),
         freetext=(accounts.freetext_field, first40(payment.reference)) if accounts.freetext_field else None,
     )
+
+
+# -- the aggregate -------------------------------------------------------------------------------
+
+
+class Published(StrEnum):
+    """The public event a transition publishes (``booking.*``)."""
+
+    BOOKED = "booked"  # matched: booked and matched in Twinfield
+    FAILED = "failed"  # on the errors list
+    REVERSED = "reversed"
+
+
+class IllegalTransition(Exception):
+    """A transition the state drawing above does not allow from where the booking stands."""
+
+    code = "booking_illegal_transition"
+
+    def __init__(self, transition: str, status: str) -> None:
+        super().__init__(f"a booking cannot {transition} while {status}")
+        self.transition = transition
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a transition changed (column values of the booking) and the event it publishes.
+    ``changes`` empty: nothing to write."""
+
+    changes: dict[str, Any]
+    event: Published | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+NOTHING = Outcome({})
+MAX_BACKOFF_DOUBLINGS = 6
+PAUSABLE = ACTIVE
+
+
+@dataclass
+class Booking:
+    """A booking's state: what the transitions read and change. Every change goes through a
+    method below, which refuses what the state drawing does not allow (``IllegalTransition``)
+    and returns the ``Outcome`` to store and publish."""
+
+    status: Status
+    memo_number: str | None = None
+    memo_line: int | None = None
+    reverse_requested: bool = False
+    paused_from: Status | None = None
+    customer_code: str | None = None
+    error_code: str | None = None
+    transient_failures: int = 0
+    attempts: int = 0
+    matched_at: datetime | None = None
+    reversed_on: date | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> Booking:
+        """The state of a stored booking (any object with the columns as attributes)."""
+        return cls(
+            status=Status(row.status),
+            memo_number=row.memo_number,
+            memo_line=row.memo_line,
+            reverse_requested=bool(row.reverse_requested),
+            paused_from=Status(row.paused_from) if row.paused_from else None,
+            customer_code=row.customer_code,
+            error_code=row.error_code,
+            transient_failures=row.transient_failures or 0,
+            attempts=row.attempts or 0,
+            matched_at=row.matched_at,
+            reversed_on=row.reversed_on,
+        )
+
+    def _require(self, transition: str, *allowed: Status) -> None:
+        if self.status not in allowed:
+            raise IllegalTransition(transition, self.status)
+
+    def _apply(self, changes: dict[str, Any], event: Published | None = None) -> Outcome:
+        for name, value in changes.items():
+            if name in _STATE_FIELDS:
+                setattr(self, name, value)
+        return Outcome(changes, event)
+
+    def _posted_status(self) -> Status:
+        # A collection reversed while its MEMO was on its way: the counter MEMO is next.
+        return Status.REVERSING if self.reverse_requested else Status.BOOKED
+
+    # -- posting ---------------------------------------------------------------------------------
+
+    def post(self, office: str, customer_code: str, sales: tuple[str, str, int]) -> Outcome:
+        """The MEMO is about to be sent: from here an unanswered post is looked up, not repeated."""
+        self._require("post", Status.OPEN, Status.POSTING)
+        if self.reverse_requested:
+            raise IllegalTransition("post", "reversed")
+        daybook, number, line = sales
+        return self._apply(
+            {
+                "status": Status.POSTING,
+                "office": office,
+                "customer_code": customer_code,
+                "sales_daybook": daybook,
+                "sales_number": number,
+                "sales_line": line,
+                "attempts": self.attempts + 1,
+            }
+        )
+
+    def answer(self, memo_number: str, memo_line: int, now: datetime) -> Outcome:
+        """Twinfield booked the MEMO."""
+        self._require("answer", Status.POSTING)
+        return self._apply(
+            {
+                "status": self._posted_status(),
+                "memo_number": memo_number,
+                "memo_line": memo_line,
+                "booked_at": now,
+                "transient_failures": 0,
+                "error_code": None,
+                "error_message": None,
+                "hint": None,
+                "next_attempt_at": now,
+            }
+        )
+
+    def found_existing(self, memo_number: str, memo_line: int, office: str, customer: str, now: datetime) -> Outcome:
+        """Our MEMO is already in Twinfield (an earlier post whose answer was lost): never again."""
+        self._require("find its MEMO", Status.OPEN, Status.POSTING)
+        return self._apply(
+            {
+                "status": self._posted_status(),
+                "memo_number": memo_number,
+                "memo_line": memo_line,
+                "office": office,
+                "customer_code": self.customer_code or customer,
+                "booked_at": now,
+                "error_code": None,
+                "next_attempt_at": now,
+            }
+        )
+
+    def not_posted(self) -> Outcome:
+        """Reversed while its post was unanswered, and the post did not land: nothing to undo."""
+        self._require("close unposted", Status.OPEN, Status.POSTING)
+        if not self.reverse_requested:
+            raise IllegalTransition("close unposted", self.status)
+        return self._apply({"status": Status.REVERSED}, Published.REVERSED)
+
+    def timeout(
+        self, code: str, message: str, attempts: int, backoff: timedelta, now: datetime, hint: str | None = None
+    ) -> Outcome:
+        """Nothing was applied, or we look before acting again: try later (doubling the wait),
+        and after ``attempts`` failures put the booking on the errors list with ``code``."""
+        self._require("time out", *ACTIVE)
+        failures = self.transient_failures + 1
+        if failures >= attempts:
+            return self.error(code, message, hint)
+        delay = backoff * (2 ** min(failures, MAX_BACKOFF_DOUBLINGS))
+        return self._apply(
+            {"transient_failures": failures, "next_attempt_at": now + delay, "error_message": message[:2000]}
+        )
+
+    def error(self, code: str, message: str, hint: str | None = None) -> Outcome:
+        """On the errors list: a person has to act (``retry`` puts it back)."""
+        self._require("fail", *ACTIVE)
+        return self._apply(
+            {"status": Status.ERROR, "error_code": code, "error_message": message[:2000], "hint": hint},
+            Published.FAILED,
+        )
+
+    # -- matching --------------------------------------------------------------------------------
+
+    def match(self, now: datetime) -> Outcome:
+        """Payment and invoice are matched ("afgeletterd")."""
+        self._require("match", Status.BOOKED)
+        if self.memo_number is None:
+            raise IllegalTransition("match", "without a MEMO")
+        return self._apply(
+            {
+                "status": Status.MATCHED,
+                "matched_at": now,
+                "transient_failures": 0,
+                "error_code": None,
+                "error_message": None,
+                "hint": None,
+            },
+            Published.BOOKED,
+        )
+
+    # -- operators and consent -------------------------------------------------------------------
+
+    def retry(self, now: datetime) -> Outcome:
+        """Back to work from where the booking stands: a posted MEMO is not posted again, and
+        without a MEMO number the next round looks first (one read credit buys the certainty that
+        an earlier, unanswered post is not repeated)."""
+        self._require("retry", *RETRYABLE)
+        changes: dict[str, Any] = {"transient_failures": 0, "next_attempt_at": now}
+        if self.status == Status.ERROR:
+            changes["status"] = requeued_status(self.reverse_requested, self.memo_number is not None)
+        return self._apply(changes)
+
+    def pause(self, reason: str, hint: str) -> Outcome:
+        """The tenant's consent is gone. What it was doing stays visible in ``paused_from``."""
+        self._require("pause", *PAUSABLE)
+        return self._apply(
+            {
+                "status": Status.PAUSED,
+                "paused_from": self.status,
+                "error_code": "auth_lost",
+                "error_message": reason,
+                "hint": hint,
+            }
+        )
+
+    def resumes(self) -> bool:
+        return self.status == Status.PAUSED or (self.status == Status.ERROR and self.error_code == "auth_lost")
+
+    def resume(self, now: datetime) -> Outcome:
+        """Reconnected: back to the state it was paused in (a booking that failed on lost consent
+        too): a posted MEMO is matched, an unknown outcome is looked up, a reversal goes on."""
+        if not self.resumes():
+            raise IllegalTransition("resume", self.status)
+        status = self.paused_from or resumed_status(self.memo_number is not None)
+        return self._apply(
+            {
+                "status": status,
+                "paused_from": None,
+                "error_code": None,
+                "error_message": None,
+                "hint": None,
+                "transient_failures": 0,
+                "next_attempt_at": now,
+            }
+        )
+
+    # -- reconciliation --------------------------------------------------------------------------
+
+    def reopen(self, now: datetime) -> Outcome:
+        """Twikey says paid, Twinfield shows no booking: book it again. ``posting`` means "look up,
+        then post", so a MEMO that is there after all is found, never posted twice. Not while
+        paused (nothing is attempted) or while a reversal is under way."""
+        if self.status in (Status.PAUSED, Status.REVERSING):
+            raise IllegalTransition("reopen", self.status)
+        return self._apply(
+            {
+                "status": Status.POSTING,
+                "memo_number": None,
+                "memo_line": None,
+                "matched_at": None,
+                "reverse_requested": False,
+                "error_code": None,
+                "error_message": None,
+                "hint": None,
+                "transient_failures": 0,
+                "next_attempt_at": now,
+            }
+        )
+
+    def open_error(self, code: str, message: str, hint: str) -> Outcome:
+        """An operator puts a reconciliation difference on the errors list, whatever the booking's
+        state; ``retry`` picks it up from what it keeps (MEMO, reversal)."""
+        return self._apply({"status": Status.ERROR, "error_code": code, "error_message": message[:2000], "hint": hint})
+
+    # -- reversals -------------------------------------------------------------------------------
+
+    def reverse(self, on: date, now: datetime) -> Outcome:
+        """The collection was reversed. Never in Twinfield: closed without a booking. Posted (or
+        maybe posted): the counter MEMO is booked once the MEMO is certain. A second reversal
+        changes nothing."""
+        if self.reverse_requested or self.status in (Status.REVERSING, Status.REVERSED):
+            return NOTHING
+        maybe_posted = Status.POSTING in (self.status, self.paused_from) or self.error_code == "unknown_outcome"
+        if self.memo_number is None and not maybe_posted:
+            return self._apply(
+                {"status": Status.REVERSED, "reverse_requested": True, "reversed_on": on, "paused_from": None},
+                Published.REVERSED,
+            )
+        changes: dict[str, Any] = {"reverse_requested": True, "reversed_on": on, "next_attempt_at": now}
+        if self.status == Status.PAUSED:
+            changes["paused_from"] = Status.REVERSING if self.memo_number else Status.POSTING
+        elif self.status in (Status.BOOKED, Status.MATCHED, Status.ERROR):
+            changes["status"] = Status.REVERSING
+        return self._apply(changes)
+
+    def counter_posting(self) -> Outcome:
+        """The counter MEMO is about to be sent."""
+        self._require("post its counter MEMO", Status.REVERSING)
+        return self._apply({"reversal_posting": True})
+
+    def counter_booked(self, number: str) -> Outcome:
+        """The counter MEMO is in Twinfield (posted now, or found from an earlier post)."""
+        self._require("book its counter MEMO", Status.REVERSING)
+        return self._apply(
+            {"status": Status.REVERSED, "reversal_memo_number": number, "reversal_posting": False}, Published.REVERSED
+        )
+
+
+_STATE_FIELDS = frozenset(f.name for f in fields(Booking))
+
+
+def opened(consent_lost: bool) -> dict[str, Any]:
+    """A new booking's state: open, or paused (to resume as open) while the tenant's consent is
+    lost."""
+    if consent_lost:
+        return {"status": Status.PAUSED, "paused_from": Status.OPEN}
+    return {"status": Status.OPEN}
+
+
+def reversed_unpaid(on: date) -> dict[str, Any]:
+    """A booking made by a reversal we heard of before the payment: nothing to book, and a late
+    ``collection.paid`` for it is a duplicate."""
+    return {"status": Status.REVERSED, "reverse_requested": True, "reversed_on": on}
+
+
+def resumed_status(has_memo: bool) -> Status:
+    """Where a booking paused (or failed) on lost consent without a recorded state picks up."""
+    return Status.BOOKED if has_memo else Status.OPEN
+
+
+def requeued_status(reverse_requested: bool, has_memo: bool) -> Status:
+    """Where a failed booking picks up again when retried."""
+    if reverse_requested:
+        return Status.REVERSING
+    if has_memo:
+        return Status.BOOKED
+    return Status.POSTING

@@ -1,17 +1,8 @@
-"""Twinfield's messages classified into what an operator can act on, each with a hint.
-
-ProcessXml business errors carry no code, only the element they sit on and a text in the user's
-language. So the element decides first (``dim2`` = the customer, ``dim1``/the header ``code`` = an
-account or daybook); the wording is read only where the element says nothing, with the Dutch and
-English variants seen in real answers (reference §3.5). A warning is never an error: a
-warning-only answer (e.g. "Datum … valt buiten de opgegeven periode") is ``validation``, not
-``period_closed``; a "Configuratiefout in rekening-courant" is ``validation``, not an unknown
-account.
-"""
+"""What an operator can act on when a booking fails: each error code with its hint. Twinfield's
+messages are turned into these codes in one place, adapters/twinfield/answers.py."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 
@@ -84,48 +75,6 @@ HINTS: dict[str, Classified] = {
         "Twinfield weigerde de boeking. Lees de melding, corrigeer de gegevens en probeer opnieuw.",
     ),
 }
-
-# The element of an error -> what it means (the wording is not needed then).
-# An error on <period> is a period that takes no posting (a message on <date> is read by its
-# wording: the date carries invalid-date messages too).
-_NODES = {"dim2": "unknown_customer", "dim1": "unknown_account", "code": "unknown_account", "period": "period_closed"}
-
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # "De boeking kan niet gemaakt worden omdat periode 2020/01 niet bestaat" (KNLTB); closed/locked
-    (
-        re.compile(
-            r"periode \S+ (bestaat niet|niet bestaat|is (af)?gesloten|is geblokkeerd)"
-            r"|period \S+ (does not exist|is closed|is locked)"
-            r"|boekjaar \S+ (bestaat niet|is afgesloten)|financial year \S+ (does not exist|is closed)",
-            re.I,
-        ),
-        "period_closed",
-    ),
-    # "Boeking VRK 202100008 regel 2 is niet beschikbaar voor afletteren." (murb/twinfield spec)
-    (re.compile(r"niet beschikbaar voor afletteren|not available for matching", re.I), "already_matched"),
-    (re.compile(r"debiteur \S+ (bestaat niet|komt niet voor)|customer \S+ does not exist", re.I), "unknown_customer"),
-    (
-        re.compile(
-            r"(dagboek|grootboekrekening|transactietype) \S+ (bestaat niet|komt niet voor)"
-            r"|(daybook|transaction type|general ledger account) \S+ does not exist",
-            re.I,
-        ),
-        "unknown_account",
-    ),
-]
-
-
-def classify(message: str, node: str | None = None, kind: str = "error") -> Classified:
-    """Classify a Twinfield message; ``node`` is the element that carried it, ``kind`` its
-    ``msgtype``."""
-    if kind != "error":
-        return HINTS["validation"]
-    if node in _NODES:
-        return HINTS[_NODES[node]]
-    for pattern, code in _PATTERNS:
-        if pattern.search(message):
-            return HINTS[code]
-    return HINTS["validation"]
 
 
 def hint_for(code: str) -> str:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 from bookkeeping_svc.adapters.sync_client import SyncClient
 from bookkeeping_svc.service_layer import reconcile
-from bookkeeping_svc.service_layer.booker import Booker, sweep
 from bookkeeping_svc.service_layer.gateway import gateway
+from bookkeeping_svc.service_layer.scheduler import Scheduler, sweep
 from bookkeeping_svc.settings import Settings
 from koppel_shared.logging import get_logger
 from koppel_shared.service import Loop, Runtime
@@ -22,7 +22,7 @@ log = get_logger(__name__)
 def loops(runtime: Runtime) -> Sequence[Loop]:
     settings = runtime.settings
     assert isinstance(settings, Settings)
-    booker = Booker(runtime, gateway(runtime), settings)
+    booker = Scheduler(runtime, gateway(runtime), settings)
     runtime.extras["booker"] = booker
 
     async def sweeper(stop: asyncio.Event) -> None:

@@ -22,7 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from bookkeeping_svc.adapters.orm import booking_conflicts, bookings, connections, oauth_states
-from bookkeeping_svc.adapters.twinfield.client import TokenSet, TwinfieldError, Unavailable
+from bookkeeping_svc.adapters.twinfield.client import TokenSet
+from bookkeeping_svc.adapters.twinfield.errors import TwinfieldError, Unavailable
 from bookkeeping_svc.domain.booking import TABS, Status
 from bookkeeping_svc.service_layer.gateway import Gateway, resume_bookings
 from bookkeeping_svc.settings import Settings

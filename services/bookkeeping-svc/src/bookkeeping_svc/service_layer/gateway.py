@@ -11,8 +11,10 @@ with its expiry and cluster URL. A refused refresh (``invalid_grant``) marks the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -23,16 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookkeeping_svc.adapters.credits import CreditBudget, Limits
 from bookkeeping_svc.adapters.orm import bookings, connections
-from bookkeeping_svc.adapters.twinfield.client import (
-    ConsentLost,
-    OAuthClient,
-    ProcessXml,
-    RateLimited,
-    TokenRejected,
-    TwinfieldError,
-    cost_of,
-)
-from bookkeeping_svc.domain.booking import Accounts, Status
+from bookkeeping_svc.adapters.twinfield.client import OAuthClient, ProcessXml, cost_of
+from bookkeeping_svc.adapters.twinfield.errors import ConsentLost, RateLimited, TokenRejected, TwinfieldError
+from bookkeeping_svc.domain.booking import PAUSABLE, Accounts, Status, resumed_status
 from bookkeeping_svc.domain.errors import hint_for
 from bookkeeping_svc.settings import Settings
 from koppel_shared.http import make_client
@@ -73,11 +68,12 @@ def accounts_of(row: sa.Row) -> Accounts:
 
 
 async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> int:
+    """``Booking.pause`` for all of a tenant's bookings at once, in one statement."""
     result = await session.execute(
         sa.update(bookings)
         .where(
             bookings.c.tenant_id == tenant_id,
-            bookings.c.status.in_([Status.OPEN, Status.POSTING, Status.BOOKED, Status.REVERSING]),
+            bookings.c.status.in_(PAUSABLE),
         )
         .values(
             # What it was doing stays visible: memo_number / reverse_requested tell the booker
@@ -94,12 +90,13 @@ async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: st
 
 
 async def resume_bookings(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    """Paused bookings (and those that failed on lost consent) go back to the state they were
-    paused in: a posted MEMO is matched, an unknown outcome is looked up, a reversal goes on."""
+    """``Booking.resume`` for all of a tenant's bookings at once: paused bookings (and those that
+    failed on lost consent) go back to the state they were paused in: a posted MEMO is matched, an
+    unknown outcome is looked up, a reversal goes on."""
     values = {
         "status": sa.func.coalesce(
             bookings.c.paused_from,
-            sa.case((bookings.c.memo_number.is_not(None), Status.BOOKED), else_=Status.OPEN),
+            sa.case((bookings.c.memo_number.is_not(None), resumed_status(True)), else_=resumed_status(False)),
         ),
         "paused_from": None,
         "error_code": None,
@@ -121,6 +118,18 @@ async def resume_bookings(session: AsyncSession, tenant_id: uuid.UUID) -> int:
         .values(**values)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Prepaid:
+    """Credits reserved for a step's requests; ``left`` is what it has not spent."""
+
+    left: int
+
+    def spend(self, cost: int) -> None:
+        if cost > self.left:
+            raise ValueError(f"{cost} credits spent of {self.left} reserved")
+        self.left -= cost
 
 
 class Gateway:
@@ -235,8 +244,7 @@ class Gateway:
             )
 
     async def reserve(self, access: Access, cost: int) -> None:
-        """Take ``cost`` credits for requests about to be sent (``call(..., paid=True)``), waiting
-        until the budget allows them."""
+        """Take ``cost`` credits for requests about to be sent, waiting until the budget allows them."""
         wait = await self.credits.reserve(access.budget, cost)
         if wait > 0:
             await asyncio.sleep(wait)
@@ -245,13 +253,32 @@ class Gateway:
         """Give back credits reserved for a request that was not sent or not charged (429)."""
         await self.credits.refund(access.budget, cost)
 
-    async def call(self, access: Access, request_xml: str, paid: bool = False) -> tuple[Access, etree._Element]:
-        """One ProcessXml call within the fair-use budget: waits for credits (unless ``paid``
-        already), honours 429 ``Retry-After`` (the request was not processed and not charged, so
+    @contextlib.asynccontextmanager
+    async def prepaid(self, access: Access, cost: int) -> AsyncIterator[Prepaid]:
+        """Credits for the requests of one step, taken before the step chooses its bookings (while
+        the budget makes it wait, more payments arrive and join the batch). Whatever the step did
+        not spend (nothing to do, a look-up that failed) is given back when it ends: the one place
+        where a step's credits are reserved and refunded."""
+        await self.reserve(access, cost)
+        credits = Prepaid(cost)
+        try:
+            yield credits
+        finally:
+            if credits.left:
+                await self.refund(access, credits.left)
+
+    async def call(
+        self, access: Access, request_xml: str, prepaid: Prepaid | None = None
+    ) -> tuple[Access, etree._Element]:
+        """One ProcessXml call within the fair-use budget: spends ``prepaid`` credits, or waits
+        for its own, honours 429 ``Retry-After`` (the request was not processed and not charged, so
         it is sent again on the same credits), refreshes the token once on fault 354. Returns the
         access used (it may have been refreshed)."""
-        if not paid:
-            await self.reserve(access, cost_of(request_xml))
+        cost = cost_of(request_xml)
+        if prepaid is not None:
+            prepaid.spend(cost)
+        else:
+            await self.reserve(access, cost)
         waited = 0.0
         refreshed = False
         while True:
@@ -262,7 +289,7 @@ class Gateway:
                 log.info("twinfield.rate_limited", retry_after=exc.retry_after, organisation=access.organisation)
                 waited += exc.retry_after
                 if waited > self.settings.max_rate_limit_wait_seconds:
-                    await self.refund(access, cost_of(request_xml))
+                    await self.refund(access, cost)
                     raise
                 await self.credits.block(access.budget, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)

@@ -19,9 +19,19 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from bookkeeping_svc.adapters.orm import bookings, customer_updates
-from bookkeeping_svc.domain.booking import RETRYABLE, TABS, Status
+from bookkeeping_svc.adapters.repository import BookingRepository
+from bookkeeping_svc.domain.booking import (
+    RETRYABLE,
+    TABS,
+    Booking,
+    IllegalTransition,
+    Status,
+    requeued_status,
+    reversed_unpaid,
+)
 from bookkeeping_svc.domain.identity import Verdict, compare
 from bookkeeping_svc.service_layer import conflicts
+from bookkeeping_svc.service_layer.booking.work import record
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, paid_item, wake_booker
 from koppel_shared.db import UnitOfWork
@@ -111,51 +121,18 @@ async def on_collection_reversed(envelope: Envelope, data: CollectionReversed, u
         # Reversed before we heard it was paid: nothing to book, and a late collection.paid for it
         # is a duplicate of this row.
         values = _row_values(tenant_id, data, envelope)
-        values.update(status=Status.REVERSED, reverse_requested=True, reversed_on=now.date())
+        values.update(reversed_unpaid(now.date()))
         inserted = (
             await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings))
         ).first()
         if inserted is not None:
             await uow.emit(booking_event(BookingReversed, inserted, envelope))
         return
-    if row.reverse_requested or row.status in (Status.REVERSING, Status.REVERSED):
-        return
-    maybe_posted = Status.POSTING in (row.status, row.paused_from) or row.error_code == "unknown_outcome"
-    if row.memo_number is None and not maybe_posted:
-        # Never reached Twinfield: close it without a booking.
-        updated = (
-            await uow.session.execute(
-                sa.update(bookings)
-                .where(bookings.c.id == row.id)
-                .values(
-                    status=Status.REVERSED,
-                    reverse_requested=True,
-                    reversed_on=now.date(),
-                    paused_from=None,
-                    version=bookings.c.version + 1,
-                    updated_at=now,
-                )
-                .returning(bookings)
-            )
-        ).one()
-        await uow.emit(booking_event(BookingReversed, updated, envelope))
-        return
-    # Posted (or maybe posted): the booker books the counter memo once the memo is certain.
-    next_status = row.status
-    if row.status in (Status.BOOKED, Status.MATCHED, Status.ERROR):
-        next_status = Status.REVERSING
-    changes: dict[str, Any] = {
-        "reverse_requested": True,
-        "reversed_on": now.date(),
-        "next_attempt_at": now,
-        "updated_at": now,
-    }
-    if row.status == Status.PAUSED:
-        changes["paused_from"] = Status.REVERSING if row.memo_number else Status.POSTING
-    else:
-        changes["status"] = next_status
-    await uow.session.execute(sa.update(bookings).where(bookings.c.id == row.id).values(**changes))
-    await wake_booker(uow)
+    outcome = Booking.of(row).reverse(now.date(), now)
+    await record(uow, row.id, outcome, envelope)
+    if outcome.changed and outcome.event is None:
+        # Posted (or maybe posted): the booker books the counter memo once the memo is certain.
+        await wake_booker(uow)
 
 
 async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOfWork) -> None:
@@ -188,32 +165,35 @@ async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOf
 
 
 async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
-    row = (
-        await uow.session.execute(
-            sa.select(bookings).where(bookings.c.id == booking_id, bookings.c.tenant_id == tenant_id).with_for_update()
-        )
-    ).first()
+    row = await BookingRepository(uow.session).get(tenant_id, booking_id, lock=True)
     if row is None:
         raise Problem(404, "booking_not_found", f"no booking {booking_id}")
-    if row.status not in RETRYABLE:
+    try:
+        outcome = Booking.of(row).retry(datetime.now(UTC))
+    except IllegalTransition:
         raise Problem(
             409, "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
-        )
+        ) from None
     await wake_booker(uow)
-    return (await uow.session.execute(_requeue().where(bookings.c.id == booking_id).returning(bookings))).one()
+    return await record(uow, row.id, outcome)
 
 
 def _requeue() -> Any:
-    """Back to work from where the booking stands (a posted memo is not posted again)."""
+    """Back to work from where the booking stands, for many bookings at once: the status a failed
+    booking picks up with is the aggregate's (``requeued_status``), spelled out in SQL."""
+    failed = [
+        (
+            sa.and_(
+                bookings.c.reverse_requested.is_(reverse),
+                bookings.c.memo_number.is_not(None) if memo else bookings.c.memo_number.is_(None),
+            ),
+            requeued_status(reverse, memo),
+        )
+        for reverse in (True, False)
+        for memo in (True, False)
+    ]
     return sa.update(bookings).values(
-        # Without a memo number a retry looks first (posting = "look up, then post"): one read
-        # credit buys the certainty that an earlier, unanswered post is not repeated.
-        status=sa.case(
-            (bookings.c.status != Status.ERROR, bookings.c.status),
-            (bookings.c.reverse_requested.is_(True), Status.REVERSING),
-            (bookings.c.memo_number.is_not(None), Status.BOOKED),
-            else_=Status.POSTING,
-        ),
+        status=sa.case((bookings.c.status != Status.ERROR, bookings.c.status), *failed, else_=bookings.c.status),
         transient_failures=0,
         next_attempt_at=sa.func.now(),
         updated_at=sa.func.now(),

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bookkeeping_svc.adapters.orm import connections
-from bookkeeping_svc.domain.booking import Status
+from bookkeeping_svc.domain.booking import opened
 from bookkeeping_svc.domain.identity import TRANSACTION, PaidItem, payment_kind, payment_reference
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events.collection import Collection
@@ -38,9 +38,7 @@ async def connection_status(uow: UnitOfWork, tenant_id: uuid.UUID) -> str | None
 
 async def new_booking_status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
     """A new booking is open, or paused (to resume as open) while the tenant's consent is lost."""
-    if await connection_status(uow, tenant_id) == "consent_lost":
-        return {"status": Status.PAUSED, "paused_from": Status.OPEN}
-    return {"status": Status.OPEN}
+    return opened(await connection_status(uow, tenant_id) == "consent_lost")
 
 
 def booking_values(

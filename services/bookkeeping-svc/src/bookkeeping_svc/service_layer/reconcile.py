@@ -35,7 +35,7 @@ from sqlalchemy.dialects.postgresql import distinct_on, insert
 from bookkeeping_svc.adapters.orm import bookings, connections, koppel_mandates, reconcile_differences, reconcile_runs
 from bookkeeping_svc.adapters.sync_client import SyncClient, TwikeyRecordUnavailable
 from bookkeeping_svc.adapters.twinfield import documents, ledger
-from bookkeeping_svc.adapters.twinfield.client import TwinfieldError
+from bookkeeping_svc.adapters.twinfield.errors import TwinfieldError
 from bookkeeping_svc.domain.reconcile import (
     Booking,
     Comparison,

@@ -25,8 +25,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from bookkeeping_svc.adapters.orm import bookings, reconcile_differences, reconcile_runs
-from bookkeeping_svc.domain.booking import Status
+from bookkeeping_svc.adapters.repository import BookingRepository
+from bookkeeping_svc.domain.booking import Booking, IllegalTransition
 from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
+from bookkeeping_svc.service_layer.booking.work import record
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, wake_booker
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events.collection import CollectionPaid
@@ -114,31 +116,14 @@ async def _book(
     if row.fix != "book":
         raise Problem(409, "fix_not_safe", f"a {row.kind} difference cannot be booked automatically; open an error")
     if row.booking_id is not None:
-        reopened = await uow.session.execute(
-            sa.update(bookings)
-            .where(
-                bookings.c.id == row.booking_id,
-                bookings.c.tenant_id == tenant_id,
-                bookings.c.status.notin_((Status.PAUSED, Status.REVERSING)),
-            )
-            .values(
-                # posting = "look up, then post": an existing MEMO is found, never posted again.
-                status=Status.POSTING,
-                memo_number=None,
-                memo_line=None,
-                matched_at=None,
-                reverse_requested=False,
-                error_code=None,
-                error_message=None,
-                hint=None,
-                transient_failures=0,
-                next_attempt_at=sa.func.now(),
-                version=bookings.c.version + 1,
-                updated_at=sa.func.now(),
-            )
-        )
-        if not getattr(reopened, "rowcount", 0):
+        booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
+        try:
+            outcome = Booking.of(booking).reopen(datetime.now(UTC)) if booking is not None else None
+        except IllegalTransition:
+            outcome = None
+        if outcome is None:
             raise Problem(409, "booking_not_reopenable", "the booking is paused or being reversed; try again later")
+        await record(uow, row.booking_id, outcome)
         await wake_booker(uow)
         return
     twikey = row.twikey or {}
@@ -180,18 +165,10 @@ async def _book(
 async def _open_error(uow: UnitOfWork, tenant_id: uuid.UUID, row: Any) -> None:
     if row.booking_id is None:
         raise Problem(409, "no_booking", "Koppel has no booking for this difference; book it or ignore it")
-    await uow.session.execute(
-        sa.update(bookings)
-        .where(bookings.c.id == row.booking_id, bookings.c.tenant_id == tenant_id)
-        .values(
-            status=Status.ERROR,
-            error_code=ERROR_CODE,
-            error_message=f"{row.kind}: {row.detail}"[:2000],
-            hint=ERROR_HINT,
-            version=bookings.c.version + 1,
-            updated_at=sa.func.now(),
-        )
-    )
+    booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
+    if booking is not None:
+        outcome = Booking.of(booking).open_error(ERROR_CODE, f"{row.kind}: {row.detail}", ERROR_HINT)
+        await record(uow, row.booking_id, outcome)
 
 
 async def apply_fix(

@@ -27,48 +27,20 @@ import httpx
 from lxml import etree
 
 from bookkeeping_svc.adapters.twinfield import documents
+from bookkeeping_svc.adapters.twinfield.errors import (
+    ConsentLost,
+    Fault,
+    OAuthFailed,
+    OutcomeUnknown,
+    RateLimited,
+    TokenRejected,
+    Unavailable,
+)
 from koppel_shared.http import RetryableResponse, retry_after_seconds, send_with_retry
 
 AUTH_BASE = "/auth/authentication/connect"
 PROCESSXML = "/webservices/processxml.asmx"
 WRITE_ROOTS = {"transactions", "transaction", "match", "dimensions", "dimension"}
-
-
-class TwinfieldError(Exception):
-    pass
-
-
-class ConsentLost(TwinfieldError):
-    """The refresh token was refused (``invalid_grant``): an operator has to reconnect."""
-
-
-class OAuthFailed(TwinfieldError):
-    pass
-
-
-class TokenRejected(TwinfieldError):
-    """SOAP fault 354/103: the access token is expired, unknown or revoked."""
-
-
-class RateLimited(TwinfieldError):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"Twinfield answered 429; retry after {retry_after:.0f} s")
-        self.retry_after = retry_after
-
-
-class OutcomeUnknown(TwinfieldError):
-    """A write got no answer (timeout, 5xx, broken connection): it may have been applied."""
-
-
-class Unavailable(TwinfieldError):
-    """A read failed after its retries; nothing changed in Twinfield."""
-
-
-class Fault(TwinfieldError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"SOAP fault {code}: {message}")
-        self.code = code
-        self.message = message
 
 
 async def _login_call(send: Callable[[], Awaitable[httpx.Response]]) -> httpx.Response:
@@ -217,20 +189,20 @@ class ProcessXml:
         if reply.status_code == 429:
             raise RateLimited(retry_after_seconds(reply) or 1.0)
         content = reply.content
-        parsed: etree._Element | documents.Fault | None = None
+        parsed: etree._Element | Fault | None = None
         if content.lstrip().startswith(b"<"):
             try:
                 parsed = documents.parse_envelope(content)
             except (ValueError, etree.XMLSyntaxError):
                 parsed = None
-        if isinstance(parsed, documents.Fault):
+        if isinstance(parsed, Fault):
             if parsed.code in ("354", "103") or reply.status_code == 401:
                 raise TokenRejected(parsed.message)
             if reply.status_code >= 500 and write:
                 raise OutcomeUnknown(f"HTTP {reply.status_code}, fault {parsed.code}: {parsed.message}")
             if reply.status_code >= 500:
                 raise Unavailable(f"HTTP {reply.status_code}, fault {parsed.code}: {parsed.message}")
-            raise Fault(parsed.code, parsed.message)
+            raise parsed
         if parsed is None or reply.status_code >= 400:
             text = f"HTTP {reply.status_code}: {reply.text[:200]}"
             if write and reply.status_code >= 500:

@@ -10,6 +10,7 @@ from datetime import date
 
 from lxml import etree
 
+from bookkeeping_svc.adapters.twinfield.errors import Fault
 from bookkeeping_svc.domain.booking import Memo, amount_text, parse_amount
 from bookkeeping_svc.domain.invoices import OpenItem
 
@@ -53,12 +54,6 @@ def envelope(access_token: str, office: str | None, request_xml: str) -> bytes:
     wrapper = etree.SubElement(body, f"{{{TNS}}}ProcessXmlString", nsmap={None: TNS})
     etree.SubElement(wrapper, f"{{{TNS}}}xmlRequest").text = request_xml
     return etree.tostring(env, xml_declaration=True, encoding="utf-8")
-
-
-@dataclass(frozen=True)
-class Fault:
-    code: str
-    message: str
 
 
 def parse_envelope(content: bytes) -> etree._Element | Fault:

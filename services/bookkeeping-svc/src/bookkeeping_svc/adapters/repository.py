@@ -1,0 +1,64 @@
+"""Bookings in PostgreSQL: the rows the booking steps work on, and the one way a transition's
+outcome (domain/booking.py) is stored: its changes, the version bumped, ``updated_at`` set."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bookkeeping_svc.adapters.orm import bookings
+from bookkeeping_svc.domain.booking import Outcome
+
+
+class BookingRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: uuid.UUID, booking_id: uuid.UUID, *, lock: bool = False) -> Any:
+        stmt = sa.select(bookings).where(bookings.c.id == booking_id, bookings.c.tenant_id == tenant_id)
+        if lock:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).first()
+
+    async def due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any, limit: int) -> list[Any]:
+        """A tenant's bookings in ``statuses`` whose time has come, oldest first."""
+        stmt = (
+            sa.select(bookings)
+            .where(
+                bookings.c.tenant_id == tenant_id,
+                bookings.c.status.in_(statuses),
+                bookings.c.next_attempt_at <= sa.func.now(),
+                *extra,
+            )
+            .order_by(bookings.c.next_attempt_at, bookings.c.created_at)
+            .limit(limit)
+        )
+        return list((await self.session.execute(stmt)).all())
+
+    async def memo_numbers(self, tenant_id: uuid.UUID, invoice_numbers: Iterable[str], reversal: bool) -> set[str]:
+        """The MEMO numbers (counter MEMOs: ``reversal``) that bookings of these invoices keep
+        already: never anyone else's MEMO."""
+        column = bookings.c.reversal_memo_number if reversal else bookings.c.memo_number
+        found = await self.session.execute(
+            sa.select(column).where(
+                bookings.c.tenant_id == tenant_id,
+                bookings.c.invoice_number.in_(set(invoice_numbers)),
+                column.is_not(None),
+            )
+        )
+        return {str(number) for (number,) in found}
+
+    async def save(self, booking_id: uuid.UUID, outcome: Outcome) -> Any:
+        """Store a transition's changes; returns the row as it is now."""
+        return (
+            await self.session.execute(
+                sa.update(bookings)
+                .where(bookings.c.id == booking_id)
+                .values(version=bookings.c.version + 1, updated_at=sa.func.now(), **outcome.changes)
+                .returning(bookings)
+            )
+        ).one()
