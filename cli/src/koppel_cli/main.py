@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -28,7 +29,10 @@ app = typer.Typer(
 )
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 token_app = typer.Typer(help="Tenant tokens (signed JWTs).", no_args_is_help=True)
-dlq_app = typer.Typer(help="Dead letters: messages a service could not handle.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters (messages a service could not handle) and parked Twikey updates (collection-svc).",
+    no_args_is_help=True,
+)
 sandbox_app = typer.Typer(help="Run a sandbox on its own.", no_args_is_help=True)
 feed_app = typer.Typer(help="Twikey feeds (sync-svc).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
@@ -214,6 +218,49 @@ def dlq_discard(
     typer.echo(f"discarded {count} message(s)")
 
 
+TenantOpt = Annotated[uuid.UUID, typer.Option(help="Tenant id.")]
+
+
+@dlq_app.command("parked")
+def dlq_parked(tenant: TenantOpt, limit: int = 200, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a tenant's parked Twikey updates: messages collection-svc took in but could not apply,
+    with the error (KOPPEL_COLLECTION_URL)."""
+    reply = _as_operator("collection", tenant, "GET", "/v1/parked-updates", params={"limit": limit})
+    _exit_unless_ok(reply)
+    items = reply.json()["items"]
+    if as_json:
+        typer.echo(json.dumps(items, indent=2))
+        return
+    if not items:
+        typer.echo(f"no parked updates for tenant {tenant}")
+    for p in items:
+        typer.echo(
+            f"{p['seq']}  {p['event_type']:28} failed_at={p['failed_at']}\n"
+            f"    event_id={p['event_id']}\n    error={p['error']}"
+        )
+
+
+@dlq_app.command("retry-parked")
+def dlq_retry_parked(
+    tenant: TenantOpt,
+    seq: Annotated[list[int], typer.Option("--seq", help="A parked update's seq; repeat for several.")] = [],  # noqa: B006
+    all_: Annotated[bool, typer.Option("--all", help="Retry every parked update of the tenant.")] = False,
+) -> None:
+    """Put parked Twikey updates back in line; collection-svc's applier tries them again."""
+    if bool(seq) == all_:
+        raise typer.BadParameter("give --seq (repeatable) or --all")
+    body: dict[str, Any] = {"all": True} if all_ else {"seqs": seq}
+    reply = _as_operator("collection", tenant, "POST", "/v1/parked-updates/retry", json=body)
+    _exit_unless_ok(reply)
+    typer.echo(f"retried {len(reply.json()['retried'])} update(s)")
+
+
+def _exit_unless_ok(reply: httpx.Response) -> None:
+    if reply.status_code != 200:
+        typer.echo(reply.text, err=True)
+        raise typer.Exit(1)
+
+
 @feed_app.command("reset")
 def feed_reset(
     tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
@@ -221,28 +268,37 @@ def feed_reset(
     since: Annotated[str | None, typer.Option(help="ISO date-time to replay from (default: the start).")] = None,
 ) -> None:
     """Replay a tenant's Twikey feed through sync-svc (KOPPEL_SYNC_URL); replays cause no duplicates."""
-    import os
-
-    import httpx
-
-    settings = KoppelSettings()
-    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"], ttl=timedelta(minutes=5))
-    base = os.environ.get("KOPPEL_SYNC_URL", "http://127.0.0.1:8103")
     body: dict[str, str] = {"feed": feed}
     if since:
         body["since"] = since
-    try:
-        reply = httpx.post(
-            f"{base.rstrip('/')}/v1/twikey/feeds/reset",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(f"sync-svc at {base} is not reachable: {exc}") from exc
+    reply = _as_operator("sync", tenant, "POST", "/v1/twikey/feeds/reset", json=body)
     typer.echo(json.dumps(reply.json(), indent=2))
     if reply.status_code != 200:
         raise typer.Exit(1)
+
+
+SERVICE_URLS = {
+    "sync": ("KOPPEL_SYNC_URL", "http://127.0.0.1:8103"),
+    "collection": ("KOPPEL_COLLECTION_URL", "http://127.0.0.1:8102"),
+}
+
+
+def _as_operator(service: str, tenant: uuid.UUID, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Call a service's API with a short-lived operator token of the tenant (``KOPPEL_<SERVICE>_URL``)."""
+    settings = KoppelSettings()
+    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"], ttl=timedelta(minutes=5))
+    variable, default = SERVICE_URLS[service]
+    base = os.environ.get(variable, default)
+    try:
+        return httpx.request(
+            method,
+            f"{base.rstrip('/')}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            **kwargs,
+        )
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(f"{service}-svc at {base} is not reachable: {exc}") from exc
 
 
 @sandbox_app.command("twikey")
