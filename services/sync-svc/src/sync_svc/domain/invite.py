@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from sync_svc.domain.twikey_debtor import twikey_debtor_params
+
 
 @dataclass(frozen=True)
 class InviteRequest:
@@ -52,20 +54,12 @@ def invite_form(request: InviteRequest, template_id: str) -> dict[str, str]:
     fields: dict[str, str | None] = {
         "ct": template_id,
         "mandateNumber": request.mandate_number,
-        "l": request.language,
-        "email": request.email,
+        **twikey_debtor_params(request),
         "firstname": first,
         "lastname": last,
-        "companyName": request.company_name,
         "vatno": request.vat_number,
-        "mobile": request.mobile,
         "iban": request.iban,
         "bic": request.bic,
-        "address": request.address,
-        "zip": request.zip,
-        "city": request.city,
-        "country": request.country,
-        "customerNumber": request.customer_number,
         # Echoed back in the exit URL: our mandate id travels with the debtor.
         "token": request.reference,
         "sendInvite": "true" if request.delivery == "email" else None,
