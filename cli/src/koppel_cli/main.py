@@ -180,16 +180,23 @@ def dlq_list(service: ServiceOpt, limit: int = 100, as_json: Annotated[bool, typ
     """List dead letters of a service, with the reason each failed."""
     _check_service(service)
     letters = _with_broker(lambda b, s: list_dead_letters(b, service, s.queue_prefix, limit))
+    _echo_items(
+        [d.as_dict() for d in letters],
+        as_json,
+        f"no dead letters for {service}-svc",
+        "{message_id}  {type:24} attempts={attempts} failed_at={failed_at}\n    queue={queue}\n    reason={reason}",
+    )
+
+
+def _echo_items(items: list[dict[str, Any]], as_json: bool, none: str, line: str) -> None:
+    """A listing as JSON, or one ``line`` (a format string over an item's fields) per item."""
     if as_json:
-        typer.echo(json.dumps([d.as_dict() for d in letters], indent=2))
+        typer.echo(json.dumps(items, indent=2))
         return
-    if not letters:
-        typer.echo(f"no dead letters for {service}-svc")
-    for d in letters:
-        typer.echo(
-            f"{d.message_id}  {d.type:24} attempts={d.attempts} failed_at={d.failed_at}\n"
-            f"    queue={d.queue}\n    reason={d.reason}"
-        )
+    if not items:
+        typer.echo(none)
+    for item in items:
+        typer.echo(line.format(**item))
 
 
 @dlq_app.command("replay")
@@ -227,17 +234,12 @@ def dlq_parked(tenant: TenantOpt, limit: int = 200, as_json: Annotated[bool, typ
     with the error (KOPPEL_COLLECTION_URL)."""
     reply = _as_operator("collection", tenant, "GET", "/v1/parked-updates", params={"limit": limit})
     _exit_unless_ok(reply)
-    items = reply.json()["items"]
-    if as_json:
-        typer.echo(json.dumps(items, indent=2))
-        return
-    if not items:
-        typer.echo(f"no parked updates for tenant {tenant}")
-    for p in items:
-        typer.echo(
-            f"{p['seq']}  {p['event_type']:28} failed_at={p['failed_at']}\n"
-            f"    event_id={p['event_id']}\n    error={p['error']}"
-        )
+    _echo_items(
+        reply.json()["items"],
+        as_json,
+        f"no parked updates for tenant {tenant}",
+        "{seq}  {event_type:28} failed_at={failed_at}\n    event_id={event_id}\n    error={error}",
+    )
 
 
 @dlq_app.command("retry-parked")

@@ -594,7 +594,7 @@ async def test_a_parked_update_is_listed_counted_and_applied_once_an_operator_re
     await harness.sign_mandate(tenant, "C-1", "KOP-1")
     invoice = await harness.post_invoice(tenant, invoice_date="2026-09-01", due_date="2026-09-01")
     cid = invoice["collection"]["collection_id"]
-    await submitted_item(harness, tenant, invoice["id"], cid)
+    await submitted_item(harness, tenant, invoice["id"], cid)  # at Twikey, waiting for the feed
     paid = tx_changed(tenant, cid, "4001", 1, "PAID")
     async with harness.engine.begin() as conn:  # parked by an earlier failure that has since gone away
         seq = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from sync_svc.domain.twikey_debtor import twikey_debtor_params
+from koppel_shared.debtor import Debtor
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,22 @@ class InviteRequest:
     country: str | None = None
     customer_number: str | None = None
     vat_number: str | None = None
+
+
+def twikey_debtor_params(debtor: Debtor | InviteRequest) -> dict[str, str | None]:
+    """The debtor's fields under the names Twikey's forms give them — one mapping for the invite
+    and the pay link (``POST /payment/link``); each form splits the name its own way."""
+    return {
+        "l": debtor.language,
+        "email": debtor.email,
+        "companyName": debtor.company_name,
+        "mobile": debtor.mobile,
+        "customerNumber": debtor.customer_number,
+        "address": debtor.address,
+        "zip": debtor.zip,
+        "city": debtor.city,
+        "country": debtor.country,
+    }
 
 
 def split_name(request: InviteRequest) -> tuple[str | None, str | None]:

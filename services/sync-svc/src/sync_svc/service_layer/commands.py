@@ -33,9 +33,8 @@ from koppel_shared.service import Runtime
 from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import command_attempts, twikey_paylinks, twikey_transactions
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
-from sync_svc.domain.invite import InviteRequest, invite_form
+from sync_svc.domain.invite import InviteRequest, invite_form, twikey_debtor_params
 from sync_svc.domain.money import to_euros
-from sync_svc.domain.twikey_debtor import twikey_debtor_params
 from sync_svc.service_layer import connections, invites
 from sync_svc.service_layer.connections import Connection
 from sync_svc.service_layer.resources import resources_of
