@@ -26,19 +26,22 @@ import threading
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import WordSplitter
 from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 SANDBOXES = {"twikey-sandbox": "sandboxes/twikey", "twinfield-sandbox": "sandboxes/twinfield"}
 ROLES = ("migrate", "api", "worker")
+SERVICE_DOCKERFILE = "services/Dockerfile"  # one for the five services, told which by SERVICE
 COMMANDS = {"migrate": ["migrate"], "api": ["api", "--host", "0.0.0.0", "--port", "8000"], "worker": ["worker"]}
 
 # Public path -> the service the gateway must send it to (and the path that service receives).
@@ -134,47 +137,116 @@ def read_dotenv(path: Path) -> tuple[dict[str, str], set[str]]:
     return values, commented
 
 
+# A base image's PATH, so that ``PATH=/app/.venv/bin:$PATH`` resolves as it does in a build.
+BASE_ENV = {"PATH": "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"}
+
+
 @dataclass
+class Instruction:
+    keyword: str
+    value: str
+    stage: int  # 0 for the ARGs before the first FROM, then 1, 2, ... per FROM
+    variables: dict[str, str]  # the build arguments and environment in effect (ENV wins, as in Docker)
+
+    def words(self) -> list[str]:
+        """The value split into words as Docker does, quotes removed and variables substituted."""
+        return list(WordSplitter(self.value, args=self.variables).split(dequote=True))
+
+    def commands(self) -> list[list[str]]:
+        """A RUN's shell commands (split at ``&&`` and ``;``), without the RUN's own ``--`` flags."""
+        words = self.words()
+        while words and words[0].startswith("--"):
+            words.pop(0)
+        commands: list[list[str]] = [[]]
+        for word in words:
+            if word in ("&&", ";"):
+                commands.append([])
+            else:
+                commands[-1].append(word)
+        return [c for c in commands if c]
+
+
 class Dockerfile:
-    path: Path
-    instructions: list[tuple[str, str]] = field(default_factory=list)
+    """A Dockerfile as ``dockerfile-parse`` reads it, built with the given build arguments."""
 
-    @classmethod
-    def parse(cls, path: Path) -> Dockerfile:
-        text = re.sub(r"\\\n", " ", path.read_text())
-        df = cls(path)
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                keyword, _, rest = line.partition(" ")
-                df.instructions.append((keyword.upper(), rest.strip()))
-        return df
+    def __init__(self, path: Path, build_args: dict[str, str] | None = None) -> None:
+        self.path = path
+        self.build_args = dict(build_args or {})
+        self.parser = DockerfileParser(str(path), build_args=self.build_args, parent_env=BASE_ENV)
+        self.instructions: list[Instruction] = []
+        stage = 0
+        for item, context in zip(self.parser.structure, self.parser.context_structure, strict=True):
+            keyword = item["instruction"]
+            if keyword == "COMMENT":
+                continue
+            stage += keyword == "FROM"
+            self.instructions.append(Instruction(keyword, item["value"], stage, {**context.args, **context.envs}))
 
-    def all(self, keyword: str) -> list[str]:
-        return [rest for kw, rest in self.instructions if kw == keyword]
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
 
-    def last_stage(self) -> list[tuple[str, str]]:
-        starts = [i for i, (kw, _) in enumerate(self.instructions) if kw == "FROM"]
-        return self.instructions[starts[-1] :]
+    def last_stage(self) -> list[Instruction]:
+        last = max(i.stage for i in self.instructions)
+        return [i for i in self.instructions if i.stage == last]
 
-    def stage_value(self, keyword: str) -> str:
-        values = [rest for kw, rest in self.last_stage() if kw == keyword]
-        assert values, f"{self.path}: no {keyword} in the final stage"
-        return values[-1]
+    def final(self, keyword: str) -> Instruction:
+        found = [i for i in self.last_stage() if i.keyword == keyword]
+        assert found, f"{self.path}: no {keyword} in the final stage"
+        return found[-1]
+
+    def global_args(self) -> dict[str, str]:
+        """ARGs before the first FROM, with their defaults."""
+        return dict(i.value.split("=", 1) for i in self.instructions if i.keyword == "ARG" and i.stage == 0)
 
     def context_copies(self) -> list[tuple[list[str], str]]:
-        """COPY instructions that read the build context (not --from another stage or image)."""
+        """COPY instructions that read the build context (not --from another stage or image), with
+        the build arguments substituted."""
         copies = []
-        for rest in self.all("COPY"):
-            words = shlex.split(rest)
+        for instruction in self.all("COPY"):
+            words = instruction.words()
             if any(w.startswith("--from") for w in words):
                 continue
             args = [w for w in words if not w.startswith("--")]
             copies.append((args[:-1], args[-1]))
         return copies
 
-    def args(self) -> dict[str, str]:
-        return dict(rest.split("=", 1) for rest in self.all("ARG") if "=" in rest)
+    def stage_copies(self) -> list[tuple[str, list[str], str]]:
+        """COPY --from=<stage or image>: (from, sources, destination)."""
+        copies = []
+        for instruction in self.all("COPY"):
+            words = instruction.words()
+            source = next((w.split("=", 1)[1] for w in words if w.startswith("--from=")), None)
+            if source is not None:
+                args = [w for w in words if not w.startswith("--")]
+                copies.append((source, args[:-1], args[-1]))
+        return copies
+
+    def commands(self) -> list[list[str]]:
+        return [command for run in self.all("RUN") for command in run.commands()]
+
+    def process(self) -> list[str]:
+        """What the container runs by default: ENTRYPOINT and CMD. An entrypoint of the form
+        ``sh -c 'exec …'`` is followed to the program the shell replaces itself with."""
+        entrypoint = json.loads(self.final("ENTRYPOINT").value)
+        command = json.loads(self.final("CMD").value)
+        if entrypoint[:2] not in (["/bin/sh", "-c"], ["sh", "-c"]):
+            return [*entrypoint, *command]
+        positional = [*entrypoint[4:], *command]  # entrypoint[3] is $0
+        script = shlex.split(entrypoint[2])
+        assert script[0] == "exec", f"{self.path}: the shell must exec the program, not stay PID 1"
+        env = self.parser.envs
+        argv: list[str] = []
+        for word in script[1:]:
+            if word == "$@":
+                argv += positional
+            else:
+                argv.append(re.sub(r"\$\{?(\w+)\}?", lambda m: env[m.group(1)], word))
+        return argv
+
+    def healthcheck(self) -> list[str]:
+        """The HEALTHCHECK's command (exec form)."""
+        _, _, command = self.final("HEALTHCHECK").value.partition("CMD")
+        return list(json.loads(command))
 
 
 def dockerignore_patterns() -> list[tuple[re.Pattern[str], bool]]:
@@ -251,9 +323,9 @@ def built_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def module_of(dockerfile: Dockerfile) -> str:
-    entrypoint = json.loads(dockerfile.stage_value("ENTRYPOINT"))
-    assert entrypoint[:2] == ["python", "-m"] and len(entrypoint) == 3, entrypoint
-    return entrypoint[2]
+    process = dockerfile.process()
+    assert process[:2] == ["python", "-m"] and len(process) >= 3, process
+    return process[2]
 
 
 def host_port(entry: Any) -> str | None:
@@ -275,7 +347,7 @@ def test_each_service_runs_as_migrate_api_and_worker_from_its_own_image(compose:
     for role in ROLES:
         svc = services[f"{name}-{role}"]
         assert svc["command"] == COMMANDS[role], f"{name}-{role}"
-        assert svc["build"] == {"context": ".", "dockerfile": f"services/{name}-svc/Dockerfile"}
+        assert svc["build"] == {"context": ".", "dockerfile": SERVICE_DOCKERFILE, "args": {"SERVICE": name}}
         images.add(svc["image"])
     assert images == {f"${{KOPPEL_IMAGE_REGISTRY:-koppel}}/{name}-svc:${{KOPPEL_IMAGE_TAG:-dev}}"}
 
@@ -445,24 +517,45 @@ def test_env_example_dev_secrets_are_refused_outside_dev(
 
 # ---- Dockerfiles --------------------------------------------------------------------------------
 def _dockerfiles(compose: dict[str, Any]) -> dict[str, Dockerfile]:
+    """Every built compose service's Dockerfile, read with the build arguments compose passes."""
     return {
-        name: Dockerfile.parse(ROOT / svc["build"]["context"] / svc["build"]["dockerfile"])
+        name: Dockerfile(ROOT / svc["build"]["context"] / svc["build"]["dockerfile"], svc["build"].get("args"))
         for name, svc in built_services(compose).items()
     }
 
 
 def test_every_dockerfile_compose_references_exists(compose: dict[str, Any]) -> None:
     paths = {svc["build"]["dockerfile"] for svc in built_services(compose).values()}
-    expected = {f"services/{n}-svc/Dockerfile" for n in SERVICES} | {f"{d}/Dockerfile" for d in SANDBOXES.values()}
-    expected.add("console/Dockerfile")
+    expected = {SERVICE_DOCKERFILE, "console/Dockerfile"} | {f"{d}/Dockerfile" for d in SANDBOXES.values()}
     assert paths == expected
     for path in paths:
         assert (ROOT / path).is_file(), path
+    # The five services have no Dockerfiles of their own any more.
+    assert not [n for n in SERVICES if (ROOT / "services" / f"{n}-svc" / "Dockerfile").exists()]
+
+
+def test_the_service_dockerfile_refuses_a_build_without_a_known_service() -> None:
+    """The guard the builder stage runs first, run by a real shell with each SERVICE value."""
+    dockerfile = Dockerfile(ROOT / SERVICE_DOCKERFILE, {"SERVICE": "mandate"})
+    assert "SERVICE" not in dockerfile.global_args(), "no default service"
+    builder = [i for i in dockerfile.instructions if i.stage == 2 and i.keyword != "FROM"]
+    assert builder[0].keyword == "ARG" and builder[0].value == "SERVICE"
+    guard = builder[1]
+    assert guard.keyword == "RUN"
+
+    def build_with(value: str | None) -> int:
+        env = {"PATH": os.environ["PATH"], **({"SERVICE": value} if value is not None else {})}
+        return subprocess.run(["sh", "-c", guard.value], env=env, capture_output=True).returncode
+
+    assert [build_with(n) for n in SERVICES] == [0] * len(SERVICES)
+    for wrong in (None, "", "console", "mandate-svc", "twikey"):
+        assert build_with(wrong) != 0, wrong
 
 
 def test_dockerfile_copies_read_existing_unignored_sources_into_the_same_layout(compose: dict[str, Any]) -> None:
     for dockerfile in _dockerfiles(compose).values():
-        assert dockerfile.all("WORKDIR") and set(dockerfile.all("WORKDIR")) == {"/app"}, dockerfile.path
+        workdirs = {i.value for i in dockerfile.all("WORKDIR")}
+        assert workdirs == {"/app"}, dockerfile.path
         for sources, dest in dockerfile.context_copies():
             for source in sources:
                 path = ROOT / source
@@ -480,10 +573,33 @@ def test_dockerfile_copies_read_existing_unignored_sources_into_the_same_layout(
 
 def test_dockerignore_keeps_tests_local_state_and_secrets_out() -> None:
     for path in (".git/HEAD", ".venv/bin/python", "tests/deploy/x.py", "services/mandate-svc/tests/unit/a.py",
-                 "shared/src/koppel_shared/__pycache__/a.pyc", ".env", ".env.local"):  # fmt: skip
+                 "shared/src/koppel_shared/__pycache__/a.pyc", ".env", ".env.local",
+                 "testkit/src/koppel_testkit/chaos.py"):  # fmt: skip
         assert is_dockerignored(path), path
     for path in ("uv.lock", "pyproject.toml", "shared/src/koppel_shared/settings.py", "services/sync-svc/alembic.ini"):
         assert not is_dockerignored(path), path
+
+
+def test_no_image_and_not_the_koppel_command_ships_the_test_kit(compose: dict[str, Any]) -> None:
+    members = workspace_members()
+    assert "koppel-testkit" in members
+    shipped = {"koppel-cli"} | {_installed_package(d) for d in _dockerfiles(compose).values()}
+    for package in shipped:
+        assert "koppel-testkit" not in workspace_closure(package, members), package
+
+
+def _heads(run: Instruction) -> list[list[str]]:
+    return [c[:2] for c in run.commands()]
+
+
+def _uv_syncs(dockerfile: Dockerfile) -> list[list[str]]:
+    return [c for c in dockerfile.commands() if c[:2] == ["uv", "sync"]]
+
+
+def _installed_package(dockerfile: Dockerfile) -> str:
+    packages = {c[c.index("--package") + 1] for c in _uv_syncs(dockerfile) if "--package" in c}
+    assert len(packages) == 1, (dockerfile.path, packages)
+    return packages.pop()
 
 
 @pytest.mark.parametrize("service", [f"{n}-api" for n in SERVICES] + list(SANDBOXES))
@@ -491,55 +607,73 @@ def test_dockerfile_installs_only_its_package_and_workspace_deps_from_the_lock(
     compose: dict[str, Any], service: str
 ) -> None:
     dockerfile = _dockerfiles(compose)[service]
-    directory = dockerfile.path.parent
     members = workspace_members()
-    package = next(name for name, path in members.items() if path == directory)
+    package = _installed_package(dockerfile)
+    if service in SANDBOXES:
+        assert members[package] == ROOT / SANDBOXES[service], package
+    else:
+        assert package == f"koppel-{service.removesuffix('-api')}-svc"
     closure = workspace_closure(package, members)
 
-    syncs = [rest for rest in dockerfile.all("RUN") if "uv sync" in rest]
+    syncs = _uv_syncs(dockerfile)
     assert len(syncs) == 2, dockerfile.path  # dependencies layer, then the workspace packages
     for sync in syncs:
-        assert "uv sync --frozen --no-dev" in sync, sync
-        assert re.findall(r"--package (\S+)", sync) == [package], sync
+        assert {"--frozen", "--no-dev"} <= set(sync), sync
+        assert "--no-editable" not in sync  # editable keeps migrations/ next to src/
     assert "--no-install-workspace" in syncs[0]
-    assert "--no-editable" not in " ".join(syncs)  # editable keeps migrations/ next to src/
+    assert "--no-install-workspace" not in syncs[1]
 
     copied = {src.rstrip("/") for sources, _ in dockerfile.context_copies() for src in sources}
     assert {"pyproject.toml", "uv.lock"} <= copied
     member_dirs = {str(members[name].relative_to(ROOT)) for name in closure}
     assert copied - {"pyproject.toml", "uv.lock"} == member_dirs, dockerfile.path
+    # The workspace sources come after the dependencies layer, so that layer survives code changes.
+    steps = dockerfile.instructions
+    dependencies = next(n for n, i in enumerate(steps) if i.keyword == "RUN" and ["uv", "sync"] in _heads(i))
+    sources = [
+        n for n, i in enumerate(steps) if i.keyword == "COPY" and "--from" not in i.value and "uv.lock" not in i.value
+    ]
+    assert sources and min(sources) > dependencies, dockerfile.path
 
 
 @pytest.mark.parametrize("service", [f"{n}-api" for n in SERVICES] + list(SANDBOXES))
 def test_dockerfile_runtime_stage(compose: dict[str, Any], service: str) -> None:
     dockerfile = _dockerfiles(compose)[service]
-    args = dockerfile.args()
-    froms = dockerfile.all("FROM")
-    assert len(froms) >= 3, "multi-stage: uv, builder, runtime"
+    args = dockerfile.global_args()
     assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
     assert args["UV_IMAGE"].startswith("ghcr.io/astral-sh/uv:")
-    assert "${UV_IMAGE} AS uv" in froms and froms[-1].startswith("${PYTHON_IMAGE}")
-    assert any(rest.startswith("--from=uv /uv") for rest in dockerfile.all("COPY"))
+    bases = dockerfile.parser.parent_images  # FROM lines, build arguments resolved
+    assert len(bases) >= 3, "multi-stage: uv, builder, runtime"
+    assert bases[0] == args["UV_IMAGE"] and bases[-1] == args["PYTHON_IMAGE"]
+    assert ("uv", ["/uv", "/uvx"], "/bin/") in dockerfile.stage_copies()
 
     runtime = dockerfile.last_stage()
-    users = [rest for kw, rest in runtime if kw == "USER"]
-    assert users and users[-1] not in ("root", "0"), "runs as a non-root user"
-    assert any("useradd" in rest and users[-1] in rest for kw, rest in runtime if kw == "RUN")
-    env = " ".join(rest for kw, rest in runtime if kw == "ENV")
-    assert "PYTHONUNBUFFERED=1" in env.split()
-    assert "PATH=/app/.venv/bin:$PATH" in env.split()
-    assert any(kw == "COPY" and rest == "--from=builder /app /app" for kw, rest in runtime)
+    user = dockerfile.final("USER").value
+    assert user not in ("root", "0"), "runs as a non-root user"
+    created = [c for i in runtime if i.keyword == "RUN" for c in i.commands() if c[0] == "useradd"]
+    assert created and created[0][-1] == user and "--system" in created[0]
+    env = dockerfile.parser.envs
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PATH"] == f"/app/.venv/bin:{BASE_ENV['PATH']}"  # the venv first, the base image's PATH kept
+    assert [(s, src, dest) for s, src, dest in dockerfile.stage_copies() if s == "builder"] == [
+        ("builder", ["/app"], "/app")
+    ]
+    assert dockerfile.final("WORKDIR").value == "/app"
 
-    module = module_of(dockerfile)
-    healthcheck = dockerfile.stage_value("HEALTHCHECK")
-    command = json.loads(dockerfile.stage_value("CMD"))
+    process = dockerfile.process()
+    command = process[3:]
     port = command[command.index("--port") + 1]
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert f"http://127.0.0.1:{port}/" in healthcheck
+    assert str(port) in dockerfile.final("EXPOSE").value.split()
+    probe = dockerfile.healthcheck()
+    assert probe[:2] == ["python", "-c"]
+    urls = re.findall(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", probe[2])
+    assert [u[0] for u in urls] == [port], probe
     if service.endswith("-api"):
-        assert command == COMMANDS["api"]
-        assert module == service.removesuffix("-api") + "_svc"
-        assert f"http://127.0.0.1:{port}/healthz" in healthcheck
+        name = service.removesuffix("-api")
+        assert process == ["python", "-m", f"{name}_svc", *COMMANDS["api"]]
+        assert compose["services"][service]["command"] == command
+        assert urls[0][1] == "/healthz"
 
 
 def test_every_python_module_compose_runs_is_importable(compose: dict[str, Any]) -> None:
