@@ -31,8 +31,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 from pydantic import ValidationError
@@ -349,7 +351,11 @@ def test_each_service_runs_as_migrate_api_and_worker_from_its_own_image(compose:
         assert svc["command"] == COMMANDS[role], f"{name}-{role}"
         assert svc["build"] == {"context": ".", "dockerfile": SERVICE_DOCKERFILE, "args": {"SERVICE": name}}
         images.add(svc["image"])
-    assert images == {f"${{KOPPEL_IMAGE_REGISTRY:-koppel}}/{name}-svc:${{KOPPEL_IMAGE_TAG:-dev}}"}
+    (image,) = images  # one image for the three roles
+    assert interpolate(image, {}) == f"koppel/{name}-svc:dev"
+    assert interpolate(image, {"KOPPEL_IMAGE_REGISTRY": "r.example/k", "KOPPEL_IMAGE_TAG": "1.2"}) == (
+        f"r.example/k/{name}-svc:1.2"
+    )
 
 
 def test_compose_has_exactly_the_expected_services(compose: dict[str, Any]) -> None:
@@ -363,7 +369,9 @@ def test_only_the_gateway_publishes_a_fixed_host_port(compose: dict[str, Any]) -
         name: [host_port(p) for p in svc.get("ports", []) if host_port(p)] for name, svc in compose["services"].items()
     }
     assert {name: ports for name, ports in fixed.items() if ports} == {"gateway": ["8080"]}
-    assert compose["services"]["gateway"]["ports"] == ["${KOPPEL_GATEWAY_PORT:-8080}:8080"]
+    (entry,) = compose["services"]["gateway"]["ports"]
+    assert interpolate(entry, {"KOPPEL_GATEWAY_PORT": "9000"}) == "9000:8080"  # the host port is the operator's
+    assert interpolate(entry, {}).split(":")[-1] == compose["services"]["gateway"]["environment"]["GATEWAY_LISTEN"]
     for name in SERVICES:
         for role in ROLES:
             assert "ports" not in compose["services"][f"{name}-{role}"]
@@ -434,30 +442,59 @@ def test_sandboxes_run_only_under_the_sandbox_profile(compose: dict[str, Any]) -
 
 
 # ---- compose: environment and secrets -----------------------------------------------------------
-def test_every_koppel_process_gets_the_shared_environment_anchor(compose: dict[str, Any]) -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert re.search(r"^x-koppel-env: &koppel-env$", text, re.M)
-    anchor = compose["x-koppel-env"]
+def _value_node(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
+    """A mapping's value for ``key`` in the YAML node graph, following ``<<`` merge keys."""
+    for k, v in mapping.value:
+        if k.value == key:
+            return v
+    for k, v in mapping.value:
+        if k.value == "<<":
+            for merged in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                if (found := _value_node(merged, key)) is not None:
+                    return found
+    return None
+
+
+def test_every_koppel_process_gets_the_shared_environment_anchor() -> None:
+    """One definition, not fifteen copies: in the node graph the YAML parser builds, every
+    process's environment is the very node of ``x-koppel-env`` (an alias of its anchor)."""
+    root = yaml.compose((ROOT / "docker-compose.yml").read_text())
+    shared = _value_node(root, "x-koppel-env")
+    services = _value_node(root, "services")
+    assert shared is not None and services is not None
     for name in SERVICES:
         for role in ROLES:
-            assert compose["services"][f"{name}-{role}"]["environment"] == anchor, f"{name}-{role}"
+            service = _value_node(services, f"{name}-{role}")
+            assert service is not None and _value_node(service, "environment") is shared, f"{name}-{role}"
 
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_env_anchor_gives_each_service_its_own_database(compose: dict[str, Any], name: str) -> None:
-    url = compose["x-koppel-env"][f"KOPPEL_{name.upper()}_DATABASE_URL"]
-    assert url == f"postgresql+asyncpg://${{POSTGRES_USER}}:${{POSTGRES_PASSWORD}}@postgres:5432/koppel_{name}"
+    values = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"}
+    url = urlsplit(interpolate(compose["x-koppel-env"][f"KOPPEL_{name.upper()}_DATABASE_URL"], values))
+    assert (url.scheme, url.username, url.password, url.hostname, url.port) == ("postgresql+asyncpg", "u", "p",
+                                                                               "postgres", 5432)  # fmt: skip
+    assert url.path == f"/koppel_{name}"
 
 
 def test_secrets_must_be_set_and_are_not_defaulted(compose: dict[str, Any]) -> None:
     anchor = compose["x-koppel-env"]
-    for name in ("KOPPEL_JWT_SECRET", "KOPPEL_ENCRYPTION_KEYS"):
-        assert anchor[name].startswith(f"${{{name}:?"), name
     services = compose["services"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
-    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
+    required = {
+        "KOPPEL_JWT_SECRET": anchor["KOPPEL_JWT_SECRET"],
+        "KOPPEL_ENCRYPTION_KEYS": anchor["KOPPEL_ENCRYPTION_KEYS"],
+        "POSTGRES_PASSWORD": services["postgres"]["environment"]["POSTGRES_PASSWORD"],
+        "RABBITMQ_PASSWORD": services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"],
+    }
+    for variable, value in required.items():
+        # Compose refuses to start when it is unset or empty, and passes it unchanged when set.
+        for missing in ({}, {variable: ""}):
+            with pytest.raises(KeyError, match=variable):
+                interpolate(value, missing)
+        assert interpolate(value, {variable: "s3cret"}) == "s3cret", variable
     # Forgetting KOPPEL_ENVIRONMENT must not switch off the placeholder-secret check.
-    assert anchor["KOPPEL_ENVIRONMENT"] == "${KOPPEL_ENVIRONMENT:-prod}"
+    assert interpolate(anchor["KOPPEL_ENVIRONMENT"], {}) == "prod"
+    assert interpolate(anchor["KOPPEL_ENVIRONMENT"], {"KOPPEL_ENVIRONMENT": "dev"}) == "dev"
 
 
 def test_env_example_documents_every_variable_compose_reads(compose: dict[str, Any]) -> None:
