@@ -41,7 +41,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 from tenacity import Retrying
 
 from koppel_cli.demo import TWINFIELD_CLIENT, TWINFIELD_OFFICE, Urls, wire_tenant
-from koppel_shared.http import retry_policy
+from koppel_shared.http import RETRY_STATUSES, RetryableResponse, retry_policy
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 SEED_CHUNK = 2000
@@ -434,27 +434,27 @@ def pay(
                     errors.append(f"{p.invoice_number}: no Twikey transaction")
                 return
             what = f"paylinks/{p.twikey_tx}" if p.kind == "paylink" else f"transactions/{p.twikey_tx}"
-            for attempt in range(5):
-                try:
-                    action = "pay" if p.kind == "paylink" else "paid"
-                    reply = http.post(f"{twikey_sandbox}/_sandbox/{what}/{action}", json={})
-                except httpx.HTTPError as exc:
-                    problem = repr(exc)
-                else:
-                    if reply.status_code < 400:
-                        with lock:
-                            accepted[p.invoice_number] = time.time()
-                        return
-                    problem = f"HTTP {reply.status_code} {reply.text[:200]}"
-                    if reply.status_code < 500:
-                        # A repeat after a lost answer finds it paid already: that is accepted.
-                        state = http.get(f"{twikey_sandbox}/_sandbox/{what}")
-                        if attempt and state.status_code == 200 and state.json().get("state") in ("PAID", "paid"):
-                            with lock:
-                                accepted[p.invoice_number] = time.time()
-                            return
-                        break
-                time.sleep(0.2 * (attempt + 1))
+            action = "pay" if p.kind == "paylink" else "paid"
+            tries = 0
+            try:
+                # Koppel's own policy: timeouts, 5xx and 429 again after a backoff, other 4xx not.
+                for attempt in Retrying(**retry_policy(attempts=5, initial=0.2, max_wait=2.0)):
+                    with attempt:
+                        tries += 1
+                        reply = http.post(f"{twikey_sandbox}/_sandbox/{what}/{action}", json={})
+                        if reply.status_code in RETRY_STATUSES:
+                            raise RetryableResponse(reply)
+            except (RetryableResponse, httpx.HTTPError) as exc:
+                problem = repr(exc)
+            else:
+                paid = reply.status_code < 400
+                if not paid and tries > 1:  # a repeat after a lost answer finds it paid already: accepted
+                    paid = _paid_at_twikey(http, f"{twikey_sandbox}/_sandbox/{what}")
+                if paid:
+                    with lock:
+                        accepted[p.invoice_number] = time.time()
+                    return
+                problem = f"HTTP {reply.status_code} {reply.text[:200]}"
             with lock:
                 errors.append(f"{p.invoice_number} (tx {p.twikey_tx}): {problem}")
 
@@ -469,6 +469,11 @@ def pay(
     if errors:
         raise WorkloadError(f"{len(errors)} payments not accepted by the Twikey sandbox: {errors[:5]}")
     return accepted
+
+
+def _paid_at_twikey(http: httpx.Client, url: str) -> bool:
+    state = http.get(url)
+    return state.status_code == 200 and state.json().get("state") in ("PAID", "paid")
 
 
 # ---------------------------------------------------------------------------------- ERP receiver
