@@ -21,7 +21,7 @@ test: install ## all tests against the local PostgreSQL and RabbitMQ (started if
 lint: install
 	uv run ruff check .
 	uv run ruff format --check .
-	uv run mypy shared/src cli/src console/src services/*/src sandboxes/*/src bench
+	uv run mypy shared/src cli/src console/src services/*/src sandboxes/*/src testkit/src bench
 
 format: install
 	uv run ruff format .

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import write_result
 
-from koppel_cli.chaos import run_drill
+from koppel_testkit.chaos import run_drill
 
 
 def main() -> int:

@@ -46,8 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import percentile, write_result
 
-from koppel_cli.launch import System, running_system
-from koppel_cli.workload import (
+from koppel_shared.settings import KoppelSettings
+from koppel_testkit.launch import System, running_system
+from koppel_testkit.workload import (
     ErpReceiver,
     Payment,
     Tenant,
@@ -58,7 +59,6 @@ from koppel_cli.workload import (
     prepare_payments,
     register_erp_endpoint,
 )
-from koppel_shared.settings import KoppelSettings
 
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from koppel_cli.chaos import run_drill
+from koppel_testkit.chaos import run_drill
 
 pytestmark = [
     pytest.mark.integration,

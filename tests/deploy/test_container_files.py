@@ -26,19 +26,24 @@ import threading
 import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 from pydantic import ValidationError
+
+from koppel_testkit.dockerfiles import BASE_ENV, Dockerfile, Instruction
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 SANDBOXES = {"twikey-sandbox": "sandboxes/twikey", "twinfield-sandbox": "sandboxes/twinfield"}
 ROLES = ("migrate", "api", "worker")
+SERVICE_DOCKERFILE = "services/Dockerfile"  # one for the five services, told which by SERVICE
 COMMANDS = {"migrate": ["migrate"], "api": ["api", "--host", "0.0.0.0", "--port", "8000"], "worker": ["worker"]}
 
 # Public path -> the service the gateway must send it to (and the path that service receives).
@@ -135,49 +140,6 @@ def read_dotenv(path: Path) -> tuple[dict[str, str], set[str]]:
     return values, commented
 
 
-@dataclass
-class Dockerfile:
-    path: Path
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def parse(cls, path: Path) -> Dockerfile:
-        text = re.sub(r"\\\n", " ", path.read_text())
-        df = cls(path)
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                keyword, _, rest = line.partition(" ")
-                df.instructions.append((keyword.upper(), rest.strip()))
-        return df
-
-    def all(self, keyword: str) -> list[str]:
-        return [rest for kw, rest in self.instructions if kw == keyword]
-
-    def last_stage(self) -> list[tuple[str, str]]:
-        starts = [i for i, (kw, _) in enumerate(self.instructions) if kw == "FROM"]
-        return self.instructions[starts[-1] :]
-
-    def stage_value(self, keyword: str) -> str:
-        values = [rest for kw, rest in self.last_stage() if kw == keyword]
-        assert values, f"{self.path}: no {keyword} in the final stage"
-        return values[-1]
-
-    def context_copies(self) -> list[tuple[list[str], str]]:
-        """COPY instructions that read the build context (not --from another stage or image)."""
-        copies = []
-        for rest in self.all("COPY"):
-            words = shlex.split(rest)
-            if any(w.startswith("--from") for w in words):
-                continue
-            args = [w for w in words if not w.startswith("--")]
-            copies.append((args[:-1], args[-1]))
-        return copies
-
-    def args(self) -> dict[str, str]:
-        return dict(rest.split("=", 1) for rest in self.all("ARG") if "=" in rest)
-
-
 def dockerignore_patterns() -> list[tuple[re.Pattern[str], bool]]:
     patterns = []
     for raw in (ROOT / ".dockerignore").read_text().splitlines():
@@ -252,9 +214,9 @@ def built_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def module_of(dockerfile: Dockerfile) -> str:
-    entrypoint = json.loads(dockerfile.stage_value("ENTRYPOINT"))
-    assert entrypoint[:2] == ["python", "-m"] and len(entrypoint) == 3, entrypoint
-    return entrypoint[2]
+    process = dockerfile.process()
+    assert process[:2] == ["python", "-m"] and len(process) >= 3, process
+    return process[2]
 
 
 def host_port(entry: Any) -> str | None:
@@ -276,9 +238,13 @@ def test_each_service_runs_as_migrate_api_and_worker_from_its_own_image(compose:
     for role in ROLES:
         svc = services[f"{name}-{role}"]
         assert svc["command"] == COMMANDS[role], f"{name}-{role}"
-        assert svc["build"] == {"context": ".", "dockerfile": f"services/{name}-svc/Dockerfile"}
+        assert svc["build"] == {"context": ".", "dockerfile": SERVICE_DOCKERFILE, "args": {"SERVICE": name}}
         images.add(svc["image"])
-    assert images == {f"${{KOPPEL_IMAGE_REGISTRY:-koppel}}/{name}-svc:${{KOPPEL_IMAGE_TAG:-dev}}"}
+    (image,) = images  # one image for the three roles
+    assert interpolate(image, {}) == f"koppel/{name}-svc:dev"
+    assert interpolate(image, {"KOPPEL_IMAGE_REGISTRY": "r.example/k", "KOPPEL_IMAGE_TAG": "1.2"}) == (
+        f"r.example/k/{name}-svc:1.2"
+    )
 
 
 def test_compose_has_exactly_the_expected_services(compose: dict[str, Any]) -> None:
@@ -292,7 +258,9 @@ def test_only_the_gateway_publishes_a_fixed_host_port(compose: dict[str, Any]) -
         name: [host_port(p) for p in svc.get("ports", []) if host_port(p)] for name, svc in compose["services"].items()
     }
     assert {name: ports for name, ports in fixed.items() if ports} == {"gateway": ["8080"]}
-    assert compose["services"]["gateway"]["ports"] == ["${KOPPEL_GATEWAY_PORT:-8080}:8080"]
+    (entry,) = compose["services"]["gateway"]["ports"]
+    assert interpolate(entry, {"KOPPEL_GATEWAY_PORT": "9000"}) == "9000:8080"  # the host port is the operator's
+    assert interpolate(entry, {}).split(":")[-1] == compose["services"]["gateway"]["environment"]["GATEWAY_LISTEN"]
     for name in SERVICES:
         for role in ROLES:
             assert "ports" not in compose["services"][f"{name}-{role}"]
@@ -363,30 +331,59 @@ def test_sandboxes_run_only_under_the_sandbox_profile(compose: dict[str, Any]) -
 
 
 # ---- compose: environment and secrets -----------------------------------------------------------
-def test_every_koppel_process_gets_the_shared_environment_anchor(compose: dict[str, Any]) -> None:
-    text = (ROOT / "docker-compose.yml").read_text()
-    assert re.search(r"^x-koppel-env: &koppel-env$", text, re.M)
-    anchor = compose["x-koppel-env"]
+def _value_node(mapping: yaml.MappingNode, key: str) -> yaml.Node | None:
+    """A mapping's value for ``key`` in the YAML node graph, following ``<<`` merge keys."""
+    for k, v in mapping.value:
+        if k.value == key:
+            return v
+    for k, v in mapping.value:
+        if k.value == "<<":
+            for merged in v.value if isinstance(v, yaml.SequenceNode) else [v]:
+                if (found := _value_node(merged, key)) is not None:
+                    return found
+    return None
+
+
+def test_every_koppel_process_gets_the_shared_environment_anchor() -> None:
+    """One definition, not fifteen copies: in the node graph the YAML parser builds, every
+    process's environment is the very node of ``x-koppel-env`` (an alias of its anchor)."""
+    root = yaml.compose((ROOT / "docker-compose.yml").read_text())
+    shared = _value_node(root, "x-koppel-env")
+    services = _value_node(root, "services")
+    assert shared is not None and services is not None
     for name in SERVICES:
         for role in ROLES:
-            assert compose["services"][f"{name}-{role}"]["environment"] == anchor, f"{name}-{role}"
+            service = _value_node(services, f"{name}-{role}")
+            assert service is not None and _value_node(service, "environment") is shared, f"{name}-{role}"
 
 
 @pytest.mark.parametrize("name", SERVICES)
 def test_env_anchor_gives_each_service_its_own_database(compose: dict[str, Any], name: str) -> None:
-    url = compose["x-koppel-env"][f"KOPPEL_{name.upper()}_DATABASE_URL"]
-    assert url == f"postgresql+asyncpg://${{POSTGRES_USER}}:${{POSTGRES_PASSWORD}}@postgres:5432/koppel_{name}"
+    values = {"POSTGRES_USER": "u", "POSTGRES_PASSWORD": "p"}
+    url = urlsplit(interpolate(compose["x-koppel-env"][f"KOPPEL_{name.upper()}_DATABASE_URL"], values))
+    assert (url.scheme, url.username, url.password, url.hostname, url.port) == ("postgresql+asyncpg", "u", "p",
+                                                                               "postgres", 5432)  # fmt: skip
+    assert url.path == f"/koppel_{name}"
 
 
 def test_secrets_must_be_set_and_are_not_defaulted(compose: dict[str, Any]) -> None:
     anchor = compose["x-koppel-env"]
-    for name in ("KOPPEL_JWT_SECRET", "KOPPEL_ENCRYPTION_KEYS"):
-        assert anchor[name].startswith(f"${{{name}:?"), name
     services = compose["services"]
-    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
-    assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
+    required = {
+        "KOPPEL_JWT_SECRET": anchor["KOPPEL_JWT_SECRET"],
+        "KOPPEL_ENCRYPTION_KEYS": anchor["KOPPEL_ENCRYPTION_KEYS"],
+        "POSTGRES_PASSWORD": services["postgres"]["environment"]["POSTGRES_PASSWORD"],
+        "RABBITMQ_PASSWORD": services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"],
+    }
+    for variable, value in required.items():
+        # Compose refuses to start when it is unset or empty, and passes it unchanged when set.
+        for missing in ({}, {variable: ""}):
+            with pytest.raises(KeyError, match=variable):
+                interpolate(value, missing)
+        assert interpolate(value, {variable: "s3cret"}) == "s3cret", variable
     # Forgetting KOPPEL_ENVIRONMENT must not switch off the placeholder-secret check.
-    assert anchor["KOPPEL_ENVIRONMENT"] == "${KOPPEL_ENVIRONMENT:-prod}"
+    assert interpolate(anchor["KOPPEL_ENVIRONMENT"], {}) == "prod"
+    assert interpolate(anchor["KOPPEL_ENVIRONMENT"], {"KOPPEL_ENVIRONMENT": "dev"}) == "dev"
 
 
 def test_env_example_documents_every_variable_compose_reads(compose: dict[str, Any]) -> None:
@@ -446,24 +443,45 @@ def test_env_example_dev_secrets_are_refused_outside_dev(
 
 # ---- Dockerfiles --------------------------------------------------------------------------------
 def _dockerfiles(compose: dict[str, Any]) -> dict[str, Dockerfile]:
+    """Every built compose service's Dockerfile, read with the build arguments compose passes."""
     return {
-        name: Dockerfile.parse(ROOT / svc["build"]["context"] / svc["build"]["dockerfile"])
+        name: Dockerfile(ROOT / svc["build"]["context"] / svc["build"]["dockerfile"], svc["build"].get("args"))
         for name, svc in built_services(compose).items()
     }
 
 
 def test_every_dockerfile_compose_references_exists(compose: dict[str, Any]) -> None:
     paths = {svc["build"]["dockerfile"] for svc in built_services(compose).values()}
-    expected = {f"services/{n}-svc/Dockerfile" for n in SERVICES} | {f"{d}/Dockerfile" for d in SANDBOXES.values()}
-    expected.add("console/Dockerfile")
+    expected = {SERVICE_DOCKERFILE, "console/Dockerfile"} | {f"{d}/Dockerfile" for d in SANDBOXES.values()}
     assert paths == expected
     for path in paths:
         assert (ROOT / path).is_file(), path
+    # The five services have no Dockerfiles of their own any more.
+    assert not [n for n in SERVICES if (ROOT / "services" / f"{n}-svc" / "Dockerfile").exists()]
+
+
+def test_the_service_dockerfile_refuses_a_build_without_a_known_service() -> None:
+    """The guard the builder stage runs first, run by a real shell with each SERVICE value."""
+    dockerfile = Dockerfile(ROOT / SERVICE_DOCKERFILE, {"SERVICE": "mandate"})
+    assert "SERVICE" not in dockerfile.global_args(), "no default service"
+    builder = [i for i in dockerfile.instructions if i.stage == 2 and i.keyword != "FROM"]
+    assert builder[0].keyword == "ARG" and builder[0].value == "SERVICE"
+    guard = builder[1]
+    assert guard.keyword == "RUN"
+
+    def build_with(value: str | None) -> int:
+        env = {"PATH": os.environ["PATH"], **({"SERVICE": value} if value is not None else {})}
+        return subprocess.run(["sh", "-c", guard.value], env=env, capture_output=True).returncode
+
+    assert [build_with(n) for n in SERVICES] == [0] * len(SERVICES)
+    for wrong in (None, "", "console", "mandate-svc", "twikey"):
+        assert build_with(wrong) != 0, wrong
 
 
 def test_dockerfile_copies_read_existing_unignored_sources_into_the_same_layout(compose: dict[str, Any]) -> None:
     for dockerfile in _dockerfiles(compose).values():
-        assert dockerfile.all("WORKDIR") and set(dockerfile.all("WORKDIR")) == {"/app"}, dockerfile.path
+        workdirs = {i.value for i in dockerfile.all("WORKDIR")}
+        assert workdirs == {"/app"}, dockerfile.path
         for sources, dest in dockerfile.context_copies():
             for source in sources:
                 path = ROOT / source
@@ -481,10 +499,33 @@ def test_dockerfile_copies_read_existing_unignored_sources_into_the_same_layout(
 
 def test_dockerignore_keeps_tests_local_state_and_secrets_out() -> None:
     for path in (".git/HEAD", ".venv/bin/python", "tests/deploy/x.py", "services/mandate-svc/tests/unit/a.py",
-                 "shared/src/koppel_shared/__pycache__/a.pyc", ".env", ".env.local"):  # fmt: skip
+                 "shared/src/koppel_shared/__pycache__/a.pyc", ".env", ".env.local",
+                 "testkit/src/koppel_testkit/chaos.py"):  # fmt: skip
         assert is_dockerignored(path), path
     for path in ("uv.lock", "pyproject.toml", "shared/src/koppel_shared/settings.py", "services/sync-svc/alembic.ini"):
         assert not is_dockerignored(path), path
+
+
+def test_no_image_and_not_the_koppel_command_ships_the_test_kit(compose: dict[str, Any]) -> None:
+    members = workspace_members()
+    assert "koppel-testkit" in members
+    shipped = {"koppel-cli"} | {_installed_package(d) for d in _dockerfiles(compose).values()}
+    for package in shipped:
+        assert "koppel-testkit" not in workspace_closure(package, members), package
+
+
+def _heads(run: Instruction) -> list[list[str]]:
+    return [c[:2] for c in run.commands()]
+
+
+def _uv_syncs(dockerfile: Dockerfile) -> list[list[str]]:
+    return [c for c in dockerfile.commands() if c[:2] == ["uv", "sync"]]
+
+
+def _installed_package(dockerfile: Dockerfile) -> str:
+    packages = {c[c.index("--package") + 1] for c in _uv_syncs(dockerfile) if "--package" in c}
+    assert len(packages) == 1, (dockerfile.path, packages)
+    return packages.pop()
 
 
 @pytest.mark.parametrize("service", [f"{n}-api" for n in SERVICES] + list(SANDBOXES))
@@ -492,55 +533,73 @@ def test_dockerfile_installs_only_its_package_and_workspace_deps_from_the_lock(
     compose: dict[str, Any], service: str
 ) -> None:
     dockerfile = _dockerfiles(compose)[service]
-    directory = dockerfile.path.parent
     members = workspace_members()
-    package = next(name for name, path in members.items() if path == directory)
+    package = _installed_package(dockerfile)
+    if service in SANDBOXES:
+        assert members[package] == ROOT / SANDBOXES[service], package
+    else:
+        assert package == f"koppel-{service.removesuffix('-api')}-svc"
     closure = workspace_closure(package, members)
 
-    syncs = [rest for rest in dockerfile.all("RUN") if "uv sync" in rest]
+    syncs = _uv_syncs(dockerfile)
     assert len(syncs) == 2, dockerfile.path  # dependencies layer, then the workspace packages
     for sync in syncs:
-        assert "uv sync --frozen --no-dev" in sync, sync
-        assert re.findall(r"--package (\S+)", sync) == [package], sync
+        assert {"--frozen", "--no-dev"} <= set(sync), sync
+        assert "--no-editable" not in sync  # editable keeps migrations/ next to src/
     assert "--no-install-workspace" in syncs[0]
-    assert "--no-editable" not in " ".join(syncs)  # editable keeps migrations/ next to src/
+    assert "--no-install-workspace" not in syncs[1]
 
     copied = {src.rstrip("/") for sources, _ in dockerfile.context_copies() for src in sources}
     assert {"pyproject.toml", "uv.lock"} <= copied
     member_dirs = {str(members[name].relative_to(ROOT)) for name in closure}
     assert copied - {"pyproject.toml", "uv.lock"} == member_dirs, dockerfile.path
+    # The workspace sources come after the dependencies layer, so that layer survives code changes.
+    steps = dockerfile.instructions
+    dependencies = next(n for n, i in enumerate(steps) if i.keyword == "RUN" and ["uv", "sync"] in _heads(i))
+    sources = [
+        n for n, i in enumerate(steps) if i.keyword == "COPY" and "--from" not in i.value and "uv.lock" not in i.value
+    ]
+    assert sources and min(sources) > dependencies, dockerfile.path
 
 
 @pytest.mark.parametrize("service", [f"{n}-api" for n in SERVICES] + list(SANDBOXES))
 def test_dockerfile_runtime_stage(compose: dict[str, Any], service: str) -> None:
     dockerfile = _dockerfiles(compose)[service]
-    args = dockerfile.args()
-    froms = dockerfile.all("FROM")
-    assert len(froms) >= 3, "multi-stage: uv, builder, runtime"
+    args = dockerfile.global_args()
     assert args["PYTHON_IMAGE"].startswith("python:3.11-slim")
     assert args["UV_IMAGE"].startswith("ghcr.io/astral-sh/uv:")
-    assert "${UV_IMAGE} AS uv" in froms and froms[-1].startswith("${PYTHON_IMAGE}")
-    assert any(rest.startswith("--from=uv /uv") for rest in dockerfile.all("COPY"))
+    bases = dockerfile.parser.parent_images  # FROM lines, build arguments resolved
+    assert len(bases) >= 3, "multi-stage: uv, builder, runtime"
+    assert bases[0] == args["UV_IMAGE"] and bases[-1] == args["PYTHON_IMAGE"]
+    assert ("uv", ["/uv", "/uvx"], "/bin/") in dockerfile.stage_copies()
 
     runtime = dockerfile.last_stage()
-    users = [rest for kw, rest in runtime if kw == "USER"]
-    assert users and users[-1] not in ("root", "0"), "runs as a non-root user"
-    assert any("useradd" in rest and users[-1] in rest for kw, rest in runtime if kw == "RUN")
-    env = " ".join(rest for kw, rest in runtime if kw == "ENV")
-    assert "PYTHONUNBUFFERED=1" in env.split()
-    assert "PATH=/app/.venv/bin:$PATH" in env.split()
-    assert any(kw == "COPY" and rest == "--from=builder /app /app" for kw, rest in runtime)
+    user = dockerfile.final("USER").value
+    assert user not in ("root", "0"), "runs as a non-root user"
+    created = [c for i in runtime if i.keyword == "RUN" for c in i.commands() if c[0] == "useradd"]
+    assert created and created[0][-1] == user and "--system" in created[0]
+    env = dockerfile.parser.envs
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert env["PATH"] == f"/app/.venv/bin:{BASE_ENV['PATH']}"  # the venv first, the base image's PATH kept
+    assert [(s, src, dest) for s, src, dest in dockerfile.stage_copies() if s == "builder"] == [
+        ("builder", ["/app"], "/app")
+    ]
+    assert dockerfile.final("WORKDIR").value == "/app"
 
-    module = module_of(dockerfile)
-    healthcheck = dockerfile.stage_value("HEALTHCHECK")
-    command = json.loads(dockerfile.stage_value("CMD"))
+    process = dockerfile.process()
+    command = process[3:]
     port = command[command.index("--port") + 1]
     assert command[command.index("--host") + 1] == "0.0.0.0"
-    assert f"http://127.0.0.1:{port}/" in healthcheck
+    assert str(port) in dockerfile.final("EXPOSE").value.split()
+    probe = dockerfile.healthcheck()
+    assert probe[:2] == ["python", "-c"]
+    urls = re.findall(r"http://127\.0\.0\.1:(\d+)(/[\w/]*)", probe[2])
+    assert [u[0] for u in urls] == [port], probe
     if service.endswith("-api"):
-        assert command == COMMANDS["api"]
-        assert module == service.removesuffix("-api") + "_svc"
-        assert f"http://127.0.0.1:{port}/healthz" in healthcheck
+        name = service.removesuffix("-api")
+        assert process == ["python", "-m", f"{name}_svc", *COMMANDS["api"]]
+        assert compose["services"][service]["command"] == command
+        assert urls[0][1] == "/healthz"
 
 
 def test_every_python_module_compose_runs_is_importable(compose: dict[str, Any]) -> None:

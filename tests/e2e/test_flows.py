@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from koppel_cli.demo import TWINFIELD_OFFICE, register_tenant, run_demo, wait_for
-from koppel_cli.launch import System, running_system
 from koppel_cli.localrun import SERVICES
 from koppel_shared.auth import issue_token
 from koppel_shared.settings import KoppelSettings
+from koppel_testkit.launch import System, running_system
 
 from .browser import browser_page, chromium_available, screenshot
 

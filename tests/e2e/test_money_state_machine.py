@@ -39,8 +39,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from koppel_cli.launch import System, running_system
-from koppel_cli.workload import (
+from koppel_shared.settings import KoppelSettings
+from koppel_testkit.launch import System, running_system
+from koppel_testkit.workload import (
     Tenant,
     booked_invoice_numbers,
     matched_invoice_numbers,
@@ -48,7 +49,6 @@ from koppel_cli.workload import (
     reconcile,
     twikey_collections,
 )
-from koppel_shared.settings import KoppelSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(1200)]
 

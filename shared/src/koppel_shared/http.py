@@ -16,6 +16,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential_jitter,
 )
 
@@ -55,13 +56,26 @@ class _Wait:
         return float(self._backoff(state))
 
 
+def retry_policy(
+    attempts: int = 5,
+    initial: float = 0.2,
+    max_wait: float = 30.0,
+    *,
+    within: float | None = None,
+    on: tuple[type[BaseException], ...] = (RetryableResponse, httpx.TimeoutException, httpx.TransportError),
+) -> dict[str, Any]:
+    """The policy as tenacity arguments, for ``AsyncRetrying`` here and ``Retrying`` in synchronous
+    callers (the test kit). ``within`` (seconds) bounds the retries by time instead of attempts."""
+    return {
+        "stop": stop_after_attempt(attempts) if within is None else stop_after_delay(within),
+        "wait": _Wait(initial, max_wait),
+        "retry": retry_if_exception_type(on),
+        "reraise": True,
+    }
+
+
 def retrying(attempts: int = 5, initial: float = 0.2, max_wait: float = 30.0) -> AsyncRetrying:
-    return AsyncRetrying(
-        stop=stop_after_attempt(attempts),
-        wait=_Wait(initial, max_wait),
-        retry=retry_if_exception_type((RetryableResponse, httpx.TimeoutException, httpx.TransportError)),
-        reraise=True,
-    )
+    return AsyncRetrying(**retry_policy(attempts, initial, max_wait))
 
 
 async def send_with_retry(

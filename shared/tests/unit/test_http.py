@@ -3,6 +3,7 @@ other 4xx returned at once."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import httpx
@@ -45,3 +46,25 @@ async def test_gives_up_after_the_attempts_with_the_last_response():
     with pytest.raises(RetryableResponse) as err:
         await send_with_retry(lambda: client.get("/"), attempts=3, initial=0.01)
     assert err.value.response.status_code == 502 and len(calls) == 3
+
+
+def test_the_same_policy_drives_synchronous_retries_bounded_by_time():
+    """``retry_policy`` as ``Retrying`` arguments: a time bound instead of attempts, and the
+    Retry-After of a ``RetryableResponse`` honoured as for the asynchronous callers."""
+    from tenacity import Retrying
+
+    from koppel_shared.http import retry_policy
+
+    request = httpx.Request("GET", "http://x/")
+    calls: list[float] = []
+
+    def refused() -> None:
+        calls.append(time.monotonic())
+        raise RetryableResponse(httpx.Response(503, headers={"Retry-After": "0.2"}, request=request))
+
+    with pytest.raises(RetryableResponse):
+        for attempt in Retrying(**retry_policy(attempts=100, initial=0.01, within=0.5)):
+            with attempt:
+                refused()
+    assert 2 <= len(calls) <= 4  # by time (0.5 s at 0.2 s a wait), not by the 100 attempts
+    assert all(b - a >= 0.19 for a, b in itertools.pairwise(calls))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from koppel_cli.workload import ErpReceiver, verify_signature
+from koppel_testkit.workload import ErpReceiver, WorkloadError, _retry, verify_signature
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 
@@ -141,7 +141,43 @@ def test_fail_rate_fails_about_that_fraction_of_requests() -> None:
     assert receiver.failed == failed and len(receiver.received) == 200 - failed
 
 
-@pytest.mark.parametrize("secret", ["not-a-secret", "whsec_!!!"])
+@pytest.mark.parametrize("secret", ["not-a-secret", "whsec_!!!", "whsec_"])
 def test_malformed_secret_verifies_nothing(secret: str) -> None:
     body = event("booking.booked", "INV-60")
     assert not verify_signature(secret, signed(body), body)
+
+
+def test_retry_repeats_a_refusal_until_it_succeeds() -> None:
+    answers = iter([WorkloadError("409 in progress"), httpx.ConnectError("refused"), "done"])
+
+    def action() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert _retry(action, within=10, every=0.01) == "done"
+
+
+def test_retry_gives_up_after_its_time_with_the_last_error() -> None:
+    calls = []
+
+    def action() -> None:
+        calls.append(time.monotonic())
+        raise WorkloadError(f"refused {len(calls)}")
+
+    with pytest.raises(WorkloadError, match="refused"):
+        _retry(action, within=0.3, every=0.05)
+    assert len(calls) >= 2 and calls[-1] - calls[0] < 2
+
+
+def test_retry_does_not_repeat_a_programming_error() -> None:
+    calls = []
+
+    def action() -> None:
+        calls.append(1)
+        raise KeyError("id")
+
+    with pytest.raises(KeyError):
+        _retry(action, within=5, every=0.01)
+    assert calls == [1]

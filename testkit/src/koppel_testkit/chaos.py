@@ -42,9 +42,9 @@ import asyncpg
 import httpx
 
 from koppel_cli.demo import DEMO_TWIKEY_KEY, TWINFIELD_OFFICE
-from koppel_cli.launch import System, running_system
 from koppel_cli.localrun import SERVICES
-from koppel_cli.workload import (
+from koppel_testkit.launch import System, running_system
+from koppel_testkit.workload import (
     ErpReceiver,
     Payment,
     booked_invoice_numbers,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import hmac
 import json
 import random
@@ -33,13 +32,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
+from tenacity import Retrying
 
 from koppel_cli.demo import TWINFIELD_CLIENT, TWINFIELD_OFFICE, Urls, wire_tenant
+from koppel_shared.http import RETRY_STATUSES, RetryableResponse, retry_policy
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 SEED_CHUNK = 2000
@@ -47,6 +49,9 @@ SEED_CHUNK = 2000
 
 class WorkloadError(Exception):
     pass
+
+
+_RETRIED = (WorkloadError, httpx.HTTPError)
 
 
 def _ok(response: httpx.Response, what: str) -> Any:
@@ -290,14 +295,13 @@ def _sign_mandates(
 
 
 def _retry(action: Callable[[], Any], within: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        try:
+    """Koppel's own outbound retry policy (``koppel_shared.http``), bounded by time rather than
+    attempts, and retrying every refusal: a mandate invite not yet at the sandbox is a 404, a
+    request still running under the same Idempotency-Key a 409."""
+    for attempt in Retrying(**retry_policy(initial=every, max_wait=5 * every, within=within, on=_RETRIED)):
+        with attempt:
             return action()
-        except (WorkloadError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(every)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _seed_twinfield(
@@ -430,27 +434,27 @@ def pay(
                     errors.append(f"{p.invoice_number}: no Twikey transaction")
                 return
             what = f"paylinks/{p.twikey_tx}" if p.kind == "paylink" else f"transactions/{p.twikey_tx}"
-            for attempt in range(5):
-                try:
-                    action = "pay" if p.kind == "paylink" else "paid"
-                    reply = http.post(f"{twikey_sandbox}/_sandbox/{what}/{action}", json={})
-                except httpx.HTTPError as exc:
-                    problem = repr(exc)
-                else:
-                    if reply.status_code < 400:
-                        with lock:
-                            accepted[p.invoice_number] = time.time()
-                        return
-                    problem = f"HTTP {reply.status_code} {reply.text[:200]}"
-                    if reply.status_code < 500:
-                        # A repeat after a lost answer finds it paid already: that is accepted.
-                        state = http.get(f"{twikey_sandbox}/_sandbox/{what}")
-                        if attempt and state.status_code == 200 and state.json().get("state") in ("PAID", "paid"):
-                            with lock:
-                                accepted[p.invoice_number] = time.time()
-                            return
-                        break
-                time.sleep(0.2 * (attempt + 1))
+            action = "pay" if p.kind == "paylink" else "paid"
+            tries = 0
+            try:
+                # Koppel's own policy: timeouts, 5xx and 429 again after a backoff, other 4xx not.
+                for attempt in Retrying(**retry_policy(attempts=5, initial=0.2, max_wait=2.0)):
+                    with attempt:
+                        tries += 1
+                        reply = http.post(f"{twikey_sandbox}/_sandbox/{what}/{action}", json={})
+                        if reply.status_code in RETRY_STATUSES:
+                            raise RetryableResponse(reply)
+            except (RetryableResponse, httpx.HTTPError) as exc:
+                problem = repr(exc)
+            else:
+                paid = reply.status_code < 400
+                if not paid and tries > 1:  # a repeat after a lost answer finds it paid already: accepted
+                    paid = _paid_at_twikey(http, f"{twikey_sandbox}/_sandbox/{what}")
+                if paid:
+                    with lock:
+                        accepted[p.invoice_number] = time.time()
+                    return
+                problem = f"HTTP {reply.status_code} {reply.text[:200]}"
             with lock:
                 errors.append(f"{p.invoice_number} (tx {p.twikey_tx}): {problem}")
 
@@ -465,6 +469,11 @@ def pay(
     if errors:
         raise WorkloadError(f"{len(errors)} payments not accepted by the Twikey sandbox: {errors[:5]}")
     return accepted
+
+
+def _paid_at_twikey(http: httpx.Client, url: str) -> bool:
+    state = http.get(url)
+    return state.status_code == 200 and state.json().get("state") in ("PAID", "paid")
 
 
 # ---------------------------------------------------------------------------------- ERP receiver
@@ -484,28 +493,24 @@ class Delivery:
 
 
 def verify_signature(secret: str, headers: dict[str, str], body: bytes, tolerance: float | None = 300.0) -> bool:
-    """Standard Webhooks: HMAC-SHA256 over ``"{id}.{timestamp}.{body}"`` with the base64-decoded
-    ``whsec_`` secret; ``webhook-signature`` lists ``v1,<base64>`` entries, any one may match."""
+    """Standard Webhooks, checked with the specification's own ``standardwebhooks`` package rather
+    than notify-svc's signing code, so a signing bug in Koppel shows up here: HMAC-SHA256 over
+    ``"{id}.{timestamp}.{body}"``; ``webhook-signature`` lists ``v1,<base64>`` entries, any one may
+    match. ``tolerance=None`` skips the age check (for deliveries held until the secret was known)."""
     message_id = headers.get("webhook-id", "")
     timestamp = headers.get("webhook-timestamp", "")
     signatures = headers.get("webhook-signature", "")
     if not (message_id and timestamp and signatures):
         return False
     try:
-        sent = int(timestamp)
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except ValueError:
+        sent = datetime.fromtimestamp(int(timestamp), UTC)
+        base64.b64decode(secret.removeprefix("whsec_"), validate=True)  # the package is lenient here
+        expected = Webhook(secret).sign(message_id, sent, body.decode())
+    except (ValueError, EmptyWebhookSecretError):
         return False
-    if tolerance is not None and abs(time.time() - sent) > tolerance:
+    if tolerance is not None and abs(time.time() - sent.timestamp()) > tolerance:
         return False
-    expected = base64.b64encode(
-        hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    ).decode()
-    for entry in signatures.split():
-        version, _, value = entry.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
-            return True
-    return False
+    return any(hmac.compare_digest(entry, expected) for entry in signatures.split())
 
 
 class _QuietServer(ThreadingHTTPServer):
