@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from koppel_cli import infra
 from koppel_cli.demo import Urls
 from koppel_cli.localrun import Plan, demo_token
 from koppel_shared.settings import KoppelSettings
@@ -83,6 +85,8 @@ def running_system(
                 process.wait()
         if again is None:
             _drop_databases(prefix)
+            # Its queues too: left behind, they pile up across runs until the broker stops answering.
+            infra.sweep_queues("^" + re.escape(prefix))
 
 
 def _drop_databases(prefix: str) -> None:
