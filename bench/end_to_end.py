@@ -58,7 +58,7 @@ from koppel_cli.workload import (
     prepare_payments,
     register_erp_endpoint,
 )
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 
@@ -176,7 +176,7 @@ def summarise_rss(samples: list[dict[str, float]]) -> dict[str, dict[str, float]
 
 # ------------------------------------------------------------------------------------------ setup
 def set_up_tenants(system: System, count: int) -> list[Tenant]:
-    secret = KoppelSettings().jwt_secret.get_secret_value()
+    secret = IssuerSettings().signing_key
     services = system.plan.service_urls()
     return [new_tenant(system.urls, services, secret, f"t{i}") for i in range(count)]
 

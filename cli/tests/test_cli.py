@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from typer.testing import CliRunner
 
 from koppel_cli.main import app
-from koppel_shared.auth import verify_token
-from koppel_shared.settings import DEV_JWT_SECRET
+from koppel_shared.auth import SigningKey, TokenError, verify_token
+from koppel_shared.settings import DEV_TOKEN_PUBLIC_KEYS
 
 runner = CliRunner()
 
 
 def test_token_issue_gives_a_token_the_services_accept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KOPPEL_JWT_SECRET", raising=False)
+    monkeypatch.delenv("KOPPEL_TOKEN_SIGNING_KEY", raising=False)
     tenant = uuid.uuid4()
     result = runner.invoke(app, ["token", "issue", "--tenant", str(tenant), "--scope", "erp", "--scope", "operator"])
     assert result.exit_code == 0, result.output
-    principal = verify_token(DEV_JWT_SECRET, result.output.strip())
+    principal = verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip())
     assert principal.tenant_id == tenant and principal.has("operator")
+
+
+def test_token_issue_signs_with_the_configured_key_and_kid(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = SigningKey.generate("2026-12")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", key.encoded())
+    tenant = uuid.uuid4()
+    result = runner.invoke(app, ["token", "issue", "--tenant", str(tenant)])
+    assert result.exit_code == 0, result.output
+    assert verify_token(key.public_entry(), result.output.strip()).tenant_id == tenant
+    with pytest.raises(TokenError, match="unknown key"):
+        verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip())
+
+
+def test_token_service_gives_an_internal_service_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_TOKEN_SIGNING_KEY", raising=False)
+    result = runner.invoke(app, ["token", "service", "--service", "bookkeeping"])
+    assert result.exit_code == 0, result.output
+    tenant = uuid.uuid4()
+    principal = verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip(), acting_for=tenant)
+    assert principal.tenant_id == tenant and principal.scopes == {"internal"}
+    refused = runner.invoke(app, ["token", "service", "--service", "collection"])
+    assert refused.exit_code != 0 and "mandate, bookkeeping" in refused.output
+
+
+def test_token_keygen_gives_a_pair_for_rotation() -> None:
+    result = runner.invoke(app, ["token", "keygen", "--kid", "2027-01"])
+    assert result.exit_code == 0, result.output
+    pair = json.loads(result.output)
+    key = SigningKey.parse(pair["signing_key"])
+    assert key.kid == "2027-01" and key.public_entry() == pair["public_key"]
+    assert runner.invoke(app, ["token", "keygen", "--kid", "no spaces"]).exit_code != 0
 
 
 def test_token_issue_refuses_an_unknown_scope() -> None:

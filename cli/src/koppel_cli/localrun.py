@@ -25,7 +25,7 @@ import httpx
 
 from koppel_cli.demo import DEMO_TWIKEY_KEY, Urls
 from koppel_shared.auth import issue_token
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 
 SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 8104, "notify": 8105}
 SANDBOXES = {"twikey": 8601, "twinfield": 8602}
@@ -273,8 +273,8 @@ class Supervisor:
                 proc.wait()
 
 
-def demo_token(settings: KoppelSettings) -> str:
-    return issue_token(settings.jwt_secret.get_secret_value(), DEMO_TENANT, ["erp", "operator"], subject="demo")
+def demo_token(settings: IssuerSettings) -> str:
+    return issue_token(settings.signing_key, DEMO_TENANT, ["erp", "operator"], subject="demo")
 
 
 def _load_render() -> Any:

@@ -40,6 +40,7 @@ from typing import Any
 import httpx
 
 from koppel_cli.demo import TWINFIELD_CLIENT, TWINFIELD_OFFICE, Urls, wire_tenant
+from koppel_shared.auth import SigningKey
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 SEED_CHUNK = 2000
@@ -73,7 +74,7 @@ class Tenant:
 def new_tenant(
     urls: Urls,
     services: dict[str, str],
-    jwt_secret: str,
+    signing_key: SigningKey,
     name: str,
     *,
     office: str | None = None,
@@ -88,7 +89,7 @@ def new_tenant(
     api_key = f"bench-{name}-{tag}".lower()
     organisation = organisation or f"ORG{tag}"
     office = office or f"NL{tag}"
-    token = issue_token(jwt_secret, tenant_id, ["erp", "operator"], subject=f"tenant:{name}")
+    token = issue_token(signing_key, tenant_id, ["erp", "operator"], subject=f"tenant:{name}")
     with httpx.Client(timeout=TIMEOUT) as http:
         _ok(
             http.post(

@@ -12,7 +12,7 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 
-from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
+from koppel_shared.auth import TENANT_HEADER, TenantPrincipal, TokenError, verify_token
 from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.errors import Problem
 
@@ -25,8 +25,9 @@ async def token_principal(request: Request) -> TenantPrincipal:
     if scheme.lower() != "bearer" or not token:
         raise Problem(401, "unauthorized", "a tenant token is required: Authorization: Bearer <token>")
     settings = request.app.state.settings
+    acting_for = request.headers.get(TENANT_HEADER)
     try:
-        principal = verify_token(settings.jwt_secret.get_secret_value(), token.strip(), settings.jwt_issuer)
+        principal = verify_token(settings.public_keys, token.strip(), settings.jwt_issuer, acting_for)
     except TokenError as exc:
         raise Problem(401, "invalid_token", f"the tenant token is not valid: {exc}") from exc
     request.state.tenant_id = principal.tenant_id
