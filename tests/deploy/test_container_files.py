@@ -37,6 +37,8 @@ from pydantic import ValidationError
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
+# The services that call sync-svc's internal API with a service token (KOPPEL_<NAME>_SYNC_TOKEN).
+SYNC_CALLERS = ("mandate", "bookkeeping")
 SANDBOXES = {"twikey-sandbox": "sandboxes/twikey", "twinfield-sandbox": "sandboxes/twinfield"}
 ROLES = ("migrate", "api", "worker")
 COMMANDS = {"migrate": ["migrate"], "api": ["api", "--host", "0.0.0.0", "--port", "8000"], "worker": ["worker"]}
@@ -367,8 +369,13 @@ def test_every_koppel_process_gets_the_shared_environment_anchor(compose: dict[s
     assert re.search(r"^x-koppel-env: &koppel-env$", text, re.M)
     anchor = compose["x-koppel-env"]
     for name in SERVICES:
+        # Only the services that call sync-svc's internal API get a service token, their own.
+        own = {f"KOPPEL_{name.upper()}_SYNC_TOKEN"} & {f"KOPPEL_{c.upper()}_SYNC_TOKEN" for c in SYNC_CALLERS}
         for role in ROLES:
-            assert compose["services"][f"{name}-{role}"]["environment"] == anchor, f"{name}-{role}"
+            environment = compose["services"][f"{name}-{role}"]["environment"]
+            assert {k: v for k, v in environment.items() if k not in own} == anchor, f"{name}-{role}"
+            assert own <= environment.keys(), f"{name}-{role}"
+    assert not [k for k in anchor if "SIGNING" in k or k.endswith("_SYNC_TOKEN")]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -379,8 +386,11 @@ def test_env_anchor_gives_each_service_its_own_database(compose: dict[str, Any],
 
 def test_secrets_must_be_set_and_are_not_defaulted(compose: dict[str, Any]) -> None:
     anchor = compose["x-koppel-env"]
-    for name in ("KOPPEL_JWT_SECRET", "KOPPEL_ENCRYPTION_KEYS"):
+    for name in ("KOPPEL_TOKEN_PUBLIC_KEYS", "KOPPEL_ENCRYPTION_KEYS"):
         assert anchor[name].startswith(f"${{{name}:?"), name
+    for caller in SYNC_CALLERS:
+        name = f"KOPPEL_{caller.upper()}_SYNC_TOKEN"
+        assert compose["services"][f"{caller}-api"]["environment"][name].startswith(f"${{{name}:?"), name
     services = compose["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"].startswith("${RABBITMQ_PASSWORD:?")
@@ -398,10 +408,11 @@ def test_env_example_documents_every_variable_compose_reads(compose: dict[str, A
     assert "DEV" in (ROOT / ".env.example").read_text()
 
 
-def _compose_env_for_services(compose: dict[str, Any], **overrides: str) -> dict[str, str]:
+def _compose_env_for_services(compose: dict[str, Any], name: str, **overrides: str) -> dict[str, str]:
     values, _ = read_dotenv(ROOT / ".env.example")
     values.update(overrides)
-    return {key: interpolate(str(value), values) for key, value in compose["x-koppel-env"].items()}
+    environment = compose["services"][f"{name}-worker"]["environment"]
+    return {key: interpolate(str(value), values) for key, value in environment.items()}
 
 
 def _settings_class(name: str) -> Any:
@@ -420,7 +431,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_compose_environment_with_env_example_configures_the_service(
     compose: dict[str, Any], clean_environ: pytest.MonkeyPatch, name: str
 ) -> None:
-    for key, value in _compose_env_for_services(compose).items():
+    for key, value in _compose_env_for_services(compose, name).items():
         clean_environ.setenv(key, value)
     settings = _settings_class(name)()
     values, _ = read_dotenv(ROOT / ".env.example")
@@ -437,10 +448,12 @@ def test_compose_environment_with_env_example_configures_the_service(
 def test_env_example_dev_secrets_are_refused_outside_dev(
     compose: dict[str, Any], clean_environ: pytest.MonkeyPatch, name: str
 ) -> None:
-    for key, value in _compose_env_for_services(compose, KOPPEL_ENVIRONMENT="prod").items():
+    for key, value in _compose_env_for_services(compose, name, KOPPEL_ENVIRONMENT="prod").items():
         clean_environ.setenv(key, value)
-    with pytest.raises(ValidationError, match="jwt_secret"):
+    with pytest.raises(ValidationError, match="token_public_keys") as refused:
         _settings_class(name)()
+    if name in SYNC_CALLERS:
+        assert "sync_token" in str(refused.value)
 
 
 # ---- Dockerfiles --------------------------------------------------------------------------------
