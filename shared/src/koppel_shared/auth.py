@@ -125,6 +125,8 @@ class TenantPrincipal:
     scopes: frozenset[str]
     subject: str
     token_id: str
+    # The calling service, for a service token (which acts for the tenant the call names).
+    service: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
@@ -190,9 +192,11 @@ def verify_token(
             token, key, algorithms=[ALGORITHM], issuer=issuer, options={"require": ["exp", "iat", "sub"]}
         )
         scopes = frozenset(str(claims.get("scope", "")).split())
+        service = None
         if "tid" in claims:
             tenant_id = uuid.UUID(claims["tid"])
         elif "svc" in claims and scopes == {"internal"}:
+            service = str(claims["svc"])
             if acting_for is None:
                 raise TokenError(f"a service token names the tenant it acts for in {TENANT_HEADER}")
             tenant_id = uuid.UUID(str(acting_for))
@@ -201,5 +205,9 @@ def verify_token(
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise TokenError(str(exc)) from exc
     return TenantPrincipal(
-        tenant_id=tenant_id, scopes=scopes, subject=str(claims["sub"]), token_id=str(claims.get("jti", ""))
+        tenant_id=tenant_id,
+        scopes=scopes,
+        subject=str(claims["sub"]),
+        token_id=str(claims.get("jti", "")),
+        service=service,
     )

@@ -139,8 +139,9 @@ async def test_service_token_acts_for_the_tenant_it_names_and_only_internally(cl
     assert ok.status_code == 200 and ok.json() == {"tenant": str(tenant), "subject": "service:mandate"}
     unnamed = await client.get("/internal/v1/whoami", headers=_auth(token))
     assert unnamed.status_code == 401 and "X-Koppel-Tenant" in unnamed.json()["detail"]
+    # Acting for any tenant it names, a service token is no key to the tenants' own APIs.
     not_internal = await client.get("/v1/notes/n1", headers={**_auth(token), "X-Koppel-Tenant": str(tenant)})
-    assert not_internal.status_code == 404  # a plain route: any scope may read, and the tenant has no note
+    assert not_internal.status_code == 403 and not_internal.json()["code"] == "insufficient_scope"
     operator = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
     refused = await client.get("/internal/v1/whoami", headers=_auth(operator))
     assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
