@@ -8,6 +8,7 @@ import uuid
 import pytest
 from typer.testing import CliRunner
 
+from koppel_cli.localrun import Plan
 from koppel_cli.main import app
 from koppel_shared.auth import SigningKey, TokenError, verify_token
 from koppel_shared.settings import DEV_TOKEN_PUBLIC_KEYS
@@ -53,6 +54,21 @@ def test_token_keygen_gives_a_pair_for_rotation() -> None:
     key = SigningKey.parse(pair["signing_key"])
     assert key.kid == "2027-01" and key.public_entry() == pair["public_key"]
     assert runner.invoke(app, ["token", "keygen", "--kid", "no spaces"]).exit_code != 0
+
+
+def test_koppel_run_gives_the_services_the_public_key_and_service_tokens_not_the_signing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = SigningKey.generate("local")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", key.encoded())
+    monkeypatch.delenv("KOPPEL_TOKEN_PUBLIC_KEYS", raising=False)
+    env = Plan().environment()
+    assert "KOPPEL_TOKEN_SIGNING_KEY" not in env
+    assert key.encoded() not in env.values()
+    assert env["KOPPEL_TOKEN_PUBLIC_KEYS"] == key.public_entry()
+    for caller in ("mandate", "bookkeeping"):
+        token = env[f"KOPPEL_{caller.upper()}_SYNC_TOKEN"]
+        assert verify_token(key.public_entry(), token, acting_for=uuid.uuid4()).subject == f"service:{caller}"
 
 
 def test_token_issue_refuses_an_unknown_scope() -> None:

@@ -16,7 +16,7 @@ import typer
 
 from koppel_cli import infra
 from koppel_cli.demo import DemoFailed, register_tenant, run_demo, wire_demo_tenant
-from koppel_cli.localrun import DEMO_TENANT, SERVICES, Plan, Supervisor, demo_token, fresh_start, summary
+from koppel_cli.localrun import DEMO_TENANT, SERVICES, SYNC_CALLERS, Plan, Supervisor, demo_token, fresh_start, summary
 from koppel_cli.reconcile import reconcile
 from koppel_shared.auth import SCOPES, SigningKey, issue_service_token, issue_token
 from koppel_shared.messaging.broker import Broker
@@ -39,8 +39,6 @@ app.add_typer(feed_app, name="feed")
 app.command("reconcile")(reconcile)
 
 SERVICE_NAMES = ("mandate", "collection", "sync", "bookkeeping", "notify")
-# The services that call another service's /internal API, with a service token each.
-SERVICE_CALLERS = ("mandate", "bookkeeping")
 
 
 @app.command()
@@ -154,8 +152,8 @@ def token_service(
 ) -> None:
     """Issue a service token (scope internal, for the tenant each call names) for
     KOPPEL_<SERVICE>_SYNC_TOKEN."""
-    if service not in SERVICE_CALLERS:
-        raise typer.BadParameter(f"one of {', '.join(SERVICE_CALLERS)}", param_hint="--service")
+    if service not in SYNC_CALLERS:
+        raise typer.BadParameter(f"one of {', '.join(SYNC_CALLERS)}", param_hint="--service")
     typer.echo(issue_service_token(IssuerSettings().signing_key, service, ttl=timedelta(days=ttl_days)))
 
 
