@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -92,3 +94,78 @@ def test_dlq_list_and_replay_need_a_known_service_and_talk_to_the_broker(monkeyp
     assert listed.exit_code == 0 and "no dead letters for mandate-svc" in listed.output
     replayed = runner.invoke(app, ["dlq", "replay", "--service", "mandate", "--all"])
     assert replayed.exit_code == 0 and "replayed 0" in replayed.output
+
+
+@pytest.fixture
+def collection_svc(database_url: str, broker_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """collection-svc's API on a port of its own (the CLI calls it over HTTP); its database URL."""
+    import asyncio
+    import socket
+    import threading
+
+    import uvicorn
+
+    from collection_svc.bootstrap import definition
+    from collection_svc.settings import Settings
+    from koppel_shared.migrations import migrate
+    from koppel_shared.service import build_api
+    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY, settings_for_test
+
+    settings = settings_for_test(Settings, database_url, broker_prefix)
+    asyncio.run(migrate(definition.migrations_dir, settings.database_url))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(build_api(definition, settings), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    monkeypatch.setenv("KOPPEL_COLLECTION_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", TEST_SIGNING_KEY.encoded())  # the CLI signs with it
+    yield settings.database_url
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.integration
+def test_dlq_parked_lists_a_tenants_parked_updates_and_retry_puts_them_back_in_line(collection_svc: str) -> None:
+    import asyncio
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+
+    async def sql(statement: str, **params: object) -> list[tuple[object, ...]]:
+        engine = create_async_engine(collection_svc)
+        try:
+            async with engine.begin() as conn:
+                return [tuple(r) for r in await conn.execute(sa.text(statement), params)]
+        finally:
+            await engine.dispose()
+
+    insert = (
+        "INSERT INTO twikey_updates (tenant_id, event_id, event_type, data, failed_at, error)"
+        " VALUES (:t, :e, 'twikey.transaction.changed', '{}', now(), :error) RETURNING seq"
+    )
+    [(seq,)] = asyncio.run(sql(insert, t=tenant, e=uuid.uuid4(), error="could not apply: boom"))
+    [(theirs,)] = asyncio.run(sql(insert, t=other, e=uuid.uuid4(), error="theirs"))
+    still_parked = "SELECT seq FROM twikey_updates WHERE failed_at IS NOT NULL ORDER BY seq"
+
+    listed = runner.invoke(app, ["dlq", "parked", "--tenant", str(tenant)])
+    assert listed.exit_code == 0, listed.output
+    assert f"{seq}  twikey.transaction.changed" in listed.output and "could not apply: boom" in listed.output
+    assert "theirs" not in listed.output
+    assert runner.invoke(app, ["dlq", "retry-parked", "--tenant", str(tenant)]).exit_code != 0  # --seq or --all
+    refused = runner.invoke(app, ["dlq", "retry-parked", "--tenant", str(tenant), "--seq", str(theirs)])
+    assert refused.exit_code == 1 and "not_parked" in refused.output
+    assert asyncio.run(sql(still_parked)) == [(seq,), (theirs,)]
+
+    retried = runner.invoke(app, ["dlq", "retry-parked", "--tenant", str(tenant), "--seq", str(seq)])
+    assert retried.exit_code == 0 and "retried 1 update(s)" in retried.output, retried.output
+    assert asyncio.run(sql(still_parked)) == [(theirs,)]
+    empty = runner.invoke(app, ["dlq", "parked", "--tenant", str(tenant), "--json"])
+    assert empty.exit_code == 0 and json.loads(empty.output) == []

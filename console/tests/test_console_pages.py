@@ -4,6 +4,7 @@ dead letters limited to the operator's own tenant. (Browser tests: tests/e2e.)""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def console(database_url: str, broker_prefix: str, cleanup_exchange: None):
+async def console_and_app(database_url: str, broker_prefix: str, cleanup_exchange: None):
     # Every service URL points at a closed port: the pages must still render, with an error box.
     dead = "http://127.0.0.1:9"
     settings = settings_for_test(
@@ -29,7 +30,13 @@ async def console(database_url: str, broker_prefix: str, cleanup_exchange: None)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="https://console") as client:
-            yield client, settings
+            yield client, settings, app
+
+
+@pytest.fixture
+async def console(console_and_app):
+    client, settings, _ = console_and_app
+    return client, settings
 
 
 def token(settings: Settings, scopes: list[str], tenant: uuid.UUID | None = None) -> str:
@@ -134,3 +141,58 @@ async def test_overview_is_the_landing_page_and_says_which_service_is_down(conso
         assert f"{service}-svc is not reachable" in page.text
     assert 'aria-label="Collected, paid and booked per day"' in page.text  # an empty chart, not a broken page
     assert "<script" not in page.text  # nothing to run: the charts are plain SVG
+
+
+async def test_dead_letters_page_shows_this_tenants_parked_updates_and_retries_one(console_and_app, database_url):
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from collection_svc.bootstrap import make_definition
+    from collection_svc.settings import Settings as CollectionSettings
+    from koppel_console.services import ServiceApi
+    from koppel_shared.migrations import migrate
+    from koppel_shared.testing.service_checks import api_client
+
+    client, settings, console_app = console_and_app
+    definition = make_definition()
+    collection = settings_for_test(CollectionSettings, database_url, settings.queue_prefix)
+    await migrate(definition.migrations_dir, collection.database_url)
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    engine = create_async_engine(collection.database_url)
+    insert = sa.text(
+        "INSERT INTO twikey_updates (tenant_id, event_id, event_type, data, failed_at, error)"
+        " VALUES (:t, :e, 'twikey.transaction.changed', '{}', now(), :error) RETURNING seq"
+    )
+    async with engine.begin() as conn:
+        seq = (await conn.execute(insert, {"t": mine, "e": uuid.uuid4(), "error": "error-mine"})).scalar_one()
+        await conn.execute(insert, {"t": other, "e": uuid.uuid4(), "error": "error-theirs"})
+
+    async def parked(tenant: uuid.UUID) -> list[int]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.text("SELECT seq FROM twikey_updates WHERE tenant_id = :t AND failed_at IS NOT NULL"), {"t": tenant}
+            )
+            return [r[0] for r in rows]
+
+    try:
+        async with api_client(definition, collection) as svc:
+            # the console's calls to collection-svc go to the real service app
+            console_app.state.service_api = ServiceApi(svc, {"collection": ""})
+            await client.post("/console/login", data={"token": token(settings, ["operator"], mine)})
+            page = await client.get("/console/dead-letters")
+            assert page.status_code == 200
+            assert "error-mine" in page.text and "error-theirs" not in page.text
+            csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+
+            forged = await client.post("/console/parked-updates/retry", data={"csrf": "forged", "seq": str(seq)})
+            assert forged.status_code == 403 and await parked(mine) == [seq]
+            theirs = (await parked(other))[0]
+            refused = await client.post("/console/parked-updates/retry", data={"csrf": csrf, "seq": str(theirs)})
+            assert refused.status_code == 303 and "answered 404" in unquote(refused.headers["location"])
+            assert await parked(other) == [theirs]
+
+            done = await client.post("/console/parked-updates/retry", data={"csrf": csrf, "seq": str(seq)})
+            assert done.status_code == 303 and f"Update {seq} put back in line." in unquote(done.headers["location"])
+            assert await parked(mine) == []
+    finally:
+        await engine.dispose()

@@ -55,6 +55,7 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/pay-links": ("collection", "/v1/pay-links"),
     "/v1/collections": ("collection", "/v1/collections"),
     "/v1/collections/c1?state=paid": ("collection", "/v1/collections/c1?state=paid"),
+    "/v1/parked-updates/retry": ("collection", "/v1/parked-updates/retry"),
     "/v1/twikey": ("sync", "/v1/twikey"),
     "/v1/twikey/connection": ("sync", "/v1/twikey/connection"),
     "/v1/tenants": ("sync", "/v1/tenants"),

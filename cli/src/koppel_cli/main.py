@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -28,7 +29,10 @@ app = typer.Typer(
 )
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
 token_app = typer.Typer(help="Tenant tokens (signed JWTs).", no_args_is_help=True)
-dlq_app = typer.Typer(help="Dead letters: messages a service could not handle.", no_args_is_help=True)
+dlq_app = typer.Typer(
+    help="Dead letters (messages a service could not handle) and parked Twikey updates (collection-svc).",
+    no_args_is_help=True,
+)
 sandbox_app = typer.Typer(help="Run a sandbox on its own.", no_args_is_help=True)
 feed_app = typer.Typer(help="Twikey feeds (sync-svc).", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
@@ -197,16 +201,23 @@ def dlq_list(service: ServiceOpt, limit: int = 100, as_json: Annotated[bool, typ
     """List dead letters of a service, with the reason each failed."""
     _check_service(service)
     letters = _with_broker(lambda b, s: list_dead_letters(b, service, s.queue_prefix, limit))
+    _echo_items(
+        [d.as_dict() for d in letters],
+        as_json,
+        f"no dead letters for {service}-svc",
+        "{message_id}  {type:24} attempts={attempts} failed_at={failed_at}\n    queue={queue}\n    reason={reason}",
+    )
+
+
+def _echo_items(items: list[dict[str, Any]], as_json: bool, none: str, line: str) -> None:
+    """A listing as JSON, or one ``line`` (a format string over an item's fields) per item."""
     if as_json:
-        typer.echo(json.dumps([d.as_dict() for d in letters], indent=2))
+        typer.echo(json.dumps(items, indent=2))
         return
-    if not letters:
-        typer.echo(f"no dead letters for {service}-svc")
-    for d in letters:
-        typer.echo(
-            f"{d.message_id}  {d.type:24} attempts={d.attempts} failed_at={d.failed_at}\n"
-            f"    queue={d.queue}\n    reason={d.reason}"
-        )
+    if not items:
+        typer.echo(none)
+    for item in items:
+        typer.echo(line.format(**item))
 
 
 @dlq_app.command("replay")
@@ -235,6 +246,44 @@ def dlq_discard(
     typer.echo(f"discarded {count} message(s)")
 
 
+TenantOpt = Annotated[uuid.UUID, typer.Option(help="Tenant id.")]
+
+
+@dlq_app.command("parked")
+def dlq_parked(tenant: TenantOpt, limit: int = 200, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List a tenant's parked Twikey updates: messages collection-svc took in but could not apply,
+    with the error (KOPPEL_COLLECTION_URL)."""
+    reply = _as_operator("collection", tenant, "GET", "/v1/parked-updates", params={"limit": limit})
+    _exit_unless_ok(reply)
+    _echo_items(
+        reply.json()["items"],
+        as_json,
+        f"no parked updates for tenant {tenant}",
+        "{seq}  {event_type:28} failed_at={failed_at}\n    event_id={event_id}\n    error={error}",
+    )
+
+
+@dlq_app.command("retry-parked")
+def dlq_retry_parked(
+    tenant: TenantOpt,
+    seq: Annotated[list[int], typer.Option("--seq", help="A parked update's seq; repeat for several.")] = [],  # noqa: B006
+    all_: Annotated[bool, typer.Option("--all", help="Retry every parked update of the tenant.")] = False,
+) -> None:
+    """Put parked Twikey updates back in line; collection-svc's applier tries them again."""
+    if bool(seq) == all_:
+        raise typer.BadParameter("give --seq (repeatable) or --all")
+    body: dict[str, Any] = {"all": True} if all_ else {"seqs": seq}
+    reply = _as_operator("collection", tenant, "POST", "/v1/parked-updates/retry", json=body)
+    _exit_unless_ok(reply)
+    typer.echo(f"retried {len(reply.json()['retried'])} update(s)")
+
+
+def _exit_unless_ok(reply: httpx.Response) -> None:
+    if reply.status_code != 200:
+        typer.echo(reply.text, err=True)
+        raise typer.Exit(1)
+
+
 @feed_app.command("reset")
 def feed_reset(
     tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
@@ -242,27 +291,36 @@ def feed_reset(
     since: Annotated[str | None, typer.Option(help="ISO date-time to replay from (default: the start).")] = None,
 ) -> None:
     """Replay a tenant's Twikey feed through sync-svc (KOPPEL_SYNC_URL); replays cause no duplicates."""
-    import os
-
-    import httpx
-
-    token = issue_token(IssuerSettings().signing_key, tenant, ["operator"], ttl=timedelta(minutes=5))
-    base = os.environ.get("KOPPEL_SYNC_URL", "http://127.0.0.1:8103")
     body: dict[str, str] = {"feed": feed}
     if since:
         body["since"] = since
-    try:
-        reply = httpx.post(
-            f"{base.rstrip('/')}/v1/twikey/feeds/reset",
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(f"sync-svc at {base} is not reachable: {exc}") from exc
+    reply = _as_operator("sync", tenant, "POST", "/v1/twikey/feeds/reset", json=body)
     typer.echo(json.dumps(reply.json(), indent=2))
     if reply.status_code != 200:
         raise typer.Exit(1)
+
+
+SERVICE_URLS = {
+    "sync": ("KOPPEL_SYNC_URL", "http://127.0.0.1:8103"),
+    "collection": ("KOPPEL_COLLECTION_URL", "http://127.0.0.1:8102"),
+}
+
+
+def _as_operator(service: str, tenant: uuid.UUID, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Call a service's API with a short-lived operator token of the tenant (``KOPPEL_<SERVICE>_URL``)."""
+    token = issue_token(IssuerSettings().signing_key, tenant, ["operator"], ttl=timedelta(minutes=5))
+    variable, default = SERVICE_URLS[service]
+    base = os.environ.get(variable, default)
+    try:
+        return httpx.request(
+            method,
+            f"{base.rstrip('/')}{path}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            **kwargs,
+        )
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(f"{service}-svc at {base} is not reachable: {exc}") from exc
 
 
 @sandbox_app.command("twikey")

@@ -405,8 +405,11 @@ async def api_docs(request: Request) -> HTMLResponse:
 
 @router.get("/dead-letters")
 async def dead_letters(request: Request, session: Session) -> HTMLResponse:
-    letters, error = await _tenant_dead_letters(request, session[0])
-    return page(request, "dead_letters.html", session, letters=letters, error=error)
+    (letters, error), parked = await asyncio.gather(
+        _tenant_dead_letters(request, session[0]),
+        api(request).call("collection", "GET", "/v1/parked-updates", session[1]),
+    )
+    return page(request, "dead_letters.html", session, letters=letters, error=error, parked=parked)
 
 
 async def _tenant_dead_letters(request: Request, principal: TenantPrincipal) -> tuple[dict[str, list[Any]], str | None]:
@@ -445,6 +448,16 @@ async def replay(
         return back("/console/dead-letters", "No such dead letter.")
     count = await replay_dead_letters(broker, service, settings.queue_prefix, {message_id})
     return back("/console/dead-letters", f"Replayed {count} message(s).")
+
+
+@router.post("/parked-updates/retry")
+async def retry_parked(
+    request: Request, session: Session, csrf: Annotated[str, Form()], seq: Annotated[int, Form()]
+) -> Response:
+    check_csrf(request, session[1], csrf)
+    # collection-svc keeps each tenant to its own parked updates (another's answers 404 not_parked)
+    answer = await api(request).call("collection", "POST", "/v1/parked-updates/retry", session[1], json={"seqs": [seq]})
+    return back("/console/dead-letters", f"Update {seq} put back in line." if answer.ok else answer.error or "failed")
 
 
 async def _broker(request: Request) -> Broker:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("koppel_http_requests_total", "HTTP requests", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -20,3 +20,6 @@ HANDLE_LATENCY = Histogram(
     ["consumer"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
 )
+# Messages a service set aside because handling them failed on their own, waiting for an operator
+# (collection-svc's parked Twikey updates); read from the database at each scrape.
+PARKED_MESSAGES = Gauge("koppel_parked_messages", "Messages parked for an operator", ["service"])

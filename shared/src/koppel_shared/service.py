@@ -110,6 +110,8 @@ class ServiceDefinition:
     consumers: Callable[[Runtime], Sequence[ConsumerSpec]] = lambda rt: ()
     loops: Callable[[Runtime], Sequence[Loop]] = lambda rt: ()
     on_open: Callable[[Runtime], Awaitable[None]] | None = None
+    # sets the service's gauges that are read from its database, before each /metrics answer
+    metrics: Callable[[Runtime], Awaitable[None]] | None = None
 
 
 def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAPI:
@@ -122,6 +124,13 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
 
     async def check_broker() -> None:
         await holder["rt"].check_broker()
+
+    async def refresh_metrics() -> None:
+        if definition.metrics is not None and "rt" in holder:
+            try:
+                await definition.metrics(holder["rt"])
+            except Exception as exc:  # database away: the other metrics are still answered
+                log.warning("metrics.refresh_failed", error=repr(exc)[:300])
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -143,6 +152,7 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
         routers=definition.routers,
         lifespan=lifespan,
         ready_checks={"database": check_database, "broker": check_broker},
+        metrics_refresh=refresh_metrics,
     )
 
 

@@ -12,8 +12,10 @@ from pathlib import Path
 from collection_svc.entrypoints.api import routers
 from collection_svc.entrypoints.consumers import consumers
 from collection_svc.entrypoints.scheduler import applier_loop, scheduler_loop
+from collection_svc.service_layer.parked import count_parked
 from collection_svc.service_layer.records import Clock, utc_now
 from collection_svc.settings import Settings
+from koppel_shared.metrics import PARKED_MESSAGES
 from koppel_shared.service import Loop, Runtime, ServiceDefinition
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -29,6 +31,10 @@ def make_definition(clock: Clock = utc_now) -> ServiceDefinition:
             loops.append(scheduler_loop(runtime, clock))
         return loops
 
+    async def metrics(runtime: Runtime) -> None:
+        async with runtime.session_factory() as session:
+            PARKED_MESSAGES.labels(service="collection").set(await count_parked(session))
+
     return ServiceDefinition(
         name="collection",
         title="Koppel collection service",
@@ -42,6 +48,7 @@ def make_definition(clock: Clock = utc_now) -> ServiceDefinition:
         consumers=consumers,
         loops=loops,
         on_open=on_open,
+        metrics=metrics,
     )
 
 

@@ -3,6 +3,7 @@ with Twikey's answers driven as sync-svc would publish them."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import date
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from collection_svc.service_layer.engine import submit_due
+from koppel_shared.auth import issue_token
 from koppel_shared.db import make_session_factory
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.mandate import MandateCancelled, MandateResumed, MandateSuspended, MandateUpdated
@@ -22,6 +24,7 @@ from koppel_shared.events.twikey import (
     TwikeyTransactionRefused,
     twikey_event_uuid,
 )
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -573,3 +576,65 @@ async def test_a_message_that_cannot_be_applied_is_parked_and_does_not_block_the
             await conn.execute(sa.text("SELECT error FROM twikey_updates WHERE tenant_id = :t"), {"t": tenant})
         ).scalar_one()
     assert "validation error" in parked.lower()
+
+
+def _operator(harness: Any, tenant_id: uuid.UUID) -> dict[str, str]:
+    token = issue_token(TEST_SIGNING_KEY, tenant_id, ["operator"])
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _parked_gauge(harness: Any) -> float:
+    text = (await harness.client.get("/metrics")).text
+    line = next(x for x in text.splitlines() if x.startswith('koppel_parked_messages{service="collection"}'))
+    return float(line.split()[-1])
+
+
+async def test_a_parked_update_is_listed_counted_and_applied_once_an_operator_retries_it(harness: Any) -> None:
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    harness.clock.set_date(date(2026, 9, 1))
+    await harness.sign_mandate(tenant, "C-1", "KOP-1")
+    invoice = await harness.post_invoice(tenant, invoice_date="2026-09-01", due_date="2026-09-01")
+    cid = invoice["collection"]["collection_id"]
+    await submitted_item(harness, tenant, invoice["id"], cid)  # at Twikey, waiting for the feed
+    paid = tx_changed(tenant, cid, "4001", 1, "PAID")
+    async with harness.engine.begin() as conn:  # parked by an earlier failure that has since gone away
+        seq = (
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO twikey_updates (tenant_id, event_id, event_type, data, failed_at, error)"
+                    " VALUES (:t, :e, :type, CAST(:d AS jsonb), now(), 'deadlock detected') RETURNING seq"
+                ),
+                {"t": tenant, "e": paid.id, "type": paid.type, "d": json.dumps(paid.data)},
+            )
+        ).scalar_one()
+    url = "/v1/parked-updates"
+    assert (await harness.client.get(url, headers=harness.headers(tenant))).status_code == 403  # ERP token
+    listed = await harness.client.get(url, headers=_operator(harness, tenant))
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["items"]
+    assert (item["seq"], item["event_type"], item["error"]) == (seq, "twikey.transaction.changed", "deadlock detected")
+    assert (await harness.client.get(url, headers=_operator(harness, other))).json()["items"] == []
+    assert await _parked_gauge(harness) >= 1
+
+    retry = f"{url}/retry"
+    for body, status, code in [
+        ({}, 422, "seqs_or_all"),
+        ({"seqs": [seq], "all": True}, 422, "seqs_or_all"),
+        ({"seqs": ["1"]}, 422, "validation_error"),
+        ({"seqs": [seq, seq + 10_000_000]}, 404, "not_parked"),  # all or nothing
+    ]:
+        r = await harness.client.post(retry, json=body, headers=_operator(harness, tenant))
+        assert (r.status_code, r.json()["code"]) == (status, code), (body, r.text)
+    r = await harness.client.post(retry, json={"seqs": [seq]}, headers=_operator(harness, other))
+    assert (r.status_code, r.json()["code"]) == (404, "not_parked")  # another tenant's stays parked
+    assert [i["seq"] for i in (await harness.client.get(url, headers=_operator(harness, tenant))).json()["items"]] == [
+        seq
+    ]
+    assert (await harness.invoice(tenant, invoice["id"]))["status"] == "submitted"
+
+    r = await harness.client.post(retry, json={"seqs": [seq]}, headers=_operator(harness, tenant))
+    assert r.status_code == 200 and r.json() == {"retried": [seq]}, r.text
+    await harness.invoice_eventually(tenant, invoice["id"], lambda i: i["status"] == "paid")
+    assert (await harness.client.get(url, headers=_operator(harness, tenant))).json()["items"] == []
+    r = await harness.client.post(retry, json={"all": True}, headers=_operator(harness, tenant))
+    assert r.json() == {"retried": []}

@@ -15,8 +15,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from koppel_shared.auth import issue_token
+from koppel_shared.debtor import Debtor
 from koppel_shared.events import Envelope, new_event
-from koppel_shared.events.twikey import Debtor, TwikeyCommandFailed, TwikeyMandateChanged, twikey_event_uuid
+from koppel_shared.events.twikey import TwikeyCommandFailed, TwikeyMandateChanged, twikey_event_uuid
 from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.domain.numbers import twikey_number

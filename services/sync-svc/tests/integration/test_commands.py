@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
+from koppel_shared.debtor import Debtor
 from koppel_shared.events import new_event
 from koppel_shared.events.commands import CollectItem, CollectRequested, MandateActionRequested, PaylinkRequested
-from koppel_shared.events.twikey import Debtor
 from koppel_shared.service import Runtime
 from koppel_shared.testing.service_checks import worker
 from sync_svc.bootstrap import definition

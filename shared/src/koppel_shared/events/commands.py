@@ -8,8 +8,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
+from koppel_shared.debtor import Debtor
 from koppel_shared.events.registry import EventData, event_type
-from koppel_shared.events.twikey import Debtor
 
 
 @event_type("sync.mandate_action_requested", version=1)

@@ -10,6 +10,7 @@ import uuid
 from datetime import date, datetime
 from typing import Literal
 
+from koppel_shared.debtor import Debtor as Debtor  # the debtor events carry
 from koppel_shared.events.registry import EventData, event_type
 
 TWIKEY_NAMESPACE = uuid.UUID("6f1c1f0e-8f47-4c55-9a38-4b9d2f3f7a10")
@@ -18,19 +19,6 @@ TWIKEY_NAMESPACE = uuid.UUID("6f1c1f0e-8f47-4c55-9a38-4b9d2f3f7a10")
 def twikey_event_uuid(tenant_id: uuid.UUID | str, twikey_event_id: str) -> uuid.UUID:
     """The deterministic envelope id for a Twikey feed message of a tenant."""
     return uuid.uuid5(TWIKEY_NAMESPACE, f"{tenant_id}/{twikey_event_id}")
-
-
-class Debtor(EventData):
-    name: str | None = None
-    company_name: str | None = None
-    email: str | None = None
-    mobile: str | None = None
-    customer_number: str | None = None
-    address: str | None = None
-    zip: str | None = None
-    city: str | None = None
-    country: str | None = None
-    language: str | None = None
 
 
 @event_type("twikey.mandate.changed", version=1)

@@ -18,6 +18,7 @@ from koppel_shared.web.errors import install_error_handlers
 from koppel_shared.web.middleware import InputSanityMiddleware, RequestContextMiddleware
 
 ReadyCheck = Callable[[], Awaitable[None]]
+MetricsRefresh = Callable[[], Awaitable[None]]
 
 
 def create_app(
@@ -27,6 +28,7 @@ def create_app(
     routers: Sequence[APIRouter] = (),
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     ready_checks: dict[str, ReadyCheck] | None = None,
+    metrics_refresh: MetricsRefresh | None = None,
     description: str = "",
     version: str = "1.0.0",
 ) -> FastAPI:
@@ -67,6 +69,8 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
+        if metrics_refresh is not None:
+            await metrics_refresh()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:

@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from collection_svc.domain.invoices import InvoiceInput
 from collection_svc.domain.policy import DEFAULT_RETRY_R_CODES, CollectionPolicy
+from collection_svc.entrypoints.parked import router as parked_router
 from collection_svc.service_layer import invoices as invoice_cases
 from collection_svc.service_layer import policies as policy_cases
 from collection_svc.service_layer import stats as stats_cases
@@ -512,4 +513,4 @@ async def patch_subscription(
     return view
 
 
-routers = [policy_router, invoice_router, subscription_router]
+routers = [policy_router, invoice_router, subscription_router, parked_router]

@@ -40,9 +40,9 @@ from collection_svc.service_layer.records import (
     to_record,
 )
 from koppel_shared.db import UnitOfWork
+from koppel_shared.debtor import Debtor
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.commands import CollectItem, CollectRequested, PaylinkRequested
-from koppel_shared.events.twikey import Debtor
 from koppel_shared.logging import get_logger
 
 log = get_logger(__name__)

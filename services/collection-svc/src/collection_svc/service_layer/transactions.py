@@ -184,7 +184,8 @@ async def apply_twikey_updates(
 
     If the batch fails (a deadlock between replicas, a bug on one message), each message is tried
     on its own; one that still fails is parked with its error (``failed_at``) instead of blocking
-    the rest — visible to operators, never silently dropped (reset ``failed_at`` to retry it)."""
+    the rest — visible to operators (``parked.py``: the API, `koppel dlq parked`, the console, the
+    ``koppel_parked_messages`` gauge), never silently dropped."""
     try:
         return await _apply(session_factory, clock, _CLAIM, {"n": limit})
     except Exception as exc:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 
 from koppel_shared.auth import TENANT_HEADER
+from koppel_shared.debtor import InviteDebtor
 from koppel_shared.http import RetryableResponse, make_client, send_with_retry
 from koppel_shared.logging import get_logger
 
@@ -34,7 +35,7 @@ class InviteRequest:
     mandate_number: str
     scheme: str
     delivery: str
-    customer: dict[str, Any]
+    customer: InviteDebtor
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class HttpSyncClient:
             "mandate_number": request.mandate_number,
             "scheme": request.scheme,
             "delivery": request.delivery,
-            "customer": request.customer,
+            "customer": request.customer.model_dump(),
         }
         headers = {"Authorization": f"Bearer {self._token}", TENANT_HEADER: str(tenant_id)}
         try:

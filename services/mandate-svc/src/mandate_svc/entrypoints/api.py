@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from koppel_shared.auth import TenantPrincipal
+from koppel_shared.debtor import DEBTOR_FIELDS
 from koppel_shared.deps import RuntimeDep, UowDep
 from koppel_shared.web.auth import require_scope
 from koppel_shared.web.errors import Problem, problem_response
@@ -212,16 +213,7 @@ def to_out(m: Mandate) -> MandateOut:
         delivery=m.delivery,
         sign_url=m.sign_url,
         customer=CustomerOut(
-            number=m.customer_number,
-            name=m.name,
-            company_name=m.company_name,
-            email=m.email,
-            mobile=m.mobile,
-            language=m.language,
-            address=m.address,
-            zip=m.zip,
-            city=m.city,
-            country=m.country,
+            number=m.customer_number, **{f: getattr(m, f) for f in DEBTOR_FIELDS if f != "customer_number"}
         ),
         iban=m.iban,
         bic=m.bic,

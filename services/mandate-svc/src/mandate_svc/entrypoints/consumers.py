@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from koppel_shared.db import UnitOfWork
+from koppel_shared.debtor import Debtor
 from koppel_shared.events import Envelope
 from koppel_shared.events.twikey import TwikeyCommandFailed, TwikeyMandateChanged
 from koppel_shared.logging import log_context
@@ -17,7 +18,6 @@ from mandate_svc.service_layer import mandates
 
 
 def feed_message(data: TwikeyMandateChanged) -> FeedMessage:
-    debtor = data.debtor
     return FeedMessage(
         twikey_event_id=data.twikey_event_id,
         feed_seq=data.feed_seq,
@@ -36,16 +36,7 @@ def feed_message(data: TwikeyMandateChanged) -> FeedMessage:
         signer=data.signer,
         reason=data.reason,
         contract_number=data.contract_number,
-        customer_number=debtor.customer_number if debtor else None,
-        name=debtor.name if debtor else None,
-        company_name=debtor.company_name if debtor else None,
-        email=debtor.email if debtor else None,
-        mobile=debtor.mobile if debtor else None,
-        language=debtor.language if debtor else None,
-        address=debtor.address if debtor else None,
-        zip=debtor.zip if debtor else None,
-        city=debtor.city if debtor else None,
-        country=debtor.country if debtor else None,
+        **(data.debtor or Debtor()).fields(),
     )
 
 

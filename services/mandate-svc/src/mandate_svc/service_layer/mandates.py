@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from koppel_shared.db import UnitOfWork
+from koppel_shared.debtor import INVITE_DEBTOR_FIELDS, InviteDebtor
 from koppel_shared.events import Envelope
 from koppel_shared.logging import get_logger
 from mandate_svc.adapters import repository as repo
@@ -93,20 +94,9 @@ def _invite_request(m: Mandate, request: MandateRequest) -> InviteRequest:
         mandate_number=twikey_number(m.id),
         scheme=m.scheme,
         delivery=request.delivery,
-        customer={
-            "customer_number": c.number,
-            "name": c.name,
-            "company_name": c.company_name,
-            "email": c.email,
-            "mobile": c.mobile,
-            "iban": c.iban,
-            "bic": c.bic,
-            "language": c.language,
-            "address": c.address,
-            "zip": c.zip,
-            "city": c.city,
-            "country": c.country,
-        },
+        customer=InviteDebtor(
+            customer_number=c.number, **{f: getattr(c, f) for f in INVITE_DEBTOR_FIELDS if f != "customer_number"}
+        ),
     )
 
 

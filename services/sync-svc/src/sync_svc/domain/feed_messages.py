@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
+from koppel_shared.debtor import Debtor
 from koppel_shared.events.twikey import (
-    Debtor,
     TwikeyMandateChanged,
     TwikeyPaylinkChanged,
     TwikeyTransactionChanged,

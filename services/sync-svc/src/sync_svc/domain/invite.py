@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from koppel_shared.debtor import Debtor
+
 
 @dataclass(frozen=True)
 class InviteRequest:
@@ -37,6 +39,22 @@ class InviteRequest:
     vat_number: str | None = None
 
 
+def twikey_debtor_params(debtor: Debtor | InviteRequest) -> dict[str, str | None]:
+    """The debtor's fields under the names Twikey's forms give them — one mapping for the invite
+    and the pay link (``POST /payment/link``); each form splits the name its own way."""
+    return {
+        "l": debtor.language,
+        "email": debtor.email,
+        "companyName": debtor.company_name,
+        "mobile": debtor.mobile,
+        "customerNumber": debtor.customer_number,
+        "address": debtor.address,
+        "zip": debtor.zip,
+        "city": debtor.city,
+        "country": debtor.country,
+    }
+
+
 def split_name(request: InviteRequest) -> tuple[str | None, str | None]:
     """Twikey wants first and last name apart; a single ``name`` is split at its first space."""
     if request.first_name or request.last_name:
@@ -52,20 +70,12 @@ def invite_form(request: InviteRequest, template_id: str) -> dict[str, str]:
     fields: dict[str, str | None] = {
         "ct": template_id,
         "mandateNumber": request.mandate_number,
-        "l": request.language,
-        "email": request.email,
+        **twikey_debtor_params(request),
         "firstname": first,
         "lastname": last,
-        "companyName": request.company_name,
         "vatno": request.vat_number,
-        "mobile": request.mobile,
         "iban": request.iban,
         "bic": request.bic,
-        "address": request.address,
-        "zip": request.zip,
-        "city": request.city,
-        "country": request.country,
-        "customerNumber": request.customer_number,
         # Echoed back in the exit URL: our mandate id travels with the debtor.
         "token": request.reference,
         "sendInvite": "true" if request.delivery == "email" else None,

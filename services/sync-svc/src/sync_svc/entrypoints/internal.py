@@ -16,29 +16,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
+from koppel_shared.debtor import INVITE_DEBTOR_FIELDS
 from koppel_shared.deps import Internal, RuntimeDep
 from sync_svc.domain.invite import InviteRequest
 from sync_svc.service_layer import commands, paid_items
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"])
 
-CUSTOMER_FIELDS = [
-    "name",
-    "first_name",
-    "last_name",
-    "company_name",
-    "email",
-    "mobile",
-    "iban",
-    "bic",
-    "language",
-    "address",
-    "zip",
-    "city",
-    "country",
-    "customer_number",
-    "vat_number",
-]
+# What a nested "customer" may hold: the invite's debtor, and the name parts and VAT number an ERP
+# may give instead of or beside them.
+CUSTOMER_FIELDS = frozenset({*INVITE_DEBTOR_FIELDS, "first_name", "last_name", "vat_number"})
 
 
 class InviteIn(BaseModel):
@@ -90,7 +77,8 @@ class InviteIn(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _flatten_customer(cls, data: Any) -> Any:
-        # Also accept the customer fields nested under "customer" (as in the events' Debtor).
+        # Also accept the customer fields nested under "customer": mandate-svc sends them so, as
+        # ``koppel_shared.debtor.InviteDebtor``.
         if isinstance(data, dict) and isinstance(data.get("customer"), dict):
             nested = {k: v for k, v in data["customer"].items() if k in CUSTOMER_FIELDS}
             data = {**nested, **{k: v for k, v in data.items() if k != "customer"}}

@@ -33,7 +33,7 @@ from koppel_shared.service import Runtime
 from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import command_attempts, twikey_paylinks, twikey_transactions
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
-from sync_svc.domain.invite import InviteRequest, invite_form
+from sync_svc.domain.invite import InviteRequest, invite_form, twikey_debtor_params
 from sync_svc.domain.money import to_euros
 from sync_svc.service_layer import connections, invites
 from sync_svc.service_layer.connections import Connection
@@ -316,17 +316,9 @@ def paylink_form(data: PaylinkRequested) -> dict[str, str]:
     form = {"title": data.message, "amount": to_euros(data.amount_cents), "remittance": data.reference}
     first, _, last = (c.name or "").partition(" ")
     optional = {
-        "email": c.email,
+        **twikey_debtor_params(c),
         "firstname": first or None,
         "lastname": last or None,
-        "companyName": c.company_name,
-        "mobile": c.mobile,
-        "customerNumber": c.customer_number,
-        "l": c.language,
-        "address": c.address,
-        "zip": c.zip,
-        "city": c.city,
-        "country": c.country,
         "ct": data.template_id,
     }
     form.update({k: v for k, v in optional.items() if v and len(v) <= PAYLINK_MAX_LENGTHS.get(k, len(v))})
