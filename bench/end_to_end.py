@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import httpx
 from common import percentile, write_result
 
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 from koppel_testkit.launch import System, running_system
 from koppel_testkit.workload import (
     ErpReceiver,
@@ -176,7 +176,7 @@ def summarise_rss(samples: list[dict[str, float]]) -> dict[str, dict[str, float]
 
 # ------------------------------------------------------------------------------------------ setup
 def set_up_tenants(system: System, count: int) -> list[Tenant]:
-    secret = KoppelSettings().jwt_secret.get_secret_value()
+    secret = IssuerSettings().signing_key
     services = system.plan.service_urls()
     return [new_tenant(system.urls, services, secret, f"t{i}") for i in range(count)]
 

@@ -46,6 +46,7 @@ from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.mandate import MandateSigned
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import Runtime
+from koppel_shared.testing.fixtures import TEST_PUBLIC_KEYS
 from notify_svc.adapters.orm import deliveries
 from notify_svc.bootstrap import definition
 from notify_svc.entrypoints.dispatcher import Dispatcher
@@ -139,8 +140,8 @@ async def scenario(
     await ensure_database(url)
     settings = Settings(
         environment="test",
-        jwt_secret="bench-jwt-secret-0123456789abcdef-0123",
         encryption_keys="dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=",
+        token_public_keys=TEST_PUBLIC_KEYS,
         database_url=url,
         webhook_allow_http=True,
         webhook_allowed_networks=["127.0.0.1/32"],

@@ -43,10 +43,11 @@ from bookkeeping_svc.adapters.twinfield import documents
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.settings import Settings
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import issue_service_token, issue_token
 from koppel_shared.logging import configure_logging
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
+from koppel_shared.testing.fixtures import TEST_PUBLIC_KEYS, TEST_SIGNING_KEY
 from koppel_shared.testing.service_checks import worker
 from koppel_shared.testing.serving import Served
 from sync_svc.bootstrap import definition as sync_definition
@@ -55,7 +56,6 @@ from sync_svc.settings import Settings as SyncSettings
 API_KEY = "bench-reconcile-key"
 AMOUNT_CENTS = 12100
 PER_REQUEST = 500  # MEMOs / match sets per seeding request
-JWT = "bench-jwt-secret-0123456789abcdef-0123456789"
 KEYS = "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY="
 CUSTOMERS = 1000
 MANDATES = 3000
@@ -202,7 +202,8 @@ async def run(count: int) -> dict[str, Any]:
         "queue_prefix": prefix,
         "queue_type": "classic",
         "queue_expires_ms": 120_000,
-        "jwt_secret": JWT,
+        "token_public_keys": TEST_PUBLIC_KEYS,
+        "sync_token": issue_service_token(TEST_SIGNING_KEY, "bookkeeping"),
         "encryption_keys": KEYS,
         "log_level": "WARNING",
         "known_tenants_only": False,
@@ -232,7 +233,7 @@ async def run(count: int) -> dict[str, Any]:
             reconcile_nightly=False,
             **common,
         )
-        headers = {"Authorization": f"Bearer {issue_token(JWT, tenant, ['operator'])}"}
+        headers = {"Authorization": f"Bearer {issue_token(TEST_SIGNING_KEY, tenant, ['operator'])}"}
         with (
             Served(build_api(sync_definition, sync_settings), sync_port) as sync_api,
             Served(build_api(definition, settings)) as api_served,

@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.settings import Settings
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import issue_service_token, issue_token
 from koppel_shared.db import make_engine
 from koppel_shared.events import new_event
 from koppel_shared.events.collection import CollectionPaid
@@ -57,6 +57,7 @@ from koppel_shared.messaging.broker import Broker
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api, run_worker
 from koppel_shared.tenants import known_tenants
+from koppel_shared.testing.fixtures import TEST_PUBLIC_KEYS, TEST_SIGNING_KEY
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -176,7 +177,8 @@ async def run(count: int, budget: int, customers: int) -> dict[str, Any]:
                 queue_prefix=prefix,
                 queue_type="classic",
                 queue_expires_ms=120_000,
-                jwt_secret="bench-jwt-secret-0123456789abcdef-0123456789",
+                token_public_keys=TEST_PUBLIC_KEYS,
+                sync_token=issue_service_token(TEST_SIGNING_KEY, "bookkeeping"),
                 encryption_keys="dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=",
                 twinfield_login_url=base,
                 twinfield_credits_per_minute=budget,
@@ -188,7 +190,7 @@ async def run(count: int, budget: int, customers: int) -> dict[str, Any]:
             await migrate(definition.migrations_dir, db_url)
             tenant = uuid.uuid4()
             await register(db_url, tenant)
-            token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
+            token = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
             headers = {"Authorization": f"Bearer {token}"}
 
             from asgi_lifespan import LifespanManager

@@ -10,20 +10,67 @@ from collections.abc import Iterator
 import pytest
 from typer.testing import CliRunner
 
+from koppel_cli.localrun import Plan
 from koppel_cli.main import app
-from koppel_shared.auth import verify_token
-from koppel_shared.settings import DEV_JWT_SECRET
+from koppel_shared.auth import SigningKey, TokenError, verify_token
+from koppel_shared.settings import DEV_TOKEN_PUBLIC_KEYS
 
 runner = CliRunner()
 
 
 def test_token_issue_gives_a_token_the_services_accept(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KOPPEL_JWT_SECRET", raising=False)
+    monkeypatch.delenv("KOPPEL_TOKEN_SIGNING_KEY", raising=False)
     tenant = uuid.uuid4()
     result = runner.invoke(app, ["token", "issue", "--tenant", str(tenant), "--scope", "erp", "--scope", "operator"])
     assert result.exit_code == 0, result.output
-    principal = verify_token(DEV_JWT_SECRET, result.output.strip())
+    principal = verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip())
     assert principal.tenant_id == tenant and principal.has("operator")
+
+
+def test_token_issue_signs_with_the_configured_key_and_kid(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = SigningKey.generate("2026-12")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", key.encoded())
+    tenant = uuid.uuid4()
+    result = runner.invoke(app, ["token", "issue", "--tenant", str(tenant)])
+    assert result.exit_code == 0, result.output
+    assert verify_token(key.public_entry(), result.output.strip()).tenant_id == tenant
+    with pytest.raises(TokenError, match="unknown key"):
+        verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip())
+
+
+def test_token_service_gives_an_internal_service_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_TOKEN_SIGNING_KEY", raising=False)
+    result = runner.invoke(app, ["token", "service", "--service", "bookkeeping"])
+    assert result.exit_code == 0, result.output
+    tenant = uuid.uuid4()
+    principal = verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip(), acting_for=tenant)
+    assert principal.tenant_id == tenant and principal.scopes == {"internal"}
+    refused = runner.invoke(app, ["token", "service", "--service", "collection"])
+    assert refused.exit_code != 0 and "mandate, bookkeeping" in refused.output
+
+
+def test_token_keygen_gives_a_pair_for_rotation() -> None:
+    result = runner.invoke(app, ["token", "keygen", "--kid", "2027-01"])
+    assert result.exit_code == 0, result.output
+    pair = json.loads(result.output)
+    key = SigningKey.parse(pair["signing_key"])
+    assert key.kid == "2027-01" and key.public_entry() == pair["public_key"]
+    assert runner.invoke(app, ["token", "keygen", "--kid", "no spaces"]).exit_code != 0
+
+
+def test_koppel_run_gives_the_services_the_public_key_and_service_tokens_not_the_signing_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = SigningKey.generate("local")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", key.encoded())
+    monkeypatch.delenv("KOPPEL_TOKEN_PUBLIC_KEYS", raising=False)
+    env = Plan().environment()
+    assert "KOPPEL_TOKEN_SIGNING_KEY" not in env
+    assert key.encoded() not in env.values()
+    assert env["KOPPEL_TOKEN_PUBLIC_KEYS"] == key.public_entry()
+    for caller in ("mandate", "bookkeeping"):
+        token = env[f"KOPPEL_{caller.upper()}_SYNC_TOKEN"]
+        assert verify_token(key.public_entry(), token, acting_for=uuid.uuid4()).subject == f"service:{caller}"
 
 
 def test_token_issue_refuses_an_unknown_scope() -> None:
@@ -62,7 +109,7 @@ def collection_svc(database_url: str, broker_prefix: str, monkeypatch: pytest.Mo
     from collection_svc.settings import Settings
     from koppel_shared.migrations import migrate
     from koppel_shared.service import build_api
-    from koppel_shared.testing.fixtures import settings_for_test
+    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY, settings_for_test
 
     settings = settings_for_test(Settings, database_url, broker_prefix)
     asyncio.run(migrate(definition.migrations_dir, settings.database_url))
@@ -77,7 +124,7 @@ def collection_svc(database_url: str, broker_prefix: str, monkeypatch: pytest.Mo
             break
         time.sleep(0.1)
     monkeypatch.setenv("KOPPEL_COLLECTION_URL", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("KOPPEL_JWT_SECRET", settings.jwt_secret.get_secret_value())  # the CLI signs with it
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", TEST_SIGNING_KEY.encoded())  # the CLI signs with it
     yield settings.database_url
     server.should_exit = True
     thread.join(10)

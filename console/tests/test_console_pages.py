@@ -13,7 +13,7 @@ from asgi_lifespan import LifespanManager
 from koppel_console.app import build_app
 from koppel_console.settings import Settings
 from koppel_shared.auth import issue_token
-from koppel_shared.testing.fixtures import settings_for_test
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY, settings_for_test
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ async def console(console_and_app):
 
 
 def token(settings: Settings, scopes: list[str], tenant: uuid.UUID | None = None) -> str:
-    return issue_token(settings.jwt_secret.get_secret_value(), tenant or uuid.uuid4(), scopes)
+    return issue_token(TEST_SIGNING_KEY, tenant or uuid.uuid4(), scopes)
 
 
 async def test_pages_need_sign_in(console):

@@ -50,6 +50,9 @@ SERVICES = (
     Service("notify", ("system", "public-events"), worker_cpu="400m", worker_max=4),
 )
 
+# The services that call sync-svc's internal API, each with a service token of its own.
+SYNC_CALLERS = ("mandate", "bookkeeping")
+
 MEMORY = {"requests": "160Mi", "limits": "320Mi"}
 CPU_LIMIT = "1"
 
@@ -86,8 +89,18 @@ def service_env(service: str) -> list[dict[str, Any]]:
     def secret(name: str, key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": name, "key": key}}
 
+    # Public keys only: no service holds the key that signs tokens (the `koppel` command does).
+    tokens = [{"name": "KOPPEL_TOKEN_PUBLIC_KEYS", "valueFrom": secret("koppel-secrets", "token-public-keys")}]
+    if service in SYNC_CALLERS:
+        # The service token it calls sync-svc's internal API with (`koppel token service`).
+        tokens.append(
+            {
+                "name": f"KOPPEL_{service.upper()}_SYNC_TOKEN",
+                "valueFrom": secret("koppel-secrets", f"{service}-sync-token"),
+            }
+        )
     return [
-        {"name": "KOPPEL_JWT_SECRET", "valueFrom": secret("koppel-secrets", "jwt-secret")},
+        *tokens,
         {"name": "KOPPEL_ENCRYPTION_KEYS", "valueFrom": secret("koppel-secrets", "encryption-keys")},
         {"name": "KOPPEL_AMQP_URL", "valueFrom": secret("koppel-rabbitmq-default-user", "connection_string")},
         # libpq's own variables: asyncpg takes the user and password from them, so the URL below

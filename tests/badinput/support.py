@@ -16,7 +16,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import ServiceDefinition
 from koppel_shared.settings import KoppelSettings
-from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 PROBLEM = "application/problem+json"
@@ -47,7 +47,7 @@ def service_settings(name: str, database_url: str, prefix: str, **overrides: Any
 
 
 def bearer(settings: KoppelSettings, tenant_id: uuid.UUID, scopes: list[str]) -> dict[str, str]:
-    token = issue_token(settings.jwt_secret.get_secret_value(), tenant_id, scopes, ttl=timedelta(hours=1))
+    token = issue_token(TEST_SIGNING_KEY, tenant_id, scopes, ttl=timedelta(hours=1))
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 from koppel_shared.auth import issue_token
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import ServiceDefinition
-from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 
 from ..e2e.browser import serve
 
@@ -78,7 +78,7 @@ def test_service_api_survives_fuzzing_and_matches_its_schema(service: str, broke
     try:
         asyncio.run(migrate(definition.migrations_dir, url))
         svc_settings = settings_for_test(definition.settings_cls, url, broker_prefix)
-        token = issue_token(svc_settings.jwt_secret.get_secret_value(), uuid.uuid4(), ["erp", "operator", "internal"])
+        token = issue_token(TEST_SIGNING_KEY, uuid.uuid4(), ["erp", "operator", "internal"])
         headers = {"Authorization": f"Bearer {token}"}
         from koppel_shared.service import build_api
 

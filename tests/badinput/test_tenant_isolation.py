@@ -2,7 +2,8 @@
 through the APIs, or by the consumer that makes them where no API does); tenant B, with every
 scope A has, calls every route that names a resource with A's ids, every method, and every list
 route. B is refused with a 403/404 problem, sees none of A's data anywhere, and changes nothing
-of A's.
+of A's. Likewise every route that asks for a token refuses one no issuer signed, and a service
+token outside ``/internal``.
 
 Routes are not listed by hand: a new route with a path parameter this test cannot fill fails it,
 unless it is added to ``SKIPPED`` with a reason (the test asserts that list is short and exact).
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,13 +21,17 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from bookkeeping_svc.service_layer import intake
+from koppel_shared.auth import TENANT_HEADER, SigningKey, issue_service_token, issue_token
 from koppel_shared.events import new_event
 from koppel_shared.events.collection import CollectionPaid
 from koppel_shared.service import Runtime, build_api
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.service_checks import api_client
 from koppel_shared.testing.serving import Served
 from mandate_svc.adapters import unclaimed as unclaimed_store
@@ -412,3 +418,56 @@ async def test_another_tenant_is_refused_on_every_route_and_sees_none_of_this_te
     # Nothing B did changed anything of A's.
     after = await _snapshot(w)
     assert after == before
+
+
+async def test_every_route_refuses_tokens_no_issuer_signed_and_service_tokens_outside_internal(world: World) -> None:
+    """Every route that asks for a token, in every service: a token signed by a key not listed, by
+    another key under the listed kid, or HS256 keyed with the (public) key — algorithm confusion —
+    is 401 ``invalid_token``; a service token acting for A is 403 outside ``/internal``. None of
+    it changes anything of A's."""
+    w = world
+    before = await _snapshot(w)
+    tenant = str(w.tenant_a)
+    public = TEST_SIGNING_KEY.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    now = int(datetime.now(UTC).timestamp())
+    claims = {"iss": "koppel", "sub": "x", "tid": tenant, "scope": " ".join(SCOPES), "iat": now, "exp": now + 600}
+    forged = {
+        "unknown kid": issue_token(SigningKey.generate("elsewhere"), w.tenant_a, SCOPES),
+        "known kid, other key": issue_token(SigningKey.generate(TEST_SIGNING_KEY.kid), w.tenant_a, SCOPES),
+        "HS256 keyed with the public key": jwt.encode(
+            claims, public, algorithm="HS256", headers={"kid": TEST_SIGNING_KEY.kid}
+        ),
+    }
+    service_token = {
+        "Authorization": f"Bearer {issue_service_token(TEST_SIGNING_KEY, 'mandate')}",
+        TENANT_HEADER: tenant,
+    }
+    problems: list[str] = []
+    guarded = internal = 0
+    for service, client in w.clients.items():
+        spec = (await client.get("/openapi.json")).json()
+        for path, operations in spec["paths"].items():
+            url = re.sub(r"\{(\w+)\}", lambda m: w.path_values.get(m.group(1), str(uuid.uuid4())), path)
+            for method, operation in operations.items():
+                body = {"json": _example_body(spec, operation)} if "requestBody" in operation else {}
+                bare = await client.request(method.upper(), url, **body)
+                if bare.status_code != 401:
+                    continue  # a route without a token (health, webhooks, the OAuth callback)
+                guarded += 1
+                name = f"{service} {method.upper()} {path}"
+                for what, token in forged.items():
+                    r = await client.request(method.upper(), url, headers={"Authorization": f"Bearer {token}"}, **body)
+                    if r.status_code != 401 or r.json().get("code") != "invalid_token":
+                        problems.append(f"{name} ({what}): {r.status_code} {r.text[:200]}")
+                r = await client.request(method.upper(), url, headers=service_token, **body)
+                if path.startswith("/internal/"):
+                    internal += 1
+                    if r.status_code in (401, 403):
+                        problems.append(f"{name} (service token): {r.status_code} {r.text[:200]}")
+                elif r.status_code != 403 or r.json().get("code") != "insufficient_scope":
+                    problems.append(
+                        f"{service} {method.upper()} {path} (service token): {r.status_code} {r.text[:200]}"
+                    )
+    assert problems == [], "\n".join(problems)
+    assert guarded >= 40 and internal >= 3, (guarded, internal)
+    assert await _snapshot(w) == before

@@ -41,6 +41,8 @@ from koppel_testkit.dockerfiles import BASE_ENV, Dockerfile, Instruction
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
+# The services that call sync-svc's internal API with a service token (KOPPEL_<NAME>_SYNC_TOKEN).
+SYNC_CALLERS = ("mandate", "bookkeeping")
 SANDBOXES = {"twikey-sandbox": "sandboxes/twikey", "twinfield-sandbox": "sandboxes/twinfield"}
 ROLES = ("migrate", "api", "worker")
 SERVICE_DOCKERFILE = "services/Dockerfile"  # one for the five services, told which by SERVICE
@@ -352,9 +354,22 @@ def test_every_koppel_process_gets_the_shared_environment_anchor() -> None:
     services = _value_node(root, "services")
     assert shared is not None and services is not None
     for name in SERVICES:
+        # Only the services that call sync-svc's internal API get a service token, their own.
+        own = {f"KOPPEL_{name.upper()}_SYNC_TOKEN"} & {f"KOPPEL_{c.upper()}_SYNC_TOKEN" for c in SYNC_CALLERS}
         for role in ROLES:
             service = _value_node(services, f"{name}-{role}")
-            assert service is not None and _value_node(service, "environment") is shared, f"{name}-{role}"
+            assert service is not None, f"{name}-{role}"
+            environment = _value_node(service, "environment")
+            if not own:
+                assert environment is shared, f"{name}-{role}"
+                continue
+            # The shared node merged in, plus exactly the service's own token.
+            assert isinstance(environment, yaml.MappingNode), f"{name}-{role}"
+            merged = [v for k, v in environment.value if k.value == "<<"]
+            assert len(merged) == 1 and merged[0] is shared, f"{name}-{role}"
+            assert {k.value for k, _ in environment.value if k.value != "<<"} == own, f"{name}-{role}"
+    assert isinstance(shared, yaml.MappingNode)
+    assert not [k.value for k, _ in shared.value if "SIGNING" in k.value or k.value.endswith("_SYNC_TOKEN")]
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -370,11 +385,14 @@ def test_secrets_must_be_set_and_are_not_defaulted(compose: dict[str, Any]) -> N
     anchor = compose["x-koppel-env"]
     services = compose["services"]
     required = {
-        "KOPPEL_JWT_SECRET": anchor["KOPPEL_JWT_SECRET"],
+        "KOPPEL_TOKEN_PUBLIC_KEYS": anchor["KOPPEL_TOKEN_PUBLIC_KEYS"],
         "KOPPEL_ENCRYPTION_KEYS": anchor["KOPPEL_ENCRYPTION_KEYS"],
         "POSTGRES_PASSWORD": services["postgres"]["environment"]["POSTGRES_PASSWORD"],
         "RABBITMQ_PASSWORD": services["rabbitmq"]["environment"]["RABBITMQ_DEFAULT_PASS"],
     }
+    for caller in SYNC_CALLERS:  # each only in its own service's containers
+        token = f"KOPPEL_{caller.upper()}_SYNC_TOKEN"
+        required[token] = services[f"{caller}-api"]["environment"][token]
     for variable, value in required.items():
         # Compose refuses to start when it is unset or empty, and passes it unchanged when set.
         for missing in ({}, {variable: ""}):
@@ -396,10 +414,11 @@ def test_env_example_documents_every_variable_compose_reads(compose: dict[str, A
     assert "DEV" in (ROOT / ".env.example").read_text()
 
 
-def _compose_env_for_services(compose: dict[str, Any], **overrides: str) -> dict[str, str]:
+def _compose_env_for_services(compose: dict[str, Any], name: str, **overrides: str) -> dict[str, str]:
     values, _ = read_dotenv(ROOT / ".env.example")
     values.update(overrides)
-    return {key: interpolate(str(value), values) for key, value in compose["x-koppel-env"].items()}
+    environment = compose["services"][f"{name}-worker"]["environment"]
+    return {key: interpolate(str(value), values) for key, value in environment.items()}
 
 
 def _settings_class(name: str) -> Any:
@@ -418,7 +437,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def test_compose_environment_with_env_example_configures_the_service(
     compose: dict[str, Any], clean_environ: pytest.MonkeyPatch, name: str
 ) -> None:
-    for key, value in _compose_env_for_services(compose).items():
+    for key, value in _compose_env_for_services(compose, name).items():
         clean_environ.setenv(key, value)
     settings = _settings_class(name)()
     values, _ = read_dotenv(ROOT / ".env.example")
@@ -435,10 +454,12 @@ def test_compose_environment_with_env_example_configures_the_service(
 def test_env_example_dev_secrets_are_refused_outside_dev(
     compose: dict[str, Any], clean_environ: pytest.MonkeyPatch, name: str
 ) -> None:
-    for key, value in _compose_env_for_services(compose, KOPPEL_ENVIRONMENT="prod").items():
+    for key, value in _compose_env_for_services(compose, name, KOPPEL_ENVIRONMENT="prod").items():
         clean_environ.setenv(key, value)
-    with pytest.raises(ValidationError, match="jwt_secret"):
+    with pytest.raises(ValidationError, match="token_public_keys") as refused:
         _settings_class(name)()
+    if name in SYNC_CALLERS:
+        assert "sync_token" in str(refused.value)
 
 
 # ---- Dockerfiles --------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -22,12 +23,16 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
+from koppel_shared.auth import SigningKey, issue_service_token, verify_token
+
 from .conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 SCHEMAS = Path(__file__).parent / "schemas"
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
+# The operators' signing key in these tests; the manifests carry only its public key.
+K8S_KEY = SigningKey.generate("k8s")
 # The oldest Kubernetes still served by the big providers, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 CRD_SCHEMAS = {
@@ -247,6 +252,10 @@ def test_no_secret_is_written_in_the_manifests_and_each_one_used_is_documented(r
 
 
 def _fake_secret(name: str, key: str) -> str:
+    if key == "token-public-keys":
+        return f"{K8S_KEY.public_entry()},{SigningKey.generate('next').public_entry()}"
+    if key.endswith("-sync-token"):
+        return issue_service_token(K8S_KEY, key.removesuffix("-sync-token"))
     if key == "encryption-keys":
         return Fernet.generate_key().decode()
     if key == "connection_string":
@@ -275,7 +284,13 @@ def test_the_services_read_their_settings_from_what_the_manifests_set(
         assert settings.database_url == f"postgresql+asyncpg://koppel-postgres-rw:5432/koppel_{s}"
         assert settings.amqp_url.get_secret_value() == env["KOPPEL_AMQP_URL"]
         assert settings.queue_type == "quorum"
-        assert settings.jwt_secret.get_secret_value() == env["KOPPEL_JWT_SECRET"]
+        assert settings.token_public_keys == env["KOPPEL_TOKEN_PUBLIC_KEYS"]
+        assert "token_signing_key" not in type(settings).model_fields
+        if s in ("mandate", "bookkeeping"):
+            token = settings.sync_token.get_secret_value()
+            assert verify_token(settings.public_keys, token, acting_for=uuid.uuid4()).subject == f"service:{s}"
+        else:
+            assert not [k for k in env if k.endswith("_SYNC_TOKEN")], s
 
 
 def _queues_in_code(service: str) -> set[str]:

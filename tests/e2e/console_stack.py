@@ -25,7 +25,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
 from koppel_shared.settings import DEV_ENCRYPTION_KEY
-from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 from koppel_shared.testing.serving import Served
 
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
@@ -93,7 +93,7 @@ def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, dict[str, 
         # dev: the sign-in cookie is not marked Secure, so a browser keeps it over plain http
         console_settings = settings_for_test(
             ConsoleSettings, urls["mandate"], prefix, environment="dev", known_tenants_only=True,
-            encryption_keys=DEV_ENCRYPTION_KEY, jwt_secret=settings_for_test(ConsoleSettings, "", prefix).jwt_secret,
+            encryption_keys=DEV_ENCRYPTION_KEY,
             **{f"{service}_url": base for service, base in bases.items()},
         )  # fmt: skip
         console = stack.enter_context(Served(build_app(console_settings), lifespan="on")).base
@@ -108,7 +108,7 @@ async def running(invoices: int, prefix: str | None = None) -> AsyncIterator[Sta
         async with databases(prefix) as urls:
             await seed(urls, tenant, invoices)
             with serving(urls, prefix) as (console, services, settings):
-                token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
+                token = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
                 yield Stack(console, token, tenant, urls, services, settings)
     finally:
         await _remove_exchange(prefix)

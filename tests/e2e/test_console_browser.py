@@ -16,7 +16,7 @@ from koppel_console.app import build_app
 from koppel_console.settings import Settings
 from koppel_shared.auth import issue_token
 from koppel_shared.settings import DEV_ENCRYPTION_KEY
-from koppel_shared.testing.fixtures import settings_for_test
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY, settings_for_test
 
 from .browser import browser_page, chromium_available, screenshot, serve
 from .console_stack import Stack, mandate_with_history, running
@@ -37,7 +37,7 @@ async def test_operator_signs_in_and_every_page_renders(database_url: str, broke
         notify_url=dead,
     )  # fmt: skip
     tenant = uuid.uuid4()
-    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"])
+    token = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
     with serve(build_app(settings)) as base:
         async with browser_page() as page:
             await page.goto(f"{base}/console/mandates")

@@ -17,7 +17,7 @@ import pytest
 from koppel_cli.demo import TWINFIELD_OFFICE, register_tenant, run_demo, wait_for
 from koppel_cli.localrun import SERVICES
 from koppel_shared.auth import issue_token
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 from koppel_testkit.launch import System, running_system
 
 from .browser import browser_page, chromium_available, screenshot
@@ -310,7 +310,7 @@ def test_tokens_of_an_unregistered_tenant_are_refused_everywhere_until_it_is_reg
     """A validly signed token names a tenant nobody registered: no service may act on it (it used
     to create invoices that no connection could ever collect or book)."""
     tenant = uuid.uuid4()
-    secret = KoppelSettings().jwt_secret.get_secret_value()
+    secret = IssuerSettings().signing_key
     auth = {"Authorization": f"Bearer {issue_token(secret, tenant, ['erp', 'operator'])}"}
     gw = system.urls.gateway
     invoice = {

@@ -39,7 +39,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 from koppel_testkit.launch import System, running_system
 from koppel_testkit.workload import (
     Tenant,
@@ -96,7 +96,7 @@ class MoneyMachine(RuleBasedStateMachine):
         super().__init__()
         urls = self.system.urls
         self.gw, self.twikey, self.twinfield = urls.gateway, urls.twikey_sandbox, urls.twinfield_sandbox
-        secret = KoppelSettings().jwt_secret.get_secret_value()
+        secret = IssuerSettings().signing_key
         self.tenant: Tenant = new_tenant(urls, self.system.plan.service_urls(), secret, "money")
         self.http = httpx.Client(timeout=60)
         self.auth = {"Authorization": f"Bearer {self.tenant.token}"}

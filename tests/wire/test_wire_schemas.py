@@ -71,7 +71,7 @@ async def _invite_body() -> dict[str, Any]:
         "0f5b8f3e-2a47-4c1e-9a55-0c3f1d0b7e21", "t-1", "C-1", "CORE", Status.REQUESTED, now, now, delivery="email"
     )
     request = mandates._invite_request(mandate, MandateRequest(customer, "CORE", "email"))
-    client = HttpSyncClient("http://sync", "a-secret-for-the-wire-test-0123456789abcdef")
+    client = HttpSyncClient("http://sync", "a-service-token-for-the-wire-test")
     client._client = httpx.AsyncClient(transport=httpx.MockTransport(answer), base_url="http://sync")
     await client.invite("8d0b5a8e-1111-4c1e-9a55-0c3f1d0b7e21", request)
     await client.close()

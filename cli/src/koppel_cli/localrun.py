@@ -24,10 +24,12 @@ from typing import Any
 import httpx
 
 from koppel_cli.demo import DEMO_TWIKEY_KEY, Urls
-from koppel_shared.auth import issue_token
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.auth import SigningKey, issue_service_token, issue_token
+from koppel_shared.settings import IssuerSettings
 
 SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 8104, "notify": 8105}
+# The services that call sync-svc's internal API, each with a service token of its own.
+SYNC_CALLERS = ("mandate", "bookkeeping")
 SANDBOXES = {"twikey": 8601, "twinfield": 8602}
 GATEWAY_PORT = 8080
 CONSOLE_PORT = 8100
@@ -99,6 +101,14 @@ class Plan:
         env["KOPPEL_BOOKKEEPING_TWINFIELD_LOGIN_URL"] = f"http://127.0.0.1:{self.port(SANDBOXES['twinfield'])}"
         env["KOPPEL_BOOKKEEPING_TWINFIELD_REDIRECT_URI"] = f"{self.public_url}/v1/twinfield/oauth/callback"
         env.update(self.env)
+        # The services get the public half of the key `koppel` signs with, and service tokens
+        # signed by it, never the signing key itself (left unset, all are the development ones).
+        signing = env.pop("KOPPEL_TOKEN_SIGNING_KEY", None)
+        if signing:
+            key = SigningKey.parse(signing)
+            env.setdefault("KOPPEL_TOKEN_PUBLIC_KEYS", key.public_entry())
+            for caller in SYNC_CALLERS:
+                env.setdefault(f"KOPPEL_{caller.upper()}_SYNC_TOKEN", issue_service_token(key, caller))
         return env
 
 
@@ -273,8 +283,8 @@ class Supervisor:
                 proc.wait()
 
 
-def demo_token(settings: KoppelSettings) -> str:
-    return issue_token(settings.jwt_secret.get_secret_value(), DEMO_TENANT, ["erp", "operator"], subject="demo")
+def demo_token(settings: IssuerSettings) -> str:
+    return issue_token(settings.signing_key, DEMO_TENANT, ["erp", "operator"], subject="demo")
 
 
 def _load_render() -> Any:

@@ -17,12 +17,12 @@ import typer
 
 from koppel_cli import infra
 from koppel_cli.demo import DemoFailed, register_tenant, run_demo, wire_demo_tenant
-from koppel_cli.localrun import DEMO_TENANT, SERVICES, Plan, Supervisor, demo_token, fresh_start, summary
+from koppel_cli.localrun import DEMO_TENANT, SERVICES, SYNC_CALLERS, Plan, Supervisor, demo_token, fresh_start, summary
 from koppel_cli.reconcile import reconcile
-from koppel_shared.auth import SCOPES, issue_token
+from koppel_shared.auth import SCOPES, SigningKey, issue_service_token, issue_token
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.deadletters import discard_dead_letters, list_dead_letters, replay_dead_letters
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings, KoppelSettings
 
 app = typer.Typer(
     help="Koppel: run it, manage tenants and tokens, inspect dead letters, start sandboxes.", no_args_is_help=True
@@ -82,7 +82,7 @@ def run(
         supervisor.start()
         gateway = supervisor.start_gateway()
         supervisor.wait_ready()
-        token = demo_token(KoppelSettings())
+        token = demo_token(IssuerSettings())
         if plan.sandboxes:
             typer.echo("connecting the demo tenant to the sandboxes ...")
             try:
@@ -108,7 +108,7 @@ def demo(
     debtor, post an invoice, collect it, the bank pays, see it booked and matched in Twinfield."""
     plan = Plan(offset=port_offset, gateway=not no_gateway)
     try:
-        run_demo(plan.demo_urls(), demo_token(KoppelSettings()), say=typer.echo)
+        run_demo(plan.demo_urls(), demo_token(IssuerSettings()), say=typer.echo)
     except (DemoFailed, httpx.HTTPError) as exc:
         typer.echo(f"demo failed: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -125,10 +125,7 @@ def tenant_create(
     """Register a tenant and print its id and an ERP + operator token. Every service honours the
     tenant's tokens from then on; tokens of unregistered tenants are refused (401 unknown_tenant)."""
     tenant_id = DEMO_TENANT if demo else uuid.uuid4()
-    settings = KoppelSettings()
-    token = issue_token(
-        settings.jwt_secret.get_secret_value(), tenant_id, ["erp", "operator"], subject=f"tenant:{name}"
-    )
+    token = issue_token(IssuerSettings().signing_key, tenant_id, ["erp", "operator"], subject=f"tenant:{name}")
     base = gateway.rstrip("/")
     try:
         register_tenant({service: base for service in SERVICES}, token, name)
@@ -144,13 +141,37 @@ def token_issue(
     scope: Annotated[list[str], typer.Option(help=f"Scopes: {', '.join(SCOPES)}. Repeat for several.")] = ["erp"],  # noqa: B006
     ttl_days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
 ) -> None:
-    """Issue a signed tenant token (uses KOPPEL_JWT_SECRET)."""
-    settings = KoppelSettings()
+    """Issue a signed tenant token (signed with KOPPEL_TOKEN_SIGNING_KEY)."""
     try:
-        token = issue_token(settings.jwt_secret.get_secret_value(), tenant, scope, ttl=timedelta(days=ttl_days))
+        token = issue_token(IssuerSettings().signing_key, tenant, scope, ttl=timedelta(days=ttl_days))
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(token)
+
+
+@token_app.command("service")
+def token_service(
+    service: Annotated[str, typer.Option(help="The calling service: mandate or bookkeeping (they call sync-svc).")],
+    ttl_days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
+) -> None:
+    """Issue a service token (scope internal, for the tenant each call names) for
+    KOPPEL_<SERVICE>_SYNC_TOKEN."""
+    if service not in SYNC_CALLERS:
+        raise typer.BadParameter(f"one of {', '.join(SYNC_CALLERS)}", param_hint="--service")
+    typer.echo(issue_service_token(IssuerSettings().signing_key, service, ttl=timedelta(days=ttl_days)))
+
+
+@token_app.command("keygen")
+def token_keygen(
+    kid: Annotated[str, typer.Option(help="The new key's id, e.g. the date: 2026-12.")],
+) -> None:
+    """A new signing key: KOPPEL_TOKEN_SIGNING_KEY for the issuer, and its entry for every
+    verifier's KOPPEL_TOKEN_PUBLIC_KEYS (add it there before signing with it)."""
+    try:
+        key = SigningKey.generate(kid)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--kid") from exc
+    typer.echo(json.dumps({"signing_key": key.encoded(), "public_key": key.public_entry()}, indent=2))
 
 
 def _with_broker(fn):
@@ -287,8 +308,7 @@ SERVICE_URLS = {
 
 def _as_operator(service: str, tenant: uuid.UUID, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """Call a service's API with a short-lived operator token of the tenant (``KOPPEL_<SERVICE>_URL``)."""
-    settings = KoppelSettings()
-    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"], ttl=timedelta(minutes=5))
+    token = issue_token(IssuerSettings().signing_key, tenant, ["operator"], ttl=timedelta(minutes=5))
     variable, default = SERVICE_URLS[service]
     base = os.environ.get(variable, default)
     try:

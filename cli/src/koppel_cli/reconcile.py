@@ -14,7 +14,7 @@ import httpx
 import typer
 
 from koppel_shared.auth import issue_token
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 
 PROGRESS_KEYS = (
     ("twikey_transactions", "Twikey transactions"),
@@ -45,8 +45,8 @@ def reconcile(
             date.fromisoformat(since)
         except ValueError:
             raise typer.BadParameter("use YYYY-MM-DD", param_hint="--since") from None
-    settings = KoppelSettings()
-    token = issue_token(settings.jwt_secret.get_secret_value(), tenant, ["operator"], ttl=timedelta(hours=2))
+    settings = IssuerSettings()
+    token = issue_token(settings.signing_key, tenant, ["operator"], ttl=timedelta(hours=2))
     base = os.environ.get("KOPPEL_BOOKKEEPING_URL", "http://127.0.0.1:8104").rstrip("/")
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
         try:

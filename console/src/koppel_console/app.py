@@ -49,14 +49,14 @@ class NotSignedIn(Exception):
 
 
 def csrf_for(settings: Settings, token: str) -> str:
-    return hmac.new(settings.jwt_secret.get_secret_value().encode(), token.encode(), hashlib.sha256).hexdigest()[:32]
+    return hmac.new(settings.derived_key("console-csrf"), token.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def signed_in(request: Request) -> tuple[TenantPrincipal, str]:
     token = request.cookies.get(COOKIE, "")
     settings: Settings = request.app.state.settings
     try:
-        principal = verify_token(settings.jwt_secret.get_secret_value(), token, settings.jwt_issuer)
+        principal = verify_token(settings.public_keys, token, settings.jwt_issuer)
     except TokenError as exc:
         raise NotSignedIn from exc
     if not principal.has("operator"):
@@ -139,7 +139,7 @@ async def login(request: Request, token: Annotated[str, Form()]) -> Response:
 def _sign_in(request: Request, token: str) -> Response:
     settings: Settings = request.app.state.settings
     try:
-        principal = verify_token(settings.jwt_secret.get_secret_value(), token, settings.jwt_issuer)
+        principal = verify_token(settings.public_keys, token, settings.jwt_issuer)
     except TokenError:
         return templates.TemplateResponse(request, "login.html", {"error": "That token is not valid."}, status_code=401)
     if not principal.has("operator"):

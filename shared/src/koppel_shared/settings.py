@@ -9,9 +9,12 @@ instead of in production.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+from datetime import timedelta
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -19,10 +22,16 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from koppel_shared.auth import PublicKeys, SigningKey, issue_service_token, token_kid
+
 # Valid values (a Fernet key must decode), but public: fine on a laptop, refused elsewhere.
-DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg="
-PLACEHOLDERS = {DEV_JWT_SECRET, DEV_ENCRYPTION_KEY, "changeme", "change-me", "secret", ""}
+# The development token key pair (koppel_shared.auth): anything signed with kid DEV_KID, the key
+# itself and a list of public keys that holds it are refused outside dev.
+DEV_KID = "dev-only-change-me"
+DEV_TOKEN_SIGNING_KEY = f"{DEV_KID}:ZGV2LW9ubHktdG9rZW4ta2V5LWNoYW5nZS1tZS0wMTI"
+DEV_TOKEN_PUBLIC_KEYS = f"{DEV_KID}:sSRsU7Ozb49h-vCAHbOQ2vq_htkbaiTzN5PbsINTAuM"
+PLACEHOLDERS = {DEV_ENCRYPTION_KEY, "changeme", "change-me", "secret", ""}
 
 COMMON_PREFIX = "KOPPEL_"
 
@@ -57,7 +66,9 @@ class KoppelSettings(BaseSettings):
     relay_batch_size: int = 200
     relay_poll_seconds: float = 2.0
 
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # The public keys tokens may be signed with, ``<kid>:<base64url>`` comma-separated
+    # (koppel_shared.auth). Public, so a plain string; no service holds a private key.
+    token_public_keys: str = DEV_TOKEN_PUBLIC_KEYS
     jwt_issuer: str = "koppel"
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
     # Honour tokens only for registered tenants (koppel_shared.tenants). Only a service's own
@@ -82,6 +93,22 @@ class KoppelSettings(BaseSettings):
             return (init_settings, common, file_secret_settings)
         return (init_settings, own, common, file_secret_settings)
 
+    @field_validator("token_public_keys")
+    @classmethod
+    def _public_keys_parse(cls, value: str) -> str:
+        PublicKeys.parse(value)
+        return value
+
+    @property
+    def public_keys(self) -> PublicKeys:
+        return PublicKeys.parse(self.token_public_keys)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for one local purpose (signing a CSRF value, an OAuth state), derived from the
+        current encryption key so that no purpose shares a key with another or with encryption."""
+        first = self.encryption_keys.get_secret_value().split(",")[0].strip()
+        return hmac.new(first.encode(), f"koppel:{purpose}".encode(), hashlib.sha256).digest()
+
     @model_validator(mode="after")
     def _known_tenants_only_outside_tests(self) -> KoppelSettings:
         if not self.known_tenants_only and self.environment != "test":
@@ -95,6 +122,8 @@ class KoppelSettings(BaseSettings):
         bad = [
             name for name, value in self if isinstance(value, SecretStr) and _is_placeholder(value.get_secret_value())
         ]
+        if DEV_KID in self.public_keys.kids:
+            bad.append("token_public_keys")
         if bad:
             raise ValueError(
                 f"placeholder secrets are only allowed with environment=dev; set real values for: "
@@ -107,6 +136,32 @@ class KoppelSettings(BaseSettings):
         return self.environment == "dev"
 
 
+class IssuerSettings(KoppelSettings):
+    """Settings of the one place that issues tokens: the ``koppel`` command. Only here is there a
+    private key (``KOPPEL_TOKEN_SIGNING_KEY``); its public key must be in every verifier's
+    ``KOPPEL_TOKEN_PUBLIC_KEYS``."""
+
+    token_signing_key: SecretStr = SecretStr(DEV_TOKEN_SIGNING_KEY)
+
+    @field_validator("token_signing_key")
+    @classmethod
+    def _signing_key_parses(cls, value: SecretStr) -> SecretStr:
+        SigningKey.parse(value.get_secret_value())
+        return value
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return SigningKey.parse(self.token_signing_key.get_secret_value())
+
+
+def dev_service_token(service: str) -> SecretStr:
+    """The service token a service uses in dev (signed with the public development key)."""
+    key = SigningKey.parse(DEV_TOKEN_SIGNING_KEY)
+    return SecretStr(issue_service_token(key, service, ttl=timedelta(days=3650)))
+
+
 def _is_placeholder(value: str) -> bool:
     parts = [p.strip() for p in value.split(",")]
+    if token_kid(value) == DEV_KID:
+        return True
     return any(p in PLACEHOLDERS or "change-me" in p or "changeme" in p for p in parts)

@@ -16,6 +16,7 @@ from koppel_shared.messaging.inbox import InboxConsumer
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
 from koppel_shared.tenants import TenantDirectory, remember_tenant
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
 from koppel_shared.web.app import create_app
 from koppel_shared.web.auth import Principal
@@ -37,7 +38,7 @@ def _app(runtime: Runtime, known_tenants_only: bool) -> httpx.AsyncClient:
 
 
 def _auth(runtime: Runtime, tenant: uuid.UUID) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(runtime.settings.jwt_secret.get_secret_value(), tenant)}"}
+    return {"Authorization": f"Bearer {issue_token(TEST_SIGNING_KEY, tenant)}"}
 
 
 async def test_a_token_of_an_unregistered_tenant_is_refused_until_the_tenant_is_registered(

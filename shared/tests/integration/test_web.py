@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from koppel_shared.auth import issue_token
-from koppel_shared.deps import Principal
+from koppel_shared.auth import SigningKey, issue_service_token, issue_token
+from koppel_shared.deps import Internal, Principal
 from koppel_shared.settings import KoppelSettings
-from koppel_shared.testing.fixtures import settings_for_test
+from koppel_shared.testing.fixtures import TEST_PUBLIC_KEYS, TEST_SIGNING_KEY, settings_for_test
 from koppel_shared.web.app import create_app
 from koppel_shared.web.errors import Problem
 
@@ -40,6 +44,11 @@ async def get_note(note_id: str, principal: Principal) -> dict[str, str]:
     return {"id": note_id, "text": text}
 
 
+@router.get("/internal/v1/whoami")
+async def whoami(principal: Internal) -> dict[str, str]:
+    return {"tenant": str(principal.tenant_id), "subject": principal.subject}
+
+
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internals")
@@ -52,6 +61,12 @@ def settings(database_url: str) -> KoppelSettings:
 
 @pytest.fixture
 async def client(settings: KoppelSettings):
+    async with app_client(settings) as c:
+        yield c
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: KoppelSettings) -> AsyncIterator[httpx.AsyncClient]:
     async def failing_broker() -> None:
         raise ConnectionError("not connected")
 
@@ -67,7 +82,7 @@ async def client(settings: KoppelSettings):
 
 
 def bearer(settings: KoppelSettings, tenant: uuid.UUID) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(settings.jwt_secret.get_secret_value(), tenant)}"}
+    return {"Authorization": f"Bearer {issue_token(TEST_SIGNING_KEY, tenant)}"}
 
 
 async def test_a_token_for_tenant_a_cannot_read_tenant_b_data(client: httpx.AsyncClient, settings: KoppelSettings):
@@ -83,9 +98,57 @@ async def test_a_token_for_tenant_a_cannot_read_tenant_b_data(client: httpx.Asyn
 async def test_missing_or_forged_token_is_401_problem(client: httpx.AsyncClient):
     missing = await client.get("/v1/notes/n1")
     assert missing.status_code == 401 and missing.json()["code"] == "unauthorized"
-    forged = issue_token("another-secret-entirely-0123456789", uuid.uuid4())
-    bad = await client.get("/v1/notes/n1", headers={"Authorization": f"Bearer {forged}"})
-    assert bad.status_code == 401 and bad.json()["code"] == "invalid_token"
+    # Signed by a key nobody listed, and by another key under the listed kid.
+    for key in (SigningKey.generate("other"), SigningKey.generate(TEST_SIGNING_KEY.kid)):
+        forged = issue_token(key, uuid.uuid4())
+        bad = await client.get("/v1/notes/n1", headers={"Authorization": f"Bearer {forged}"})
+        assert bad.status_code == 401 and bad.json()["code"] == "invalid_token"
+
+
+async def test_hs256_token_keyed_with_the_public_key_is_401(client: httpx.AsyncClient):
+    public = TEST_SIGNING_KEY.private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    claims = {"iss": "koppel", "sub": "x", "tid": str(uuid.uuid4()), "scope": "operator", "iat": 0, "exp": 2**40}
+    for secret in (public, TEST_PUBLIC_KEYS.encode()):
+        forged = jwt.encode(claims, secret, algorithm="HS256", headers={"kid": TEST_SIGNING_KEY.kid})
+        bad = await client.get("/v1/notes/n1", headers={"Authorization": f"Bearer {forged}"})
+        assert bad.status_code == 401 and bad.json()["code"] == "invalid_token"
+        assert "EdDSA" in bad.json()["detail"]
+
+
+async def test_rotation_by_kid(database_url: str):
+    new = SigningKey.generate("next")
+    tenant = uuid.uuid4()
+    old_token, new_token = issue_token(TEST_SIGNING_KEY, tenant), issue_token(new, tenant)
+    both = settings_for_test(
+        KoppelSettings, database_url, "web.", token_public_keys=f"{TEST_PUBLIC_KEYS},{new.public_entry()}"
+    )
+    async with app_client(both) as c:
+        assert (await c.put("/v1/notes/r", json={"text": "old"}, headers=_auth(old_token))).status_code == 200
+        got = await c.get("/v1/notes/r", headers=_auth(new_token))
+        assert got.status_code == 200 and got.json()["text"] == "old"
+    only_new = settings_for_test(KoppelSettings, database_url, "web.", token_public_keys=new.public_entry())
+    async with app_client(only_new) as c:
+        assert (await c.get("/v1/notes/r", headers=_auth(new_token))).status_code == 200
+        dropped = await c.get("/v1/notes/r", headers=_auth(old_token))
+        assert dropped.status_code == 401 and dropped.json()["code"] == "invalid_token"
+
+
+async def test_service_token_acts_for_the_tenant_it_names_and_only_internally(client: httpx.AsyncClient):
+    token, tenant = issue_service_token(TEST_SIGNING_KEY, "mandate"), uuid.uuid4()
+    ok = await client.get("/internal/v1/whoami", headers={**_auth(token), "X-Koppel-Tenant": str(tenant)})
+    assert ok.status_code == 200 and ok.json() == {"tenant": str(tenant), "subject": "service:mandate"}
+    unnamed = await client.get("/internal/v1/whoami", headers=_auth(token))
+    assert unnamed.status_code == 401 and "X-Koppel-Tenant" in unnamed.json()["detail"]
+    # Acting for any tenant it names, a service token is no key to the tenants' own APIs.
+    not_internal = await client.get("/v1/notes/n1", headers={**_auth(token), "X-Koppel-Tenant": str(tenant)})
+    assert not_internal.status_code == 403 and not_internal.json()["code"] == "insufficient_scope"
+    operator = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
+    refused = await client.get("/internal/v1/whoami", headers=_auth(operator))
+    assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_validation_error_names_field_and_rule(client: httpx.AsyncClient, settings: KoppelSettings):

@@ -21,7 +21,7 @@ from pathlib import Path
 from koppel_cli import infra
 from koppel_cli.demo import Urls
 from koppel_cli.localrun import Plan, demo_token
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import IssuerSettings
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -74,7 +74,7 @@ def running_system(
         reader = threading.Thread(target=lambda: output.extend(process.stdout or []), daemon=True)
         reader.start()
         plan = Plan(offset=offset, prefix=prefix, log_dir=log_dir)
-        yield System(plan, demo_token(KoppelSettings()), log_dir, process, output)
+        yield System(plan, demo_token(IssuerSettings()), log_dir, process, output)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)

@@ -41,6 +41,7 @@ from standardwebhooks.webhooks import EmptyWebhookSecretError, Webhook
 from tenacity import Retrying
 
 from koppel_cli.demo import TWINFIELD_CLIENT, TWINFIELD_OFFICE, Urls, wire_tenant
+from koppel_shared.auth import SigningKey
 from koppel_shared.http import RETRY_STATUSES, RetryableResponse, retry_policy
 
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -78,7 +79,7 @@ class Tenant:
 def new_tenant(
     urls: Urls,
     services: dict[str, str],
-    jwt_secret: str,
+    signing_key: SigningKey,
     name: str,
     *,
     office: str | None = None,
@@ -93,7 +94,7 @@ def new_tenant(
     api_key = f"bench-{name}-{tag}".lower()
     organisation = organisation or f"ORG{tag}"
     office = office or f"NL{tag}"
-    token = issue_token(jwt_secret, tenant_id, ["erp", "operator"], subject=f"tenant:{name}")
+    token = issue_token(signing_key, tenant_id, ["erp", "operator"], subject=f"tenant:{name}")
     with httpx.Client(timeout=TIMEOUT) as http:
         _ok(
             http.post(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from koppel_shared.settings import KoppelSettings
+from koppel_shared.settings import KoppelSettings, dev_service_token
 
 TWINFIELD_SCOPES = "openid offline_access twf.organisation twf.organisationUser twf.user"
 
@@ -61,6 +61,10 @@ class Settings(KoppelSettings):
     # Reconciliation. sync-svc's internal API gives Twikey's record (KOPPEL_BOOKKEEPING_SYNC_URL,
     # else KOPPEL_SYNC_URL as `koppel run` sets it).
     sync_url: str = "http://127.0.0.1:8103"
+    # The service token `koppel token service --service bookkeeping` issued for calls to sync-svc's
+    # internal API (KOPPEL_BOOKKEEPING_SYNC_TOKEN). It holds scope `internal` only; this service holds
+    # no key to sign tokens with.
+    sync_token: SecretStr = Field(default_factory=lambda: dev_service_token("bookkeeping"))
     sync_timeout_seconds: float = 60.0
     # The nightly run: one per tenant per night, at this hour (UTC) or later.
     reconcile_nightly: bool = True

@@ -24,7 +24,7 @@ from koppel_shared.events.envelope import Envelope
 from koppel_shared.events.registry import EventData
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.migrations import migrate
-from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
+from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served
 from koppel_shared.testing.waiting import eventually
@@ -105,7 +105,7 @@ class Service:
     broker: Broker
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
-        token = issue_token(self.settings.jwt_secret.get_secret_value(), tenant_id, ["operator"])
+        token = issue_token(TEST_SIGNING_KEY, tenant_id, ["operator"])
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, data: EventData, tenant_id: uuid.UUID, id: uuid.UUID | None = None) -> Envelope:

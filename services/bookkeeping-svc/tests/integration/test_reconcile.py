@@ -23,11 +23,11 @@ from bookkeeping_svc.adapters.twinfield import documents
 from bookkeeping_svc.bootstrap import definition
 from bookkeeping_svc.domain.booking import Accounts, Payment, payment_memo
 from bookkeeping_svc.settings import Settings
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import SigningKey, issue_token
 from koppel_shared.events.mandate import Mandate, MandatePrepared, MandateSigned
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
-from koppel_shared.testing.fixtures import PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 from koppel_shared.testing.service_checks import worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
@@ -52,13 +52,13 @@ class Twikey:
     base: str
     sync_base: str
     control: httpx.Client
-    secret: str
+    key: SigningKey
 
     def connect(self, tenant: uuid.UUID) -> str:
         """A creditor of its own for the tenant, connected in sync-svc; its feeds marked read
         from the start. Returns the creditor's API key."""
         made = self.control.post("/creditors", json={}).json()
-        headers = _headers(self.secret, tenant, "operator")
+        headers = _headers(self.key, tenant, "operator")
         with httpx.Client(base_url=self.sync_base, headers=headers, timeout=30) as sync:
             reply = sync.put("/v1/twikey/connection", json=twikey_testing.koppel_connection(made, self.base))
             assert reply.status_code == 200, reply.text
@@ -90,8 +90,8 @@ class Twikey:
         return link_id
 
 
-def _headers(secret: str, tenant: uuid.UUID, scope: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {issue_token(secret, tenant, [scope])}"}
+def _headers(key: SigningKey, tenant: uuid.UUID, scope: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issue_token(key, tenant, [scope])}"}
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def twikey(sync_database_url: str, broker_prefix: str, settings: Settings) -> It
         Served(build_api(sync_bootstrap.definition, sync_settings), SYNC_PORT) as sync_api,
         httpx.Client(base_url=f"{sandbox.base}/_sandbox", timeout=60) as control,
     ):
-        yield Twikey(sandbox.base, sync_api.base, control, settings.jwt_secret.get_secret_value())
+        yield Twikey(sandbox.base, sync_api.base, control, TEST_SIGNING_KEY)
 
 
 async def _reconcile(service: Service, tenant: uuid.UUID, expect_open: int | None = None) -> list[dict[str, Any]]:

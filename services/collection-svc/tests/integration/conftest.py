@@ -26,7 +26,7 @@ from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
 from koppel_shared.service import ServiceDefinition
-from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
+from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.waiting import eventually
 
@@ -95,7 +95,7 @@ class Harness:
         return invoice_body(**overrides)
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
-        token = issue_token(self.settings.jwt_secret.get_secret_value(), tenant_id, ["erp"])
+        token = issue_token(TEST_SIGNING_KEY, tenant_id, ["erp"])
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, envelope: Envelope) -> None:

@@ -24,6 +24,7 @@ from koppel_shared.events.twikey import (
     TwikeyTransactionRefused,
     twikey_event_uuid,
 )
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -578,7 +579,7 @@ async def test_a_message_that_cannot_be_applied_is_parked_and_does_not_block_the
 
 
 def _operator(harness: Any, tenant_id: uuid.UUID) -> dict[str, str]:
-    token = issue_token(harness.settings.jwt_secret.get_secret_value(), tenant_id, ["operator"])
+    token = issue_token(TEST_SIGNING_KEY, tenant_id, ["operator"])
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -34,7 +34,7 @@ from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
-from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
@@ -96,7 +96,7 @@ async def running_stack(database_url: str, sync_database_url: str, broker_prefix
     await migrate(definition.migrations_dir, settings.database_url)
     await migrate(sync_definition.migrations_dir, sync_settings.database_url)
     tenant = uuid.uuid4()
-    secret = settings.jwt_secret.get_secret_value()
+    secret = TEST_SIGNING_KEY
     erp = {"Authorization": f"Bearer {issue_token(secret, tenant, ['erp'], ttl=timedelta(hours=1))}"}
     operator = {"Authorization": f"Bearer {issue_token(secret, tenant, ['operator'], ttl=timedelta(hours=1))}"}
 

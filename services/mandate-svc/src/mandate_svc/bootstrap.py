@@ -20,8 +20,7 @@ async def on_open(runtime: Runtime) -> None:
     assert isinstance(settings, Settings)
     client = HttpSyncClient(
         settings.sync_url,
-        settings.jwt_secret.get_secret_value(),
-        issuer=settings.jwt_issuer,
+        settings.sync_token.get_secret_value(),
         timeout=settings.sync_timeout_seconds,
         attempts=settings.sync_attempts,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from koppel_shared.settings import KoppelSettings
+from pydantic import Field, SecretStr
+
+from koppel_shared.settings import KoppelSettings, dev_service_token
 
 
 class Settings(KoppelSettings):
@@ -12,6 +14,10 @@ class Settings(KoppelSettings):
     api_port: int = 8101
     # sync-svc's internal API (KOPPEL_MANDATE_SYNC_URL, else KOPPEL_SYNC_URL as `koppel run` sets it).
     sync_url: str = "http://127.0.0.1:8103"
+    # The service token `koppel token service --service mandate` issued for calls to sync-svc's
+    # internal API (KOPPEL_MANDATE_SYNC_TOKEN). It holds scope `internal` only; this service holds
+    # no key to sign tokens with.
+    sync_token: SecretStr = Field(default_factory=lambda: dev_service_token("mandate"))
     # sync-svc retries Twikey itself; this bounds one invite call as the ERP waits for it.
     sync_timeout_seconds: float = 30.0
     sync_attempts: int = 3

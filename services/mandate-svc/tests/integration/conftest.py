@@ -21,12 +21,12 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from koppel_shared.auth import TokenError, issue_token, verify_token
+from koppel_shared.auth import TENANT_HEADER, TokenError, issue_token, verify_token
 from koppel_shared.events import Envelope
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
-from koppel_shared.testing.fixtures import AMQP_URL, settings_for_test
+from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY, settings_for_test
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
@@ -37,7 +37,7 @@ from mandate_svc.settings import Settings
 @dataclass
 class FakeSync:
     url: str
-    secret: str
+    public_keys: str
     calls: list[dict[str, Any]] = field(default_factory=list)
     numbers: dict[str, str] = field(default_factory=dict)
     # customer number → (status, code, detail, extra) to answer instead of inviting
@@ -54,7 +54,7 @@ def _fake_sync_app(fake: FakeSync) -> FastAPI:
     async def invite(request: Request) -> JSONResponse:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         try:
-            principal = verify_token(fake.secret, token)
+            principal = verify_token(fake.public_keys, token, acting_for=request.headers.get(TENANT_HEADER))
         except TokenError:
             return JSONResponse({"code": "invalid_token"}, status_code=401)
         if scheme != "Bearer" or not principal.has("internal"):
@@ -76,14 +76,14 @@ def _fake_sync_app(fake: FakeSync) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def settings(database_url: str, broker_prefix: str) -> Settings:
-    # The fake's URL is patched in by the fake_sync fixture (it needs the secret first).
+    # The fake's URL is patched in by the fake_sync fixture (it needs the public keys first).
     return settings_for_test(Settings, database_url, broker_prefix, sync_url="http://127.0.0.1:9", sync_attempts=2)
 
 
 @pytest.fixture(scope="module")
 def fake_sync(settings: Settings) -> Iterator[FakeSync]:
     port = free_port()
-    fake = FakeSync(url=f"http://127.0.0.1:{port}", secret=settings.jwt_secret.get_secret_value())
+    fake = FakeSync(url=f"http://127.0.0.1:{port}", public_keys=settings.token_public_keys)
     with Served(_fake_sync_app(fake), port):
         settings.sync_url = fake.url
         yield fake
@@ -150,7 +150,7 @@ class TenantCtx:
 
 def _tenant(settings: Settings) -> TenantCtx:
     tid = str(uuid.uuid4())
-    token = issue_token(settings.jwt_secret.get_secret_value(), tid, ["erp"], issuer=settings.jwt_issuer)
+    token = issue_token(TEST_SIGNING_KEY, tid, ["erp"], issuer=settings.jwt_issuer)
     return TenantCtx(id=tid, headers={"Authorization": f"Bearer {token}"})
 
 

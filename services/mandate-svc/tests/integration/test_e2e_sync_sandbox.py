@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import issue_token, verify_token
 from koppel_shared.events import Envelope
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.migrations import drop_database, ensure_database, migrate
 from koppel_shared.service import build_api
-from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, settings_for_test, unique_name
+from koppel_shared.testing.fixtures import AMQP_URL, PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from koppel_shared.testing.waiting import eventually
@@ -77,13 +77,16 @@ async def world(
     mandate_settings = settings_for_test(
         MandateSettings, database_url, broker_prefix, sync_url=f"http://127.0.0.1:{sync_port}"
     )
-    # Same secret for both services: the token mandate-svc issues must verify at sync-svc.
-    assert mandate_settings.jwt_secret == sync_settings.jwt_secret
+    # mandate-svc's service token must verify at sync-svc, which holds public keys only.
+    assert "token_signing_key" not in type(mandate_settings).model_fields
+    assert verify_token(
+        sync_settings.public_keys, mandate_settings.sync_token.get_secret_value(), acting_for=uuid.uuid4()
+    ).has("internal")
     await migrate(sync_definition.migrations_dir, sync_settings.database_url)
     await migrate(mandate_definition.migrations_dir, mandate_settings.database_url)
 
     tenant_id = str(uuid.uuid4())
-    secret = mandate_settings.jwt_secret.get_secret_value()
+    secret = TEST_SIGNING_KEY
     erp_token = issue_token(secret, tenant_id, ["erp"], ttl=timedelta(hours=1))
     operator_token = issue_token(secret, tenant_id, ["operator"], ttl=timedelta(hours=1))
 

@@ -18,6 +18,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.debtor import Debtor
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.twikey import TwikeyCommandFailed, TwikeyMandateChanged, twikey_event_uuid
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
 from mandate_svc.domain.numbers import twikey_number
 
@@ -214,7 +215,7 @@ async def test_command_refused_by_twikey_reverts_and_shows_why(
 
 
 def operator_headers(settings: Settings, t: TenantCtx) -> dict[str, str]:
-    token = issue_token(settings.jwt_secret.get_secret_value(), t.id, ["operator"], issuer=settings.jwt_issuer)
+    token = issue_token(TEST_SIGNING_KEY, t.id, ["operator"], issuer=settings.jwt_issuer)
     return {"Authorization": f"Bearer {token}"}
 
 

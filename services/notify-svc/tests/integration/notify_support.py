@@ -27,7 +27,7 @@ from koppel_shared.events.mandate import MandateSigned
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.migrations import migrate
 from koppel_shared.service import Runtime
-from koppel_shared.testing.fixtures import AMQP_URL
+from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
 from notify_svc.bootstrap import definition
@@ -112,7 +112,7 @@ class Stack:
     runtime: Runtime  # for direct looks into the database
 
     def headers(self, tenant: uuid.UUID) -> dict[str, str]:
-        token = issue_token(self.settings.jwt_secret.get_secret_value(), tenant, ["erp"])
+        token = issue_token(TEST_SIGNING_KEY, tenant, ["erp"])
         return {"Authorization": f"Bearer {token}"}
 
     async def publish(self, *envelopes: Envelope) -> None:

@@ -21,7 +21,7 @@ from koppel_shared.auth import issue_token
 from koppel_shared.messaging.topology import declare_exchange
 from koppel_shared.migrations import migrate
 from koppel_shared.service import Runtime, build_api
-from koppel_shared.testing.fixtures import AMQP_URL
+from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY
 from koppel_shared.testing.serving import Served, free_port
 from sync_svc.bootstrap import definition
 from sync_svc.service_layer.resources import open_resources
@@ -151,7 +151,7 @@ async def tenant(
     sandbox: Served, sync_api: str, settings: Settings, control: httpx.AsyncClient
 ) -> AsyncIterator[Tenant]:
     tenant_id = uuid.uuid4()
-    secret = settings.jwt_secret.get_secret_value()
+    secret = TEST_SIGNING_KEY
     made = (await control.post("/creditors", json={"webhook_url": f"{sync_api}/webhooks/twikey/{tenant_id}"})).json()
     operator_token = issue_token(secret, tenant_id, ["operator"], ttl=timedelta(hours=1))
     internal_token = issue_token(secret, tenant_id, ["internal"], ttl=timedelta(hours=1))

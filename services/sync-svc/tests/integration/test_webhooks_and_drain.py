@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from koppel_shared.events.twikey import twikey_event_uuid
 from koppel_shared.service import Runtime
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.service_checks import worker
 from koppel_shared.testing.serving import Served
 from koppel_shared.testing.waiting import eventually
@@ -199,7 +200,7 @@ async def test_another_tenant_cannot_see_this_tenants_connection(tenant: Tenant,
 
     from koppel_shared.auth import issue_token
 
-    other = issue_token(settings.jwt_secret.get_secret_value(), uuid.uuid4(), ["operator"], ttl=timedelta(hours=1))
+    other = issue_token(TEST_SIGNING_KEY, uuid.uuid4(), ["operator"], ttl=timedelta(hours=1))
     r = await tenant.operator.get("/v1/twikey/connection", headers={"Authorization": f"Bearer {other}"})
     assert r.status_code == 404
 

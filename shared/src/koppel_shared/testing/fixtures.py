@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import aio_pika
 import pytest
 
+from koppel_shared.auth import SigningKey, issue_service_token
 from koppel_shared.migrations import drop_database, ensure_database
 from koppel_shared.settings import KoppelSettings
 
@@ -21,6 +22,12 @@ S = TypeVar("S", bound=KoppelSettings)
 
 PG_BASE = os.environ.get("KOPPEL_TEST_PG", "postgresql+asyncpg://postgres@127.0.0.1:5432")
 AMQP_URL = os.environ.get("KOPPEL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+# The tests' token key pair: tests issue tokens with it, the services under test verify with its
+# public key (settings_for_test).
+TEST_SIGNING_KEY = SigningKey.parse("test:dGVzdC1vbmx5LXRva2VuLWtleS0wMTIzNDU2Nzg5YWI")
+TEST_PUBLIC_KEYS = TEST_SIGNING_KEY.public_entry()
 
 
 def unique_name(kind: str) -> str:
@@ -31,7 +38,7 @@ def settings_for_test(settings_cls: type[S], database_url: str, prefix: str, **o
     """Settings for one test: its own database, exchange and queue prefix, fast retries."""
     values: dict[str, Any] = {
         "environment": "test",
-        "jwt_secret": "test-jwt-secret-0123456789abcdef-" + prefix,
+        "token_public_keys": TEST_PUBLIC_KEYS,
         "encryption_keys": "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY=",
         "database_url": database_url,
         "amqp_url": AMQP_URL,
@@ -47,6 +54,8 @@ def settings_for_test(settings_cls: type[S], database_url: str, prefix: str, **o
         # One service alone has no sync-svc registering tenants; the tests of the check turn it on.
         "known_tenants_only": False,
     }
+    if "sync_token" in settings_cls.model_fields:
+        values["sync_token"] = issue_service_token(TEST_SIGNING_KEY, settings_cls.service_prefix.split("_")[1].lower())
     values.update(overrides)
     return settings_cls(**values)
 

@@ -1,19 +1,18 @@
 """sync-svc's internal API, for Twikey's own record of what was paid and of its mandates (sync-svc
 is the only service that talks to Twikey): ``GET /internal/v1/twikey/paid-items`` and
-``GET /internal/v1/twikey/mandates`` with a short-lived ``internal`` token of the tenant, page
-after page. Reads, so timeouts, 429 and 5xx are retried.
+``GET /internal/v1/twikey/mandates`` with this service's ``internal`` service token and the
+tenant in ``X-Koppel-Tenant``, page after page. Reads, so timeouts, 429 and 5xx are retried.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import httpx
 
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import TENANT_HEADER
 from koppel_shared.http import RetryableResponse, make_client, send_with_retry
 
 PAID_ITEMS = "/internal/v1/twikey/paid-items"
@@ -30,10 +29,9 @@ class TwikeyRecordUnavailable(Exception):
 
 
 class SyncClient:
-    def __init__(self, base_url: str, jwt_secret: str, issuer: str = "koppel", timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, token: str, timeout: float = 60.0) -> None:
         self._http = make_client(base_url.rstrip("/"), timeout=timeout)
-        self._secret = jwt_secret
-        self._issuer = issuer
+        self._token = token
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -60,8 +58,7 @@ class SyncClient:
             after = int(body["next_after"])
 
     async def _page(self, tenant_id: uuid.UUID, path: str, params: dict[str, str]) -> dict[str, Any]:
-        token = issue_token(self._secret, tenant_id, ["internal"], ttl=timedelta(minutes=5), issuer=self._issuer)
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {self._token}", TENANT_HEADER: str(tenant_id)}
         try:
             reply = await send_with_retry(
                 lambda: self._http.get(path, params=params, headers=headers), attempts=4, max_wait=10.0

@@ -36,7 +36,7 @@ def loops(runtime: Runtime) -> Sequence[Loop]:
             except Exception as exc:
                 log.exception("booker.sweep_failed", error=repr(exc))
 
-    sync = SyncClient(settings.sync_url, settings.jwt_secret.get_secret_value(), timeout=settings.sync_timeout_seconds)
+    sync = SyncClient(settings.sync_url, settings.sync_token.get_secret_value(), timeout=settings.sync_timeout_seconds)
     runtime.extras.setdefault("closers", []).append(sync.close)
     reconciler = reconcile.Reconciler(runtime, gateway(runtime), sync)
 

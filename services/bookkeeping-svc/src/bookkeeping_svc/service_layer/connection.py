@@ -75,7 +75,7 @@ async def ensure_row(uow: UnitOfWork, tenant_id: uuid.UUID) -> None:
 
 
 def _sign(settings: Settings, state_id: str) -> str:
-    key = settings.jwt_secret.get_secret_value().encode()
+    key = settings.derived_key("twinfield-oauth-state")
     return hmac.new(key, f"twinfield-oauth:{state_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 

@@ -1,7 +1,8 @@
 """The one synchronous call to sync-svc: invite a mandate at Twikey and get the sign URL.
 
 ``SyncClient`` is what the use case depends on; ``HttpSyncClient`` speaks sync-svc's internal
-API (``POST /internal/v1/mandates/invite`` with a short-lived ``internal`` token of the tenant).
+API (``POST /internal/v1/mandates/invite`` with this service's ``internal`` service token, naming
+the tenant in ``X-Koppel-Tenant``).
 
 Asking sync-svc again after a timeout, a connection error, 429 or 502/504 is safe although the
 invite is a write at Twikey: the request names the mandate number, and sync-svc never sends a
@@ -14,12 +15,11 @@ here (it decided already), and neither is a 422 refusal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Protocol
 
 import httpx
 
-from koppel_shared.auth import issue_token
+from koppel_shared.auth import TENANT_HEADER
 from koppel_shared.debtor import InviteDebtor
 from koppel_shared.http import RetryableResponse, make_client, send_with_retry
 from koppel_shared.logging import get_logger
@@ -66,21 +66,18 @@ class HttpSyncClient:
     def __init__(
         self,
         base_url: str,
-        jwt_secret: str,
-        issuer: str = "koppel",
+        token: str,
         timeout: float = 30.0,
         attempts: int = 3,
     ) -> None:
         self._client = make_client(base_url.rstrip("/"), timeout=timeout)
-        self._secret = jwt_secret
-        self._issuer = issuer
+        self._token = token
         self._attempts = attempts
 
     async def close(self) -> None:
         await self._client.aclose()
 
     async def invite(self, tenant_id: str, request: InviteRequest) -> InviteResult:
-        token = issue_token(self._secret, tenant_id, ["internal"], ttl=timedelta(minutes=5), issuer=self._issuer)
         body = {
             "reference": request.reference,
             "mandate_number": request.mandate_number,
@@ -88,7 +85,7 @@ class HttpSyncClient:
             "delivery": request.delivery,
             "customer": request.customer.model_dump(),
         }
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {self._token}", TENANT_HEADER: str(tenant_id)}
         try:
             response = await send_with_retry(
                 lambda: self._client.post(INVITE_PATH, json=body, headers=headers),
