@@ -219,10 +219,14 @@ def operator_headers(settings: Settings, t: TenantCtx) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def on_unclaimed_list(client: httpx.AsyncClient, headers: dict[str, str], number: str) -> dict[str, Any]:
+async def on_unclaimed_list(
+    client: httpx.AsyncClient, headers: dict[str, str], number: str, messages: int = 1
+) -> dict[str, Any]:
+    """The unclaimed entry once it holds ``messages`` feed messages (they are applied one by one)."""
+
     async def listed() -> bool:
         items = (await client.get("/v1/unclaimed-mandates", headers=headers)).json()["items"]
-        return any(u["mandate_number"] == number for u in items)
+        return any(u["mandate_number"] == number and u["messages"] >= messages for u in items)
 
     await eventually(listed, within=20)
     items = (await client.get("/v1/unclaimed-mandates", headers=headers)).json()["items"]
@@ -237,7 +241,7 @@ async def test_mandate_signed_directly_at_twikey_waits_for_the_operator_and_is_c
     debtor = Debtor(name="Jan Janssens", email="jan@example.be", customer_number="C-DIRECT")
     await feed.send(number, "signed", **SIGNED, debtor=debtor)
     await feed.send(number, "updated", max_amount_cents=10_000)
-    entry = await on_unclaimed_list(service, operator, number)
+    entry = await on_unclaimed_list(service, operator, number, messages=2)
     assert (entry["customer_number"], entry["name"], entry["change"]) == ("C-DIRECT", "Jan Janssens", "updated")
     assert entry["messages"] == 2
     for env in feed.sent:  # a replay adds nothing
