@@ -82,31 +82,36 @@ def security() -> dict[str, Any]:
     }
 
 
+def _secret(name: str, key: str) -> dict[str, Any]:
+    return {"secretKeyRef": {"name": name, "key": key}}
+
+
+def operator_secrets(service: str) -> list[dict[str, Any]]:
+    """What every Koppel process verifies and decrypts with, from the operators' Secret."""
+    # Public keys only: no service holds the key that signs tokens (the `koppel` command does).
+    env = [{"name": "KOPPEL_TOKEN_PUBLIC_KEYS", "valueFrom": _secret("koppel-secrets", "token-public-keys")}]
+    if service in SYNC_CALLERS:
+        # The service token it calls sync-svc's internal API with (`koppel token service`).
+        env.append(
+            {
+                "name": f"KOPPEL_{service.upper()}_SYNC_TOKEN",
+                "valueFrom": _secret("koppel-secrets", f"{service}-sync-token"),
+            }
+        )
+    env.append({"name": "KOPPEL_ENCRYPTION_KEYS", "valueFrom": _secret("koppel-secrets", "encryption-keys")})
+    return env
+
+
 def service_env(service: str) -> list[dict[str, Any]]:
     """Secrets are referenced, never written here: the operators' Secret (koppel-secrets), the
     credentials CloudNativePG uses for the koppel role, and the user the RabbitMQ operator makes."""
-
-    def secret(name: str, key: str) -> dict[str, Any]:
-        return {"secretKeyRef": {"name": name, "key": key}}
-
-    # Public keys only: no service holds the key that signs tokens (the `koppel` command does).
-    tokens = [{"name": "KOPPEL_TOKEN_PUBLIC_KEYS", "valueFrom": secret("koppel-secrets", "token-public-keys")}]
-    if service in SYNC_CALLERS:
-        # The service token it calls sync-svc's internal API with (`koppel token service`).
-        tokens.append(
-            {
-                "name": f"KOPPEL_{service.upper()}_SYNC_TOKEN",
-                "valueFrom": secret("koppel-secrets", f"{service}-sync-token"),
-            }
-        )
     return [
-        *tokens,
-        {"name": "KOPPEL_ENCRYPTION_KEYS", "valueFrom": secret("koppel-secrets", "encryption-keys")},
-        {"name": "KOPPEL_AMQP_URL", "valueFrom": secret("koppel-rabbitmq-default-user", "connection_string")},
+        *operator_secrets(service),
+        {"name": "KOPPEL_AMQP_URL", "valueFrom": _secret("koppel-rabbitmq-default-user", "connection_string")},
         # libpq's own variables: asyncpg takes the user and password from them, so the URL below
         # carries none and a password needs no URL escaping.
-        {"name": "PGUSER", "valueFrom": secret("koppel-postgres-credentials", "username")},
-        {"name": "PGPASSWORD", "valueFrom": secret("koppel-postgres-credentials", "password")},
+        {"name": "PGUSER", "valueFrom": _secret("koppel-postgres-credentials", "username")},
+        {"name": "PGPASSWORD", "valueFrom": _secret("koppel-postgres-credentials", "password")},
         {
             "name": f"KOPPEL_{service.upper()}_DATABASE_URL",
             "value": f"postgresql+asyncpg://koppel-postgres-rw:5432/koppel_{service}",
@@ -273,7 +278,7 @@ def service_documents(s: Service) -> list[dict[str, Any]]:
 
 
 def console_documents() -> list[dict[str, Any]]:
-    env = service_env("console")[:2]  # the operators' secrets; the console keeps no database
+    env = operator_secrets("console")  # the console keeps no database and uses no broker
     env += [{"name": f"KOPPEL_CONSOLE_{s.name.upper()}_URL", "value": f"http://{s.name}-api:{PORT}"} for s in SERVICES]
     main = container("console", "koppel/console", ["--host", "0.0.0.0", "--port", str(PORT)], env, "50m")
     main["ports"] = [{"name": "http", "containerPort": PORT}]
