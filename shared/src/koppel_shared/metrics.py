@@ -23,3 +23,5 @@ HANDLE_LATENCY = Histogram(
 # Messages a service set aside because handling them failed on their own, waiting for an operator
 # (collection-svc's parked Twikey updates); read from the database at each scrape.
 PARKED_MESSAGES = Gauge("koppel_parked_messages", "Messages parked for an operator", ["service"])
+# Runs of a worker's background loop that raised (koppel_shared.loops); the loop goes on.
+LOOP_FAILURES = Counter("koppel_loop_failures_total", "Background loop runs that failed", ["loop"])

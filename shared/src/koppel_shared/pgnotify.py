@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -19,19 +20,21 @@ from koppel_shared.logging import get_logger
 log = get_logger(__name__)
 
 
-async def listen(dsn: str, channel: str, wake: asyncio.Event, stop: asyncio.Event) -> None:
-    """Set ``wake`` on every notification on ``channel`` until ``stop`` is set."""
+async def listen(dsn: str, channel: str | Sequence[str], wake: asyncio.Event, stop: asyncio.Event) -> None:
+    """Set ``wake`` on every notification on ``channel`` (or any of several) until ``stop`` is set."""
+    channels = [channel] if isinstance(channel, str) else list(channel)
     while not stop.is_set():
         conn: Any = None
         try:
             conn = await asyncpg.connect(dsn)
             lost = asyncio.Event()
             conn.add_termination_listener(lambda *_, lost=lost: lost.set())
-            await conn.add_listener(channel, lambda *_: wake.set())
+            for name in channels:
+                await conn.add_listener(name, lambda *_: wake.set())
             wake.set()
             await first(lost.wait(), stop.wait())
         except Exception as exc:
-            log.warning("pgnotify.listen_error", channel=channel, error=repr(exc))
+            log.warning("pgnotify.listen_error", channel=",".join(channels), error=repr(exc))
             await sleep_or_stop(stop, 1.0)
         finally:
             if conn is not None and not conn.is_closed():
