@@ -14,7 +14,6 @@ polls, in case a notification is missed while its listening connection was down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -22,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.logging import get_logger
+from koppel_shared.loops import Backoff, woken
 from koppel_shared.messaging.broker import Broker, message_properties
 from koppel_shared.messaging.longlived import freeze_long_lived
 from koppel_shared.messaging.tables import outbox
 from koppel_shared.metrics import OUTBOX_PUBLISH_ERRORS, OUTBOX_PUBLISHED
-from koppel_shared.pgnotify import listen, sleep_or_stop, wait_for_wake
 
 log = get_logger(__name__)
 
@@ -141,27 +140,22 @@ class OutboxRelay:
 
     async def run(self, stop: asyncio.Event) -> None:
         freeze_long_lived()
-        listener = asyncio.create_task(listen(self._dsn, NOTIFY_CHANNEL, self._wake, stop))
-        backoff = 0.2
-        try:
-            while not stop.is_set():
-                # Clear before claiming: a commit notified while this batch runs must wake the next.
-                self._wake.clear()
-                try:
-                    claimed = await self.relay_batch()
-                    backoff = 0.2
-                except Exception as exc:  # broker or database down: rows stay, try again
-                    log.warning("outbox.relay_error", error=repr(exc))
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                if claimed >= self._batch:
-                    continue
-                await wait_for_wake(self._wake, stop, self._poll)
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+
+        async def publish() -> bool:
+            # A full batch: more rows may be waiting, claim again at once. A failure (broker or
+            # database down) leaves the rows unsent; the loop backs off and tries again.
+            return await self.relay_batch() >= self._batch
+
+        await woken(
+            "outbox.relay",
+            NOTIFY_CHANNEL,
+            publish,
+            stop,
+            dsn=self._dsn,
+            poll=self._poll,
+            backoff=Backoff(first=0.2, cap=5.0),
+            wake=self._wake,
+        )
 
 
 class PublishFailed(Exception):

@@ -29,7 +29,7 @@ from bookkeeping_svc.service_layer.payments import WAKE_CHANNEL
 from bookkeeping_svc.settings import Settings
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger, log_context
-from koppel_shared.pgnotify import listen, wait_for_wake
+from koppel_shared.loops import woken
 from koppel_shared.service import Runtime
 
 log = get_logger(__name__)
@@ -53,7 +53,6 @@ class Scheduler:
         a commit makes a booking due (``NOTIFY``), a turn ends, or the poll interval passes (for
         retries whose time has come)."""
         wake = asyncio.Event()
-        listener = asyncio.create_task(listen(asyncpg_dsn(self.settings.database_url), WAKE_CHANNEL, wake, stop))
         gate = asyncio.Semaphore(TENANTS_IN_PARALLEL)
         turns: dict[uuid.UUID, asyncio.Task[None]] = {}
 
@@ -69,22 +68,27 @@ class Scheduler:
                 if worked:  # there may be more (a turn stops after MAX_BATCHES_PER_TURN)
                     wake.set()
 
+        async def look() -> None:
+            now = time.monotonic()
+            for tenant_id in await self._due_tenants():
+                if tenant_id not in turns and self._backoff.get(tenant_id, 0.0) <= now:
+                    turns[tenant_id] = asyncio.create_task(turn(tenant_id))
+
         try:
-            while not stop.is_set():
-                wake.clear()
-                try:
-                    now = time.monotonic()
-                    for tenant_id in await self._due_tenants():
-                        if tenant_id not in turns and self._backoff.get(tenant_id, 0.0) <= now:
-                            turns[tenant_id] = asyncio.create_task(turn(tenant_id))
-                except Exception as exc:  # database away: look again after the poll interval
-                    log.warning("booker.look_failed", error=repr(exc))
-                await wait_for_wake(wake, stop, self.settings.booker_poll_seconds)
+            # The database away: the look fails and is tried again after a backoff.
+            await woken(
+                "booker.look",
+                WAKE_CHANNEL,
+                look,
+                stop,
+                dsn=asyncpg_dsn(self.settings.database_url),
+                poll=self.settings.booker_poll_seconds,
+                wake=wake,
+            )
         finally:
-            listener.cancel()
             for task in turns.values():
                 task.cancel()
-            await asyncio.gather(listener, *turns.values(), return_exceptions=True)
+            await asyncio.gather(*turns.values(), return_exceptions=True)
 
     async def _due_tenants(self) -> list[uuid.UUID]:
         connected = sa.select(connections.c.tenant_id).where(connections.c.status == "connected")

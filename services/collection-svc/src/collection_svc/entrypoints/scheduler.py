@@ -5,15 +5,12 @@ by side; ``FOR UPDATE SKIP LOCKED`` makes them claim disjoint rows."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from collection_svc.service_layer.engine import submit_due
 from collection_svc.service_layer.records import Clock
 from collection_svc.service_layer.transactions import APPLY_BATCH, apply_twikey_updates
-from koppel_shared.logging import get_logger
+from koppel_shared.loops import Backoff, periodic
 from koppel_shared.service import Loop, Runtime
-
-log = get_logger(__name__)
 
 
 def scheduler_loop(runtime: Runtime, clock: Clock) -> Loop:
@@ -21,17 +18,12 @@ def scheduler_loop(runtime: Runtime, clock: Clock) -> Loop:
     interval = float(getattr(settings, "scheduler_interval_seconds", 30.0))
     batch = int(getattr(settings, "scheduler_batch_size", 5000))
 
+    async def submit() -> bool:
+        # A full batch: more may be due right now. The database away: try again after the interval.
+        return await submit_due(runtime.session_factory, clock(), batch) >= batch
+
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                submitted = await submit_due(runtime.session_factory, clock(), batch)
-            except Exception as exc:  # database away: try again after the interval
-                log.warning("scheduler.error", error=repr(exc))
-                submitted = 0
-            if submitted >= batch:
-                continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval)
+        await periodic("collection.scheduler", interval, submit, stop)
 
     return run
 
@@ -39,18 +31,12 @@ def scheduler_loop(runtime: Runtime, clock: Clock) -> Loop:
 def applier_loop(runtime: Runtime, clock: Clock) -> Loop:
     idle = float(getattr(runtime.settings, "applier_interval_seconds", 0.2))
 
+    async def apply() -> bool:
+        return await apply_twikey_updates(runtime.session_factory, clock, APPLY_BATCH) >= APPLY_BATCH
+
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                applied = await apply_twikey_updates(runtime.session_factory, clock, APPLY_BATCH)
-            except Exception as exc:  # database away: the messages stay staged
-                log.error("applier.error", error=repr(exc))
-                applied = 0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=2.0)
-            if applied >= APPLY_BATCH:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle)
+        # The applier polls often; the database away, the messages stay staged and it waits
+        # longer between tries instead of failing five times a second.
+        await periodic("collection.applier", idle, apply, stop, backoff=Backoff(first=2.0, cap=2.0))
 
     return run

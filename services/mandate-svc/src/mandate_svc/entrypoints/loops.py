@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from koppel_shared.logging import get_logger
+from koppel_shared.loops import periodic
 from koppel_shared.service import Runtime
 from mandate_svc.service_layer.mandates import expire_unsigned, utcnow
 from mandate_svc.settings import Settings
@@ -23,18 +23,16 @@ def expiry_loop(
     assert isinstance(settings, Settings)
     after = timedelta(days=settings.invite_expiry_days)
 
+    async def sweep() -> None:
+        async with runtime.uow() as uow:
+            count = await expire_unsigned(uow, clock(), after)
+            await uow.commit()
+        if count:
+            log.info("mandate.invites_expired", count=count)
+
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with runtime.uow() as uow:
-                    count = await expire_unsigned(uow, clock(), after)
-                    await uow.commit()
-                if count:
-                    log.info("mandate.invites_expired", count=count)
-            except Exception as exc:  # the database is down: try again at the next sweep
-                log.warning("mandate.expiry_sweep_failed", error=repr(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.expiry_sweep_seconds)
+        # The database down: the failure is logged and the next sweep tries again.
+        await periodic("mandate.expiry_sweep", settings.expiry_sweep_seconds, sweep, stop)
 
     return run
 

@@ -37,7 +37,7 @@ import httpx
 
 from koppel_shared.db import asyncpg_dsn
 from koppel_shared.logging import get_logger, log_context
-from koppel_shared.pgnotify import listen, sleep_or_stop, wait_for_wake
+from koppel_shared.loops import Backoff, woken
 from koppel_shared.service import Runtime
 from notify_svc.adapters.network import (
     Resolver,
@@ -274,29 +274,28 @@ class Dispatcher:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        listener = asyncio.create_task(listen(asyncpg_dsn(self.settings.database_url), WAKE_CHANNEL, self._wake, stop))
         recorder = asyncio.create_task(self._recorder(stop))
-        backoff = 0.2
+
+        async def claim() -> bool:
+            # Something started and the main budget has room: there may be more due right now.
+            # Otherwise sleep until an attempt ends (it sets the wake event), a commit queues
+            # deliveries (NOTIFY), a pause ends (at most the poll interval away) or the poll
+            # interval is over. The database away: the claim fails and is tried after a backoff.
+            started = await self.claim_once()
+            return bool(started) and self.total < self.settings.delivery_max_in_flight
+
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                try:
-                    started = await self.claim_once()
-                    backoff = 0.2
-                except Exception as exc:  # database away: try again
-                    log.warning("notify.claim_error", error=repr(exc)[:500])
-                    await sleep_or_stop(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                if started and self.total < self.settings.delivery_max_in_flight:
-                    continue  # there may be more due right now
-                # Nothing more to start: sleep until an attempt ends, a commit queues deliveries,
-                # a pause ends (at most the poll interval away) or the poll interval is over.
-                await wait_for_wake(self._wake, stop, self.settings.delivery_poll_seconds)
+            await woken(
+                "notify.dispatcher",
+                WAKE_CHANNEL,
+                claim,
+                stop,
+                dsn=asyncpg_dsn(self.settings.database_url),
+                poll=self.settings.delivery_poll_seconds,
+                backoff=Backoff(first=0.2, cap=5.0),
+                wake=self._wake,
+            )
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
             await self.drain()
             recorder.cancel()
             with contextlib.suppress(asyncio.CancelledError):

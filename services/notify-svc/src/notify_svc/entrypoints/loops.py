@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from koppel_shared.logging import get_logger
+from koppel_shared.loops import periodic
 from koppel_shared.service import Loop, Runtime
 from notify_svc.entrypoints.dispatcher import Dispatcher
 from notify_svc.service_layer.feed import purge_events
@@ -21,22 +21,19 @@ def cleanup_loop(runtime: Runtime) -> Loop:
     assert isinstance(settings, Settings)
 
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                cutoff = datetime.now(UTC) - timedelta(days=settings.event_retention_days)
-                removed = 0
-                while True:
-                    async with runtime.uow() as uow:
-                        n = await purge_events(uow, cutoff)
-                    removed += n
-                    if n == 0 or stop.is_set():
-                        break
-                if removed:
-                    log.info("notify.events_purged", count=removed, before=cutoff.isoformat())
-            except Exception as exc:
-                log.warning("notify.cleanup_error", error=repr(exc)[:500])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.cleanup_interval_seconds)
+        async def purge() -> None:
+            cutoff = datetime.now(UTC) - timedelta(days=settings.event_retention_days)
+            removed = 0
+            while True:
+                async with runtime.uow() as uow:
+                    n = await purge_events(uow, cutoff)
+                removed += n
+                if n == 0 or stop.is_set():
+                    break
+            if removed:
+                log.info("notify.events_purged", count=removed, before=cutoff.isoformat())
+
+        await periodic("notify.cleanup", settings.cleanup_interval_seconds, purge, stop)
 
     return run
 

@@ -5,22 +5,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
 
 from koppel_shared.db import asyncpg_dsn
-from koppel_shared.logging import get_logger
-from koppel_shared.pgnotify import listen, wait_for_wake
+from koppel_shared.loops import woken
 from koppel_shared.service import Loop, Runtime
 from sync_svc.service_layer import connections, drain_requests
 from sync_svc.service_layer.drain_requests import Pending
 from sync_svc.service_layer.feeds import drain_tenant
 from sync_svc.service_layer.resources import DRAIN_CHANNEL
 from sync_svc.settings import Settings
-
-log = get_logger(__name__)
 
 
 class DrainLoop:
@@ -36,26 +32,24 @@ class DrainLoop:
         self._next_safety_net = time.monotonic() + settings.safety_net_drain_seconds
 
     async def run(self, stop: asyncio.Event) -> None:
-        dsn = asyncpg_dsn(self.settings.database_url)
-        listener = asyncio.create_task(listen(dsn, DRAIN_CHANNEL, self.wake, stop))
-        try:
-            while not stop.is_set():
-                self.wake.clear()
-                try:
-                    busy = await self.cycle()
-                except Exception as exc:  # database down etc.: keep the loop alive
-                    log.warning("drain.cycle_error", error=repr(exc))
-                    busy = False
-                if busy:
-                    continue  # something was drained: look again before sleeping
-                sleep = self.settings.drain_poll_seconds
-                if self._deferred_until is not None:
-                    sleep = min(sleep, max(0.0, self._deferred_until - time.monotonic()))
-                await wait_for_wake(self.wake, stop, sleep)
-        finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        # A cycle that drained something looks again before sleeping; the database down, the
+        # cycle fails and is tried again after a backoff.
+        await woken(
+            "sync.drain",
+            DRAIN_CHANNEL,
+            self.cycle,
+            stop,
+            dsn=asyncpg_dsn(self.settings.database_url),
+            poll=self._sleep,
+            wake=self.wake,
+        )
+
+    def _sleep(self) -> float:
+        """The poll interval, or less when a deferred tenant falls due sooner."""
+        sleep = self.settings.drain_poll_seconds
+        if self._deferred_until is not None:
+            sleep = min(sleep, max(0.0, self._deferred_until - time.monotonic()))
+        return sleep
 
     async def cycle(self) -> bool:
         async with self.runtime.uow() as uow:
