@@ -156,3 +156,25 @@ async def test_a_paylink_leaves_out_customer_details_longer_than_twikey_takes(te
     [link] = [p for p in items if p["ref"] == data.reference]
     assert link["customer"]["zip"] == "9830" and link["customer"]["firstname"] == "Anna-Maria"
     assert not any(link["customer"].get(k) for k in ("email", "address", "city", "lastname"))
+
+
+async def test_a_command_twikey_never_answers_is_retried_then_answered_unavailable_on_the_last_try(
+    tenant: Tenant, runtime: Runtime, settings: Settings, tap: Tap
+) -> None:
+    number = await tenant.signed_mandate()
+    # Every try fails: each consumer attempt is a few client retries, and there are max_attempts.
+    await tenant.control.post(
+        "/faults", json={"kind": "error", "status": 500, "path": f"/creditor/mandate/{number}/action", "count": 1000}
+    )
+    try:
+        async with worker(definition, settings):
+            async with runtime.uow() as uow:
+                remind = MandateActionRequested(mandate_number=number, action="remind")
+                await uow.emit(new_event(remind, tenant_id=tenant.tenant_id))
+                await uow.commit()
+            failed = await tap.wait_for("twikey.command.failed", 1, within=60.0)
+    finally:
+        await tenant.control.delete("/faults")
+    data = failed[0]["data"]
+    assert (data["command"], data["mandate_number"], data["code"]) == ("remind", number, "unavailable")
+    assert data["message"].startswith(f"Twikey unavailable after {settings.max_attempts} attempts")

@@ -19,6 +19,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +56,27 @@ def header_int(headers: Any, name: str, default: int) -> int:
 
 class Undecodable(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """Which try at an event a handler runs in. ``number`` counts from 1, one more for each pass
+    through the delayed-retry queue (a replayed dead letter starts again at 1); ``last``: if the
+    handler raises now, the event is dead-lettered instead of retried."""
+
+    number: int
+    last: bool
+
+
+_FIRST = Attempt(1, last=False)
+_ATTEMPT: ContextVar[Attempt | None] = ContextVar("koppel_attempt", default=None)
+
+
+def current_attempt() -> Attempt:
+    """The try at the event being handled. For a handler that answers for a command to another
+    service: on its last try it reports the failure as an event (the sender is waiting for an
+    answer) instead of raising into the dead-letter queue. Outside a consumer: the first, not last."""
+    return _ATTEMPT.get() or _FIRST
 
 
 @dataclass
@@ -225,14 +247,17 @@ class InboxConsumer:
             done: set[uuid.UUID] = set()
             for d in deliveries:
                 if d.envelope.id in fresh and d.envelope.id not in done:
-                    with _event_context(d.envelope, self.name):
+                    with _event_context(d.envelope, self.name, self._attempt(d)):
                         await d.handler(d.envelope, d.data, uow)
                     done.add(d.envelope.id)
             await uow.commit()
         await self._acked(deliveries, done)
 
+    def _attempt(self, d: _Delivery) -> Attempt:
+        return Attempt(d.attempt, last=d.attempt >= self._max_attempts)
+
     async def _handle_one(self, d: _Delivery) -> None:
-        with _event_context(d.envelope, self.name):
+        with _event_context(d.envelope, self.name, self._attempt(d)):
             try:
                 async with UnitOfWork(self._sf) as uow:
                     fresh = await record_in_inbox(uow.session, self.name, d.envelope)
@@ -317,16 +342,19 @@ class InboxConsumer:
 
 
 @contextmanager
-def _event_context(envelope: Envelope, consumer: str) -> Iterator[None]:
-    """Bind the event to every log line of its handler. Tokens are reset rather than the
-    previous values looked up first (``log_context``), which is most of the cost per event."""
+def _event_context(envelope: Envelope, consumer: str, attempt: Attempt) -> Iterator[None]:
+    """Bind the event to every log line of its handler, and its attempt to ``current_attempt``.
+    Tokens are reset rather than the previous values looked up first (``log_context``), which is
+    most of the cost per event."""
     values = {"event_id": str(envelope.id), "event_type": envelope.type, "consumer": consumer}
     if envelope.correlation_id is not None:
         values["correlation_id"] = envelope.correlation_id
     if envelope.tenant_id is not None:
         values["tenant_id"] = str(envelope.tenant_id)
     tokens = structlog.contextvars.bind_contextvars(**values)
+    attempt_token = _ATTEMPT.set(attempt)
     try:
         yield
     finally:
+        _ATTEMPT.reset(attempt_token)
         structlog.contextvars.reset_contextvars(**tokens)

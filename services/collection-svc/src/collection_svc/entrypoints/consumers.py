@@ -3,13 +3,14 @@ customer's mandate) and sync-svc's answers and feed messages about transactions 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from collection_svc.service_layer import reactions, transactions
 from collection_svc.service_layer.records import Clock, utc_now
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
+from koppel_shared.events.mandate import Mandate
+from koppel_shared.events.twikey import TwikeyPaylinkChanged, TwikeyPaylinkCreated
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
@@ -26,24 +27,25 @@ MANDATE_EVENTS = (
 )
 
 
-def _bind(
-    fn: Callable[[Envelope, Any, UnitOfWork, Clock], Awaitable[None]], clock: Clock
-) -> Callable[[Envelope, Any, UnitOfWork], Awaitable[None]]:
-    async def handler(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
-        await fn(envelope, data, uow, clock)
-
-    return handler
-
-
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+    # Handlers that need more than (envelope, data, uow) close over it here: the clock.
     clock: Clock = runtime.extras.get("clock", utc_now)
-    mandate = _bind(reactions.on_mandate, clock)
+
+    async def on_mandate(envelope: Envelope, data: Mandate, uow: UnitOfWork) -> None:
+        await reactions.on_mandate(envelope, data, uow, clock)
+
+    async def on_paylink_created(envelope: Envelope, data: TwikeyPaylinkCreated, uow: UnitOfWork) -> None:
+        await reactions.on_paylink_created(envelope, data, uow, clock)
+
+    async def on_paylink_changed(envelope: Envelope, data: TwikeyPaylinkChanged, uow: UnitOfWork) -> None:
+        await reactions.on_paylink_changed(envelope, data, uow, clock)
+
     return [
         ping_consumer(),
         ConsumerSpec(
             purpose="mandates",
             bindings=("mandate.*",),
-            handlers=dict.fromkeys(MANDATE_EVENTS, mandate),
+            handlers=dict.fromkeys(MANDATE_EVENTS, on_mandate),
         ),
         ConsumerSpec(
             purpose="twikey",
@@ -59,8 +61,8 @@ def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
                 "twikey.transaction.created": transactions.stage,
                 "twikey.transaction.refused": transactions.stage,
                 "twikey.transaction.changed": transactions.stage,
-                "twikey.paylink.created": _bind(reactions.on_paylink_created, clock),
-                "twikey.paylink.changed": _bind(reactions.on_paylink_changed, clock),
+                "twikey.paylink.created": on_paylink_created,
+                "twikey.paylink.changed": on_paylink_changed,
             },
         ),
     ]

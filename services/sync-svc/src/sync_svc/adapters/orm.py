@@ -148,15 +148,4 @@ twikey_invites = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
-# Attempts per command event, counted outside the handler's transaction (which rolls back on
-# failure), so the last attempt can answer "unavailable" instead of dead-lettering silently.
-command_attempts = sa.Table(
-    "command_attempts",
-    metadata,
-    sa.Column("event_id", sa.Uuid, primary_key=True),
-    sa.Column("tenant_id", sa.Uuid, nullable=True),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-)
-
 TARGET_METADATA = (metadata, messaging_metadata)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
+from koppel_shared.events.commands import CollectRequested, MandateActionRequested, PaylinkRequested
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
@@ -14,15 +14,17 @@ from sync_svc.service_layer import commands
 
 
 def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
-    # The handlers commit their effects in their own transactions (one per Twikey call, with its
-    # result event), so the inbox transaction only records the command as handled.
-    async def collect(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+    # Handlers that need more than (envelope, data, uow) close over it here: the runtime (Twikey
+    # clients, connections). They commit their effects in their own transactions (one per Twikey
+    # call, with its result event), so the inbox transaction only records the command as handled;
+    # on the consumer's last try (``current_attempt``) they answer "unavailable" instead of raising.
+    async def collect(envelope: Envelope, data: CollectRequested, uow: UnitOfWork) -> None:
         await commands.collect(runtime, envelope, data)
 
-    async def mandate_action(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+    async def mandate_action(envelope: Envelope, data: MandateActionRequested, uow: UnitOfWork) -> None:
         await commands.mandate_action(runtime, envelope, data)
 
-    async def paylink(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
+    async def paylink(envelope: Envelope, data: PaylinkRequested, uow: UnitOfWork) -> None:
         await commands.paylink(runtime, envelope, data)
 
     return [

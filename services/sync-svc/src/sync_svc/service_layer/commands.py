@@ -29,9 +29,10 @@ from koppel_shared.events.twikey import (
     TwikeyTransactionRefused,
 )
 from koppel_shared.logging import get_logger
+from koppel_shared.messaging.inbox import current_attempt
 from koppel_shared.service import Runtime
 from koppel_shared.web.errors import Problem
-from sync_svc.adapters.orm import command_attempts, twikey_paylinks, twikey_transactions
+from sync_svc.adapters.orm import twikey_paylinks, twikey_transactions
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
 from sync_svc.domain.invite import InviteRequest, invite_form, twikey_debtor_params
 from sync_svc.domain.money import to_euros
@@ -94,23 +95,11 @@ async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest)
 
 
 # ---- attempts ---------------------------------------------------------------------------------------
-async def count_attempt(runtime: Runtime, envelope: Envelope) -> int:
-    """This command's attempt number, committed on its own (the handler's transaction rolls back
-    when it raises)."""
-    async with runtime.uow() as uow:
-        stmt = insert(command_attempts).values(event_id=envelope.id, tenant_id=envelope.tenant_id, attempts=1)
-        attempts = await uow.session.scalar(
-            stmt.on_conflict_do_update(
-                index_elements=["event_id"],
-                set_={"attempts": command_attempts.c.attempts + 1, "updated_at": sa.func.now()},
-            ).returning(command_attempts.c.attempts)
-        )
-        await uow.commit()
-    return int(attempts or 1)
-
-
-def _last_attempt(runtime: Runtime, attempt: int) -> bool:
-    return attempt >= runtime.settings.max_attempts
+def _last_attempt() -> bool:
+    """The consumer's last try at this command: Twikey still unavailable now, the command is
+    answered "unavailable" (the sender waits for an answer) instead of raised into the dead-letter
+    queue. The inbox runner counts the tries (``current_attempt``)."""
+    return current_attempt().last
 
 
 # ---- collect ----------------------------------------------------------------------------------------
@@ -214,7 +203,7 @@ async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) 
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.collect_requested without tenant_id")
-    attempt = await count_attempt(runtime, envelope)
+    attempt = current_attempt().number
     try:
         connection = await _connection(runtime, tenant_id)
     except Problem:
@@ -237,7 +226,7 @@ async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) 
     ]
     if not failures:
         return
-    if not _last_attempt(runtime, attempt):
+    if not _last_attempt():
         # Raise: the command comes back from the delayed-retry queue; done items are skipped.
         raise failures[0][1]
     for item, exc in failures:
@@ -267,7 +256,7 @@ async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActi
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.mandate_action_requested without tenant_id")
-    attempt = await count_attempt(runtime, envelope)
+    attempt = current_attempt().number
     failure: tuple[str, str] | None = None
     try:
         connection = await _connection(runtime, tenant_id)
@@ -277,7 +266,7 @@ async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActi
     except TwikeyError as exc:
         failure = (exc.code, exc.message)
     except TwikeyUnavailable as exc:
-        if not _last_attempt(runtime, attempt):
+        if not _last_attempt():
             raise
         failure = ("unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
     if failure is None:
@@ -329,7 +318,7 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.paylink_requested without tenant_id")
-    attempt = await count_attempt(runtime, envelope)
+    attempt = current_attempt().number
     async with runtime.uow() as uow:
         done = (
             await uow.session.execute(
@@ -367,7 +356,7 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
     except TwikeyError as exc:
         failure = (exc.code, exc.message)
     except TwikeyUnavailable as exc:
-        if not _last_attempt(runtime, attempt):
+        if not _last_attempt():
             raise
         failure = ("unavailable", f"Twikey unavailable after {attempt} attempts: {exc}")
     event = TwikeyCommandFailed(
