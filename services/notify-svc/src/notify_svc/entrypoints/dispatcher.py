@@ -251,6 +251,8 @@ class Dispatcher:
             )
 
     async def _recorder(self, stop: asyncio.Event) -> None:
+        # Not a koppel_shared.loops loop: it waits on the results queue, not on time or NOTIFY,
+        # and it must outlive ``stop`` until the queue is empty (record_pending never raises).
         while True:
             await self.record_pending(first=await self._results.get())
             if stop.is_set() and self._results.empty():
