@@ -34,6 +34,10 @@ class Malformed(AppError):
     without its parameters."""
 
 
+class TooLong(AppError):
+    """The request's address carries more than we accept (a webhook's query string)."""
+
+
 class Unauthenticated(AppError):
     """The caller could not prove who it is (a missing or wrong signature)."""
 
@@ -90,6 +94,7 @@ __all__ = [
     "Invalid",
     "Malformed",
     "NotFound",
+    "TooLong",
     "Unauthenticated",
     "Unavailable",
     "UpstreamFailed",

@@ -18,6 +18,7 @@ KIND_STATUS = [
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.TooLong, 414),
     (errors.Invalid, 422),
     (errors.UpstreamFailed, 502),
     (errors.Unavailable, 503),

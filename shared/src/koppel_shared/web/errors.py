@@ -86,6 +86,7 @@ STATUS_BY_KIND: dict[type[app_errors.AppError], int] = {
     app_errors.Forbidden: 403,
     app_errors.NotFound: 404,
     app_errors.Conflict: 409,
+    app_errors.TooLong: 414,
     app_errors.Invalid: 422,
     app_errors.UpstreamFailed: 502,
     app_errors.Unavailable: 503,

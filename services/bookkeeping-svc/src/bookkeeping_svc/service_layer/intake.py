@@ -35,12 +35,12 @@ from bookkeeping_svc.service_layer.booking.work import record
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, paid_item, wake_booker
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, Malformed, NotFound
 from koppel_shared.events.booking import BookingReversed
 from koppel_shared.events.collection import CollectionPaid, CollectionReversed
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.events.mandate import MandateSigned
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
@@ -167,12 +167,12 @@ async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOf
 async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
     row = await BookingRepository(uow.session).get(tenant_id, booking_id, lock=True)
     if row is None:
-        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+        raise NotFound("booking_not_found", f"no booking {booking_id}")
     try:
         outcome = Booking.of(row).retry(datetime.now(UTC))
     except IllegalTransition:
-        raise Problem(
-            409, "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
+        raise Conflict(
+            "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
         ) from None
     await wake_booker(uow)
     return await record(uow, row.id, outcome)
@@ -265,7 +265,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError(created)
         return at, uuid.UUID(last_id)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid_cursor", "cursor: not a cursor this list returned") from exc
+        raise Malformed("invalid_cursor", "cursor: not a cursor this list returned") from exc
 
 
 async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
@@ -275,5 +275,5 @@ async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UU
         )
     ).first()
     if row is None:
-        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+        raise NotFound("booking_not_found", f"no booking {booking_id}")
     return row
