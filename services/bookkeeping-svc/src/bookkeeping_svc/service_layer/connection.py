@@ -25,7 +25,8 @@ from bookkeeping_svc.adapters.orm import booking_conflicts, bookings, connection
 from bookkeeping_svc.adapters.twinfield.client import TokenSet
 from bookkeeping_svc.adapters.twinfield.errors import TwinfieldError, Unavailable
 from bookkeeping_svc.domain.booking import TABS, Status
-from bookkeeping_svc.service_layer.gateway import Gateway, resume_bookings
+from bookkeeping_svc.service_layer.booking import bulk
+from bookkeeping_svc.service_layer.gateway import Gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared import errors
 from koppel_shared.db import UnitOfWork
@@ -133,7 +134,7 @@ async def store_tokens(runtime: Runtime, gw: Gateway, uow: UnitOfWork, tenant_id
         "updated_at": sa.func.now(),
     }
     await uow.session.execute(sa.update(connections).where(connections.c.tenant_id == tenant_id).values(**values))
-    resumed = await resume_bookings(uow.session, tenant_id)
+    resumed = await bulk.resume_all(uow.session, tenant_id, datetime.now(UTC))
     gw.forget(tenant_id)
     log.info("twinfield.connected", tenant_id=str(tenant_id), organisation=info.organisation, resumed=resumed)
 
