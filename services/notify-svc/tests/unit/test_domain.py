@@ -166,9 +166,9 @@ def test_subscription_patterns() -> None:
 
 
 def test_cursors_round_trip_and_nonsense_is_refused() -> None:
-    from koppel_shared.web.errors import Problem
+    from koppel_shared.errors import Malformed
 
     assert decode_cursor(encode_cursor(12345)) == 12345
     for bad in ("12", "evf1_!!", "evf1_LTE", ""):
-        with pytest.raises(Problem):
+        with pytest.raises(Malformed):
             decode_cursor(bad)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from koppel_shared.debtor import InviteDebtor
 from sync_svc.domain import feed_messages, signature
 from sync_svc.domain.feeds import PageRecord, cursor_for_reset
 from sync_svc.domain.invite import InviteRequest, invite_form
@@ -110,7 +111,11 @@ def test_reset_since_a_moment_goes_back_to_the_first_page_fetched_after_it() -> 
 
 
 def test_invite_form_uses_the_template_and_sends_the_invite_only_by_email() -> None:
-    by_mail = invite_form(InviteRequest(reference="m1", scheme="CORE", delivery="email", name="An Peeters"), "1001")
-    by_link = invite_form(InviteRequest(reference="m1", scheme="CORE", delivery="link", company_name="Acme"), "1001")
+    by_mail = invite_form(
+        InviteRequest(reference="m1", scheme="CORE", delivery="email", debtor=InviteDebtor(name="An Peeters")), "1001"
+    )
+    by_link = invite_form(
+        InviteRequest(reference="m1", scheme="CORE", delivery="link", debtor=InviteDebtor(company_name="Acme")), "1001"
+    )
     assert by_mail == {"ct": "1001", "firstname": "An", "lastname": "Peeters", "token": "m1", "sendInvite": "true"}
     assert "sendInvite" not in by_link and by_link["companyName"] == "Acme"

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from koppel_shared import errors as app_errors
 from koppel_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -21,7 +22,9 @@ PROBLEM = "application/problem+json"
 
 
 class Problem(Exception):
-    """Raise from a route or use case: ``raise Problem(409, "idempotency_key_reused", "...")``."""
+    """Raise from a route for a refusal that only the HTTP edge knows of (a bad query parameter, a
+    missing scope): ``raise Problem(422, "invalid_since", "...")``. Use cases raise
+    ``koppel_shared.errors`` instead, which ``STATUS_BY_KIND`` turns into the same body."""
 
     def __init__(self, status: int, code: str, detail: str, title: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -75,10 +78,39 @@ _STATUS_CODES = {
 }
 
 
+# The one place an application error gets its HTTP status. Looked up along the class's MRO, so a
+# service's own subclass (e.g. ``class MandateGone(NotFound)``) answers as its kind does.
+STATUS_BY_KIND: dict[type[app_errors.AppError], int] = {
+    app_errors.Malformed: 400,
+    app_errors.Unauthenticated: 401,
+    app_errors.Forbidden: 403,
+    app_errors.NotFound: 404,
+    app_errors.Conflict: 409,
+    app_errors.TooLong: 414,
+    app_errors.Invalid: 422,
+    app_errors.UpstreamFailed: 502,
+    app_errors.Unavailable: 503,
+}
+
+
+def status_of(exc: app_errors.AppError) -> int:
+    for kind in type(exc).__mro__:
+        if kind in STATUS_BY_KIND:
+            return STATUS_BY_KIND[kind]
+    return 500  # a bare AppError says nothing of its meaning: a bug of ours, not the caller's
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         return problem_response(request, exc.status, exc.code, exc.detail, exc.title, **exc.extra)
+
+    @app.exception_handler(app_errors.AppError)
+    async def _app_error(request: Request, exc: app_errors.AppError) -> JSONResponse:
+        status = status_of(exc)
+        if status == 500:
+            log.error("http.unclassified_app_error", path=request.url.path, code=exc.code)
+        return problem_response(request, status, exc.code, exc.detail, exc.title, **exc.extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

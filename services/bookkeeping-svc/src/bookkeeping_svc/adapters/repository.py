@@ -11,7 +11,25 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookkeeping_svc.adapters.orm import bookings
-from bookkeeping_svc.domain.booking import Outcome
+from bookkeeping_svc.domain.booking import Booking, Outcome
+
+# The columns ``Booking.of`` reads: a bulk transition loads these, not whole rows.
+_STATE_COLUMNS = (
+    bookings.c.id,
+    bookings.c.status,
+    bookings.c.memo_number,
+    bookings.c.memo_line,
+    bookings.c.reverse_requested,
+    bookings.c.paused_from,
+    bookings.c.customer_code,
+    bookings.c.error_code,
+    bookings.c.transient_failures,
+    bookings.c.attempts,
+    bookings.c.matched_at,
+    bookings.c.reversed_on,
+)
+# Ids per UPDATE when storing many outcomes (asyncpg takes at most 32767 parameters).
+_IDS_PER_STATEMENT = 1000
 
 
 class BookingRepository:
@@ -62,3 +80,31 @@ class BookingRepository:
                 .returning(bookings)
             )
         ).one()
+
+    async def states(
+        self, tenant_id: uuid.UUID | None, statuses: Sequence[str], *extra: Any
+    ) -> list[tuple[uuid.UUID, Booking]]:
+        """The state of each booking in ``statuses`` (one tenant's, or everyone's), row-locked
+        until the transaction ends, in id order so that two bulk changes never deadlock."""
+        stmt = sa.select(*_STATE_COLUMNS).where(bookings.c.status.in_(statuses), *extra)
+        if tenant_id is not None:
+            stmt = stmt.where(bookings.c.tenant_id == tenant_id)
+        rows = (await self.session.execute(stmt.order_by(bookings.c.id).with_for_update())).all()
+        return [(row.id, Booking.of(row)) for row in rows]
+
+    async def save_all(self, outcomes: Sequence[tuple[uuid.UUID, Outcome]]) -> int:
+        """Store many transitions' changes like ``save`` does, one statement for each set of
+        bookings whose changes are the same (a tenant's paused bookings differ only in what they
+        were doing). Returns how many bookings were stored."""
+        alike: dict[tuple[tuple[str, Any], ...], list[uuid.UUID]] = {}
+        for booking_id, outcome in outcomes:
+            if outcome.changed:
+                alike.setdefault(tuple(sorted(outcome.changes.items())), []).append(booking_id)
+        for changes, ids in alike.items():
+            for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                await self.session.execute(
+                    sa.update(bookings)
+                    .where(bookings.c.id.in_(ids[start : start + _IDS_PER_STATEMENT]))
+                    .values(version=bookings.c.version + 1, updated_at=sa.func.now(), **dict(changes))
+                )
+        return sum(len(ids) for ids in alike.values())

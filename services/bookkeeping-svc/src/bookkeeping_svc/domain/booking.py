@@ -29,10 +29,11 @@ and cross-account line (service_layer/booking/post.py). MEMOs posted before this
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 MAX_TEXT = 40
 
@@ -269,6 +270,9 @@ class Outcome:
 NOTHING = Outcome({})
 MAX_BACKOFF_DOUBLINGS = 6
 PAUSABLE = ACTIVE
+# The states a resume may apply to; ``Booking.resumes`` decides (a failed booking only when it
+# failed on lost consent).
+RESUMABLE = (Status.PAUSED, Status.ERROR)
 
 
 @dataclass
@@ -530,6 +534,32 @@ class Booking:
 
 
 _STATE_FIELDS = frozenset(f.name for f in fields(Booking))
+
+K = TypeVar("K")
+
+
+@dataclass
+class Each(Generic[K]):
+    """One transition applied to many bookings: the outcomes to store (by the key each booking
+    came with) and the keys of those whose state refused it, which stay as they are."""
+
+    outcomes: list[tuple[K, Outcome]] = field(default_factory=list)
+    refused: list[K] = field(default_factory=list)
+
+
+def each(bookings: Iterable[tuple[K, Booking]], transition: Callable[[Booking], Outcome]) -> Each[K]:
+    """Pause a tenant's bookings, resume them, requeue them: every booking goes through its own
+    transition, so a bulk change can never do what one booking's transition would refuse."""
+    done: Each[K] = Each()
+    for key, booking in bookings:
+        try:
+            outcome = transition(booking)
+        except IllegalTransition:
+            done.refused.append(key)
+            continue
+        if outcome.changed:
+            done.outcomes.append((key, outcome))
+    return done
 
 
 def opened(consent_lost: bool) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from bookkeeping_svc.domain.identity import CONFLICT_CODE, CONFLICT_HINT, Compar
 from bookkeeping_svc.service_layer.events import conflict_event
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, wake_booker
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, NotFound
 from koppel_shared.events.collection import CollectionPaid
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
@@ -118,9 +118,9 @@ async def _locked(uow: UnitOfWork, tenant_id: uuid.UUID, conflict_id: uuid.UUID,
     )
     row = (await uow.session.execute(stmt.with_for_update() if lock else stmt)).first()
     if row is None:
-        raise Problem(404, "conflict_not_found", f"no booking conflict {conflict_id}")
+        raise NotFound("conflict_not_found", f"no booking conflict {conflict_id}")
     if lock and row.status != OPEN:
-        raise Problem(409, "conflict_resolved", f"the conflict is already {row.status}")
+        raise Conflict("conflict_resolved", f"the conflict is already {row.status}")
     return row
 
 
@@ -167,8 +167,7 @@ async def book(uow: UnitOfWork, tenant_id: uuid.UUID, conflict_id: uuid.UUID, no
         await uow.session.execute(insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings.c.id))
     ).first()
     if inserted is None:
-        raise Problem(
-            409,
+        raise Conflict(
             "conflict_same_collection",
             f"collection {incoming.collection_id} is booked already; a collection is booked once. "
             "Correct the booking in Twinfield by hand and dismiss the conflict with a note.",

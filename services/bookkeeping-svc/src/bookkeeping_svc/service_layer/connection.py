@@ -25,12 +25,13 @@ from bookkeeping_svc.adapters.orm import booking_conflicts, bookings, connection
 from bookkeeping_svc.adapters.twinfield.client import TokenSet
 from bookkeeping_svc.adapters.twinfield.errors import TwinfieldError, Unavailable
 from bookkeeping_svc.domain.booking import TABS, Status
-from bookkeeping_svc.service_layer.gateway import Gateway, resume_bookings
+from bookkeeping_svc.service_layer.booking import bulk
+from bookkeeping_svc.service_layer.gateway import Gateway
 from bookkeeping_svc.settings import Settings
+from koppel_shared import errors
 from koppel_shared.db import UnitOfWork
 from koppel_shared.logging import get_logger
 from koppel_shared.service import Runtime
-from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
@@ -96,7 +97,7 @@ async def take_state(uow: UnitOfWork, settings: Settings, state: str) -> uuid.UU
     """The tenant a callback belongs to; the state works once and only before it expires."""
     state_id, _, signature = state.partition(".")
     if not state_id or not hmac.compare_digest(signature, _sign(settings, state_id)):
-        raise Problem(400, "invalid_oauth_state", "the state parameter is not one we issued")
+        raise errors.Malformed("invalid_oauth_state", "the state parameter is not one we issued")
     row = (
         await uow.session.execute(
             sa.update(oauth_states)
@@ -110,13 +111,15 @@ async def take_state(uow: UnitOfWork, settings: Settings, state: str) -> uuid.UU
         )
     ).first()
     if row is None:
-        raise Problem(400, "invalid_oauth_state", "the connect link was already used or has expired; start again")
+        raise errors.Malformed("invalid_oauth_state", "the connect link was already used or has expired; start again")
     return uuid.UUID(str(row.tenant_id))
 
 
 async def store_tokens(runtime: Runtime, gw: Gateway, uow: UnitOfWork, tenant_id: uuid.UUID, tokens: TokenSet) -> None:
     if not tokens.refresh_token:
-        raise Problem(502, "twinfield_no_refresh_token", "Twinfield returned no refresh token (scope offline_access)")
+        raise errors.UpstreamFailed(
+            "twinfield_no_refresh_token", "Twinfield returned no refresh token (scope offline_access)"
+        )
     info = await gw.oauth.validate(tokens.access_token)
     await ensure_row(uow, tenant_id)
     values = {
@@ -131,7 +134,7 @@ async def store_tokens(runtime: Runtime, gw: Gateway, uow: UnitOfWork, tenant_id
         "updated_at": sa.func.now(),
     }
     await uow.session.execute(sa.update(connections).where(connections.c.tenant_id == tenant_id).values(**values))
-    resumed = await resume_bookings(uow.session, tenant_id)
+    resumed = await bulk.resume_all(uow.session, tenant_id, datetime.now(UTC))
     gw.forget(tenant_id)
     log.info("twinfield.connected", tenant_id=str(tenant_id), organisation=info.organisation, resumed=resumed)
 
@@ -143,10 +146,10 @@ async def complete_connect(runtime: Runtime, gw: Gateway, settings: Settings, co
     try:
         tokens = await gw.oauth.exchange_code(code, settings.twinfield_redirect_uri)
     except Unavailable as exc:
-        raise Problem(503, "twinfield_unavailable", f"{exc}; start the connection again later") from exc
+        raise errors.Unavailable("twinfield_unavailable", f"{exc}; start the connection again later") from exc
     except TwinfieldError as exc:
         detail = f"Twinfield refused the authorization code: {exc}"
-        raise Problem(502, "twinfield_code_exchange_failed", detail) from exc
+        raise errors.UpstreamFailed("twinfield_code_exchange_failed", detail) from exc
     async with runtime.uow() as uow:
         await store_tokens(runtime, gw, uow, tenant_id, tokens)
         await uow.commit()
@@ -157,9 +160,9 @@ async def connect_with_refresh_token(runtime: Runtime, gw: Gateway, tenant_id: u
     try:
         tokens = await gw.oauth.refresh(refresh_token)
     except Unavailable as exc:
-        raise Problem(503, "twinfield_unavailable", f"{exc}; try again later") from exc
+        raise errors.Unavailable("twinfield_unavailable", f"{exc}; try again later") from exc
     except TwinfieldError as exc:
-        raise Problem(422, "twinfield_refresh_token_refused", f"Twinfield refused the refresh token: {exc}") from exc
+        raise errors.Invalid("twinfield_refresh_token_refused", f"Twinfield refused the refresh token: {exc}") from exc
     if not tokens.refresh_token:
         tokens = TokenSet(tokens.access_token, tokens.expires_in, refresh_token)
     async with runtime.uow() as uow:

@@ -24,11 +24,11 @@ from lxml import etree
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookkeeping_svc.adapters.credits import CreditBudget, Limits
-from bookkeeping_svc.adapters.orm import bookings, connections
+from bookkeeping_svc.adapters.orm import connections
 from bookkeeping_svc.adapters.twinfield.client import OAuthClient, ProcessXml, cost_of
 from bookkeeping_svc.adapters.twinfield.errors import ConsentLost, RateLimited, TokenRejected, TwinfieldError
-from bookkeeping_svc.domain.booking import PAUSABLE, Accounts, Status, resumed_status
-from bookkeeping_svc.domain.errors import hint_for
+from bookkeeping_svc.domain.booking import Accounts
+from bookkeeping_svc.service_layer.booking import bulk
 from bookkeeping_svc.settings import Settings
 from koppel_shared.http import make_client
 from koppel_shared.logging import get_logger
@@ -65,59 +65,6 @@ def accounts_of(row: sa.Row) -> Accounts:
         memo_daybook=row.memo_daybook,
         freetext_field=row.freetext_field,
     )
-
-
-async def pause_bookings(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> int:
-    """``Booking.pause`` for all of a tenant's bookings at once, in one statement."""
-    result = await session.execute(
-        sa.update(bookings)
-        .where(
-            bookings.c.tenant_id == tenant_id,
-            bookings.c.status.in_(PAUSABLE),
-        )
-        .values(
-            # What it was doing stays visible: memo_number / reverse_requested tell the booker
-            # where to pick up when the tenant reconnects.
-            status=Status.PAUSED,
-            paused_from=bookings.c.status,
-            error_code="auth_lost",
-            error_message=reason,
-            hint=hint_for("auth_lost"),
-            updated_at=sa.func.now(),
-        )
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def resume_bookings(session: AsyncSession, tenant_id: uuid.UUID) -> int:
-    """``Booking.resume`` for all of a tenant's bookings at once: paused bookings (and those that
-    failed on lost consent) go back to the state they were paused in: a posted MEMO is matched, an
-    unknown outcome is looked up, a reversal goes on."""
-    values = {
-        "status": sa.func.coalesce(
-            bookings.c.paused_from,
-            sa.case((bookings.c.memo_number.is_not(None), resumed_status(True)), else_=resumed_status(False)),
-        ),
-        "paused_from": None,
-        "error_code": None,
-        "error_message": None,
-        "hint": None,
-        "transient_failures": 0,
-        "next_attempt_at": sa.func.now(),
-        "updated_at": sa.func.now(),
-    }
-    result = await session.execute(
-        sa.update(bookings)
-        .where(
-            bookings.c.tenant_id == tenant_id,
-            sa.or_(
-                bookings.c.status == Status.PAUSED,
-                sa.and_(bookings.c.status == Status.ERROR, bookings.c.error_code == "auth_lost"),
-            ),
-        )
-        .values(**values)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -312,7 +259,7 @@ async def mark_consent_lost(session: AsyncSession, tenant_id: uuid.UUID, reason:
             updated_at=sa.func.now(),
         )
     )
-    await pause_bookings(session, tenant_id, reason)
+    await bulk.pause_all(session, tenant_id, reason)
 
 
 def gateway(runtime: Runtime) -> Gateway:

@@ -21,26 +21,25 @@ from sqlalchemy.dialects.postgresql import insert
 from bookkeeping_svc.adapters.orm import bookings, customer_updates
 from bookkeeping_svc.adapters.repository import BookingRepository
 from bookkeeping_svc.domain.booking import (
-    RETRYABLE,
     TABS,
     Booking,
     IllegalTransition,
     Status,
-    requeued_status,
     reversed_unpaid,
 )
 from bookkeeping_svc.domain.identity import Verdict, compare
 from bookkeeping_svc.service_layer import conflicts
+from bookkeeping_svc.service_layer.booking import bulk
 from bookkeeping_svc.service_layer.booking.work import record
 from bookkeeping_svc.service_layer.events import booking_event
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, paid_item, wake_booker
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, Malformed, NotFound
 from koppel_shared.events.booking import BookingReversed
 from koppel_shared.events.collection import CollectionPaid, CollectionReversed
 from koppel_shared.events.envelope import Envelope
 from koppel_shared.events.mandate import MandateSigned
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 
 log = get_logger(__name__)
 
@@ -167,46 +166,19 @@ async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOf
 async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
     row = await BookingRepository(uow.session).get(tenant_id, booking_id, lock=True)
     if row is None:
-        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+        raise NotFound("booking_not_found", f"no booking {booking_id}")
     try:
         outcome = Booking.of(row).retry(datetime.now(UTC))
     except IllegalTransition:
-        raise Problem(
-            409, "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
+        raise Conflict(
+            "booking_not_retryable", f"booking is {row.status}; only open or failed bookings can be retried"
         ) from None
     await wake_booker(uow)
     return await record(uow, row.id, outcome)
 
 
-def _requeue() -> Any:
-    """Back to work from where the booking stands, for many bookings at once: the status a failed
-    booking picks up with is the aggregate's (``requeued_status``), spelled out in SQL."""
-    failed = [
-        (
-            sa.and_(
-                bookings.c.reverse_requested.is_(reverse),
-                bookings.c.memo_number.is_not(None) if memo else bookings.c.memo_number.is_(None),
-            ),
-            requeued_status(reverse, memo),
-        )
-        for reverse in (True, False)
-        for memo in (True, False)
-    ]
-    return sa.update(bookings).values(
-        status=sa.case((bookings.c.status != Status.ERROR, bookings.c.status), *failed, else_=bookings.c.status),
-        transient_failures=0,
-        next_attempt_at=sa.func.now(),
-        updated_at=sa.func.now(),
-    )
-
-
 async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_code: str | None = None) -> int:
-    stmt = _requeue().where(bookings.c.status.in_(RETRYABLE))
-    if tenant_id is not None:
-        stmt = stmt.where(bookings.c.tenant_id == tenant_id)
-    if error_code is not None:
-        stmt = stmt.where(bookings.c.error_code == error_code)
-    result = await uow.session.execute(stmt)
+    count = await bulk.requeue_all(uow.session, datetime.now(UTC), tenant_id, error_code)
     await uow.session.execute(
         sa.update(customer_updates)
         .where(customer_updates.c.status.in_(["open", "error"]))
@@ -214,7 +186,7 @@ async def retry_all(uow: UnitOfWork, tenant_id: uuid.UUID | None = None, error_c
         .values(status="open", next_attempt_at=sa.func.now(), updated_at=sa.func.now())
     )
     await wake_booker(uow)
-    return int(getattr(result, "rowcount", 0) or 0)  # an UPDATE's result has a row count
+    return count
 
 
 async def list_bookings(
@@ -265,7 +237,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError(created)
         return at, uuid.UUID(last_id)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(400, "invalid_cursor", "cursor: not a cursor this list returned") from exc
+        raise Malformed("invalid_cursor", "cursor: not a cursor this list returned") from exc
 
 
 async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
@@ -275,5 +247,5 @@ async def get_booking(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UU
         )
     ).first()
     if row is None:
-        raise Problem(404, "booking_not_found", f"no booking {booking_id}")
+        raise NotFound("booking_not_found", f"no booking {booking_id}")
     return row

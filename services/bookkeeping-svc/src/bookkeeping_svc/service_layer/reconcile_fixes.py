@@ -31,8 +31,8 @@ from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
 from bookkeeping_svc.service_layer.booking.work import record
 from bookkeeping_svc.service_layer.payments import booking_values, new_booking_status, wake_booker
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, Invalid, NotFound
 from koppel_shared.events.collection import CollectionPaid
-from koppel_shared.web.errors import Problem
 
 ERROR_CODE = "reconciliation"
 ERROR_HINT = (
@@ -58,7 +58,7 @@ async def get_run(uow: UnitOfWork, tenant_id: uuid.UUID, run_id: uuid.UUID) -> A
         )
     ).first()
     if row is None:
-        raise Problem(404, "reconcile_run_not_found", f"no reconciliation run {run_id}")
+        raise NotFound("reconcile_run_not_found", f"no reconciliation run {run_id}")
     return row
 
 
@@ -93,9 +93,9 @@ async def _difference(uow: UnitOfWork, tenant_id: uuid.UUID, difference_id: uuid
         )
     ).first()
     if row is None:
-        raise Problem(404, "difference_not_found", f"no difference {difference_id}")
+        raise NotFound("difference_not_found", f"no difference {difference_id}")
     if row.status != "open":
-        raise Problem(409, "difference_not_open", f"the difference is {row.status} already")
+        raise Conflict("difference_not_open", f"the difference is {row.status} already")
     return row
 
 
@@ -114,7 +114,7 @@ async def _book(
     uow: UnitOfWork, tenant_id: uuid.UUID, row: Any, invoice_number: str | None, customer_number: str | None
 ) -> None:
     if row.fix != "book":
-        raise Problem(409, "fix_not_safe", f"a {row.kind} difference cannot be booked automatically; open an error")
+        raise Conflict("fix_not_safe", f"a {row.kind} difference cannot be booked automatically; open an error")
     if row.booking_id is not None:
         booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
         try:
@@ -122,14 +122,13 @@ async def _book(
         except IllegalTransition:
             outcome = None
         if outcome is None:
-            raise Problem(409, "booking_not_reopenable", "the booking is paused or being reversed; try again later")
+            raise Conflict("booking_not_reopenable", "the booking is paused or being reversed; try again later")
         await record(uow, row.booking_id, outcome)
         await wake_booker(uow)
         return
     twikey = row.twikey or {}
     if not invoice_number or not customer_number:
-        raise Problem(
-            422,
+        raise Invalid(
             "invoice_required",
             "Koppel has no booking for this payment and Twikey's record does not name the invoice: "
             "give invoice_number and customer_number",
@@ -158,13 +157,13 @@ async def _book(
         insert(bookings).values(**values).on_conflict_do_nothing().returning(bookings.c.id)
     )
     if made.first() is None:
-        raise Problem(409, "booking_exists", "a booking for this payment or collection exists meanwhile; run again")
+        raise Conflict("booking_exists", "a booking for this payment or collection exists meanwhile; run again")
     await wake_booker(uow)
 
 
 async def _open_error(uow: UnitOfWork, tenant_id: uuid.UUID, row: Any) -> None:
     if row.booking_id is None:
-        raise Problem(409, "no_booking", "Koppel has no booking for this difference; book it or ignore it")
+        raise Conflict("no_booking", "Koppel has no booking for this difference; book it or ignore it")
     booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
     if booking is not None:
         outcome = Booking.of(booking).open_error(ERROR_CODE, f"{row.kind}: {row.detail}", ERROR_HINT)
@@ -182,8 +181,7 @@ async def apply_fix(
 ) -> Any:
     row = await _difference(uow, tenant_id, difference_id)
     if row.fix == "adopt" and action != "ignore":
-        raise Problem(
-            409,
+        raise Conflict(
             "fix_in_unclaimed_mandates",
             f"mandates are adopted in mandate-svc: POST {unclaimed_mandate_path(row.twikey_id)}/adopt "
             "(or ignore this difference with a note)",
@@ -195,5 +193,5 @@ async def apply_fix(
         await _open_error(uow, tenant_id, row)
         return await _resolve(uow, row, "fixed", "error", note)
     if not note or not note.strip():
-        raise Problem(422, "note_required", "say why the difference is ignored")
+        raise Invalid("note_required", "say why the difference is ignored")
     return await _resolve(uow, row, "ignored", "ignore", note.strip())

@@ -41,17 +41,11 @@ from collection_svc.service_layer.records import (
     save_record,
 )
 from koppel_shared.db import UnitOfWork
-from koppel_shared.web.errors import Problem
+from koppel_shared.errors import Conflict, Invalid, NotFound
 
 
-def _field_problem(errors: list[rules.FieldError]) -> Problem:
-    return Problem(
-        422,
-        "validation_error",
-        "; ".join(f"{e.field}: {e.message}" for e in errors),
-        "Invalid request",
-        errors=[e.as_dict() for e in errors],
-    )
+def _field_problem(errors: list[rules.FieldError]) -> Invalid:
+    return Invalid.fields(e.as_dict() for e in errors)
 
 
 def _as_input(row: Any) -> rules.InvoiceInput:
@@ -115,8 +109,7 @@ async def post_invoice(
         ).first()
         if row is not None:
             if row.fingerprint != fp:
-                raise Problem(
-                    409,
+                raise Conflict(
                     "idempotency_key_reused",
                     "this Idempotency-Key was used for a different invoice",
                     invoice_id=str(row.id),
@@ -157,11 +150,10 @@ async def post_invoice(
             )
         ).first()
         if existing is None:  # lost a race on the Idempotency-Key: the other request wins
-            raise Problem(409, "idempotency_key_in_use", "a request with this Idempotency-Key is in progress")
+            raise Conflict("idempotency_key_in_use", "a request with this Idempotency-Key is in progress")
         if existing.fingerprint != fp:
             diff = rules.differences(_as_input(existing), data)
-            raise Problem(
-                409,
+            raise Conflict(
                 "invoice_number_conflict",
                 f"invoice number {data.invoice_number} exists with different {', '.join(diff)}",
                 invoice_id=str(existing.id),
@@ -183,7 +175,7 @@ async def _invoice_row(session: AsyncSession, tenant_id: uuid.UUID, invoice_id: 
         stmt = stmt.with_for_update()
     row = (await session.execute(stmt)).first()
     if row is None:
-        raise Problem(404, "invoice_not_found", f"no invoice {invoice_id}")
+        raise NotFound("invoice_not_found", f"no invoice {invoice_id}")
     return row
 
 
@@ -202,7 +194,7 @@ async def correct_invoice(
     session = uow.session
     invoice = await _invoice_row(session, tenant_id, invoice_id, lock=True)
     if invoice.withdrawn_at is not None:
-        raise Problem(409, "invoice_withdrawn", "the invoice was withdrawn; post it again under its number")
+        raise Conflict("invoice_withdrawn", "the invoice was withdrawn; post it again under its number")
     nulls = [
         rules.FieldError(k, "not_null", f"{k} cannot be null") for k in NOT_NULL if k in changes and changes[k] is None
     ]
@@ -218,7 +210,7 @@ async def correct_invoice(
     _refuse_while_collecting(recs)
     link = (await session.execute(sa.select(pay_links.c.state).where(pay_links.c.invoice_id == invoice_id))).first()
     if link is not None and link.state in OPEN_PAYLINK_STATES:
-        raise Problem(409, "pay_link_open", f"the invoice is offered by pay link ({link.state}); it cannot change")
+        raise Conflict("pay_link_open", f"the invoice is offered by pay link ({link.state}); it cannot change")
     if data == before:
         return
     values = {k: getattr(data, k) for k in CORRECTABLE}
@@ -228,9 +220,8 @@ async def correct_invoice(
     await _rearm(uow, invoice_id, now)
 
 
-def _too_late(rec: Any, code: str, change: str) -> Problem:
-    return Problem(
-        409,
+def _too_late(rec: Any, code: str, change: str) -> Conflict:
+    return Conflict(
         code,
         f"the invoice's collection is {rec.status}; it can no longer be {change}",
         collection_id=str(rec.id),
@@ -284,16 +275,16 @@ async def collect_now(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UU
     session = uow.session
     invoice = await _invoice_row(session, tenant_id, invoice_id, lock=True)
     if invoice.withdrawn_at is not None:
-        raise Problem(409, "invoice_withdrawn", "the invoice was withdrawn")
+        raise Conflict("invoice_withdrawn", "the invoice was withdrawn")
     recs = await load_records(session, collections.c.tenant_id == tenant_id, collections.c.invoice_id == invoice_id)
     live = [r for r in recs if r.status in (Status.SUBMITTED, Status.PAID)]
     if live:
-        raise Problem(
-            409, "already_collected", f"the invoice is already {live[-1].status}", collection_status=live[-1].status
+        raise Conflict(
+            "already_collected", f"the invoice is already {live[-1].status}", collection_status=live[-1].status
         )
     link = (await session.execute(sa.select(pay_links.c.state).where(pay_links.c.invoice_id == invoice_id))).first()
     if link is not None and link.state in ("requested", "created", "started", "pending"):
-        raise Problem(409, "pay_link_open", "the invoice is offered by pay link; it is not also collected by debit")
+        raise Conflict("pay_link_open", "the invoice is offered by pay link; it is not also collected by debit")
     policy, _ = await load_policy(session, tenant_id)
     mandate = await customer_mandate(session, tenant_id, invoice.customer_number)
     sub = await subscription_view(session, tenant_id, invoice.subscription_reference)
@@ -301,7 +292,7 @@ async def collect_now(uow: UnitOfWork, tenant_id: uuid.UUID, invoice_id: uuid.UU
         InvoiceFacts(invoice.amount_cents, invoice.due_date), policy, mandate, now.date(), sub, manual=True
     )
     if isinstance(decision, Skipped):
-        raise Problem(422, f"cannot_collect_{decision.code}", decision.reason, reason_code=str(decision.code))
+        raise Invalid(f"cannot_collect_{decision.code}", decision.reason, reason_code=str(decision.code))
     open_ = [r for r in recs if r.status in OPEN]
     if open_:
         rec = open_[-1]
@@ -329,8 +320,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(kind)
         return int(seq)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(
-            422,
+        raise Invalid(
             "validation_error",
             "cursor: not a cursor this API returned",
             errors=[{"field": "cursor", "rule": "valid_cursor", "message": "not a cursor this API returned"}],

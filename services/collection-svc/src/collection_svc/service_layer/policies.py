@@ -15,7 +15,7 @@ from collection_svc.adapters.orm import collection_policies, subscriptions
 from collection_svc.domain.policy import CollectionPolicy, check_policy
 from collection_svc.service_layer.records import load_policy
 from koppel_shared.db import UnitOfWork
-from koppel_shared.web.errors import Problem
+from koppel_shared.errors import Conflict, Invalid, NotFound
 
 
 def policy_view(policy: CollectionPolicy, version: int) -> dict[str, Any]:
@@ -38,13 +38,7 @@ async def put_policy(uow: UnitOfWork, tenant_id: uuid.UUID, policy: CollectionPo
     )
     problems = check_policy(policy)
     if problems:
-        raise Problem(
-            422,
-            "validation_error",
-            "; ".join(f"{p.field}: {p.message}" for p in problems),
-            "Invalid request",
-            errors=[{"field": p.field, "rule": p.rule, "message": p.message} for p in problems],
-        )
+        raise Invalid.fields({"field": p.field, "rule": p.rule, "message": p.message} for p in problems)
     values = asdict(policy)
     values["retry_r_codes"] = list(policy.retry_r_codes)
     stmt = insert(collection_policies).values(tenant_id=tenant_id, version=1, updated_at=now, **values)
@@ -111,8 +105,7 @@ async def create_subscription(
         collect_automatically,
     )
     if not same:
-        raise Problem(
-            409,
+        raise Conflict(
             "subscription_reference_conflict",
             f"subscription {reference} exists with different data",
             subscription_id=str(existing.id),
@@ -129,7 +122,7 @@ async def get_subscription(session: AsyncSession, tenant_id: uuid.UUID, subscrip
         )
     ).first()
     if row is None:
-        raise Problem(404, "subscription_not_found", f"no subscription {subscription_id}")
+        raise NotFound("subscription_not_found", f"no subscription {subscription_id}")
     return row
 
 

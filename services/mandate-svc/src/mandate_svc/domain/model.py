@@ -26,6 +26,8 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from koppel_shared.debtor import DEBTOR_FIELDS
+
 Action = Literal["cancel", "suspend", "resume", "remind"]
 
 
@@ -166,7 +168,9 @@ class Mandate:
         )
 
 
-# Fields a feed message fills on the mandate (message field → mandate field).
+# Fields a feed message fills on the mandate (message field → mandate field): the signature's, and
+# the debtor's as ``koppel_shared.debtor.Debtor`` has them (the customer number is handled apart:
+# it says whose mandate this is).
 _DATA_FIELDS = (
     "iban",
     "bic",
@@ -175,15 +179,7 @@ _DATA_FIELDS = (
     "sign_place",
     "signer",
     "contract_number",
-    "name",
-    "company_name",
-    "email",
-    "mobile",
-    "language",
-    "address",
-    "zip",
-    "city",
-    "country",
+    *(name for name in DEBTOR_FIELDS if name != "customer_number"),
 )
 _INTERNAL = frozenset({"version", "updated_at", "feed_event_time", "feed_seq", "field_stamps"})
 _COMPARED = tuple(f.name for f in fields(Mandate) if f.name not in _INTERNAL)

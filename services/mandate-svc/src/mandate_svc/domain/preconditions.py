@@ -21,6 +21,8 @@ import phonenumbers
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 
+from koppel_shared.debtor import INVITE_DEBTOR_FIELDS, InviteDebtor
+
 LANGUAGES = frozenset({"en", "fr", "nl", "de", "pt", "es", "it"})
 SCHEMES = frozenset({"CORE", "B2B"})
 DELIVERIES = frozenset({"email", "sms", "link"})
@@ -59,6 +61,13 @@ class Customer:
     zip: str | None = None
     city: str | None = None
     country: str | None = None
+
+    def as_debtor(self) -> InviteDebtor:
+        """The customer as the shared debtor model (``number`` is its customer number)."""
+        return InviteDebtor(
+            customer_number=self.number,
+            **{name: getattr(self, name) for name in INVITE_DEBTOR_FIELDS if name != "customer_number"},
+        )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from koppel_shared.db import UnitOfWork
-from koppel_shared.debtor import INVITE_DEBTOR_FIELDS, InviteDebtor
 from koppel_shared.events import Envelope
 from koppel_shared.logging import get_logger
 from mandate_svc.adapters import repository as repo
@@ -94,9 +93,7 @@ def _invite_request(m: Mandate, request: MandateRequest) -> InviteRequest:
         mandate_number=twikey_number(m.id),
         scheme=m.scheme,
         delivery=request.delivery,
-        customer=InviteDebtor(
-            customer_number=c.number, **{f: getattr(c, f) for f in INVITE_DEBTOR_FIELDS if f != "customer_number"}
-        ),
+        customer=c.as_debtor(),
     )
 
 

@@ -24,8 +24,8 @@ from prometheus_client import Counter
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, Invalid, NotFound
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 from notify_svc.adapters.orm import deliveries, delivery_attempts, events, webhook_endpoints
 from notify_svc.domain.delivery import GONE_REASON, DisablePolicy, Outcome, classify, next_delay
 from notify_svc.domain.subscriptions import subscribed
@@ -381,7 +381,7 @@ async def get_delivery(uow: UnitOfWork, tenant_id: uuid.UUID, delivery_id: uuid.
         )
     ).scalar_one_or_none()
     if seq is None:
-        raise Problem(404, "delivery_not_found", f"no delivery {delivery_id}")
+        raise NotFound("delivery_not_found", f"no delivery {delivery_id}")
     page, _ = await list_deliveries(
         uow, tenant_id, endpoint_id=None, event_id=None, status=None, before=seq + 1, limit=1
     )
@@ -406,21 +406,21 @@ async def redeliver(
     subscribed event received in ``[since, until)``. Returns how many deliveries were queued."""
     endpoint = await get_endpoint(uow, tenant_id, endpoint_id)
     if not endpoint["enabled"]:
-        raise Problem(409, "endpoint_disabled", "enable the endpoint before redelivering to it")
+        raise Conflict("endpoint_disabled", "enable the endpoint before redelivering to it")
     query = sa.select(events.c.seq, events.c.event_id, events.c.type).where(events.c.tenant_id == tenant_id)
     if event_id is not None:
         query = query.where(events.c.event_id == event_id)
     else:
         if since is None:
-            raise Problem(422, "redeliver_what", "give event_id, or since (and optionally until)")
+            raise Invalid("redeliver_what", "give event_id, or since (and optionally until)")
         query = query.where(events.c.received_at >= since)
         if until is not None:
             query = query.where(events.c.received_at < until)
     rows = (await uow.session.execute(query.order_by(events.c.seq).limit(MAX_REDELIVER + 1))).all()
     if event_id is not None and not rows:
-        raise Problem(404, "event_not_found", f"no event {event_id} in the feed (it may be past retention)")
+        raise NotFound("event_not_found", f"no event {event_id} in the feed (it may be past retention)")
     if len(rows) > MAX_REDELIVER:
-        raise Problem(422, "redeliver_too_many", f"more than {MAX_REDELIVER} events in that range; narrow it")
+        raise Invalid("redeliver_too_many", f"more than {MAX_REDELIVER} events in that range; narrow it")
     if event_id is None:
         rows = [r for r in rows if subscribed(endpoint["event_types"], r.type)]
     if rows:

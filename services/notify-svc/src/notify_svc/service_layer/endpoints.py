@@ -18,8 +18,8 @@ from sqlalchemy.engine import CursorResult
 
 from koppel_shared.crypto import SecretBox
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Invalid, NotFound
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 from notify_svc.adapters.network import Resolver, allowed_addresses
 from notify_svc.adapters.orm import deliveries, webhook_endpoints
 from notify_svc.domain import subscriptions
@@ -48,27 +48,25 @@ async def check_url(url: str, guard: Guard) -> str:
         target = parse_url(url, guard.policy)
         await asyncio.wait_for(allowed_addresses(target, guard.policy, guard.resolve), timeout=DNS_TIMEOUT)
     except TimeoutError:
-        raise Problem(422, "url_unresolvable", "the URL's host name did not resolve in time") from None
+        raise Invalid("url_unresolvable", "the URL's host name did not resolve in time") from None
     except UrlRefused as exc:
-        raise Problem(
-            422, exc.code, str(exc), errors=[{"field": "url", "rule": exc.code, "message": str(exc)}]
-        ) from exc
+        raise Invalid(exc.code, str(exc), errors=[{"field": "url", "rule": exc.code, "message": str(exc)}]) from exc
     return url.strip()
 
 
 def check_patterns(patterns: list[str]) -> list[str]:
     cleaned = subscriptions.normalise(patterns)
     if not cleaned:
-        raise Problem(422, "event_types_empty", "subscribe to at least one event type pattern, e.g. 'mandate.*'")
+        raise Invalid("event_types_empty", "subscribe to at least one event type pattern, e.g. 'mandate.*'")
     if len(cleaned) > subscriptions.MAX_PATTERNS:
-        raise Problem(422, "event_types_too_many", f"at most {subscriptions.MAX_PATTERNS} patterns")
+        raise Invalid("event_types_too_many", f"at most {subscriptions.MAX_PATTERNS} patterns")
     errors = [
         {"field": "event_types", "rule": "event_type_pattern", "message": msg}
         for msg in (subscriptions.pattern_error(p) for p in cleaned)
         if msg
     ]
     if errors:
-        raise Problem(422, "event_types_invalid", errors[0]["message"], errors=errors)
+        raise Invalid("event_types_invalid", errors[0]["message"], errors=errors)
     return cleaned
 
 
@@ -137,7 +135,7 @@ async def get_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: uuid.
         )
     ).first()
     if row is None:
-        raise Problem(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}")
+        raise NotFound("endpoint_not_found", f"no webhook endpoint {endpoint_id}")
     return _view(row)
 
 
@@ -187,7 +185,7 @@ async def delete_endpoint(uow: UnitOfWork, tenant_id: uuid.UUID, endpoint_id: uu
         )
     )
     if not cast("CursorResult[Any]", result).rowcount:
-        raise Problem(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}")
+        raise NotFound("endpoint_not_found", f"no webhook endpoint {endpoint_id}")
 
 
 async def rotate_secret(
@@ -202,7 +200,7 @@ async def rotate_secret(
         )
     ).first()
     if row is None:
-        raise Problem(404, "endpoint_not_found", f"no webhook endpoint {endpoint_id}")
+        raise NotFound("endpoint_not_found", f"no webhook endpoint {endpoint_id}")
     secret = new_secret()
     until = datetime.now(UTC) + grace if grace.total_seconds() > 0 else None
     await uow.session.execute(

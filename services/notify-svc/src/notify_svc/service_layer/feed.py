@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import CursorResult
 
 from koppel_shared.db import UnitOfWork
-from koppel_shared.web.errors import Problem
+from koppel_shared.errors import Invalid, Malformed
 from notify_svc.adapters.orm import events
 from notify_svc.domain import subscriptions
 
@@ -61,7 +61,7 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError
         return position
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise Problem(400, "invalid_cursor", _INVALID_CURSOR) from None
+        raise Malformed("invalid_cursor", _INVALID_CURSOR) from None
 
 
 async def sequence_tenant(uow: UnitOfWork, tenant_id: uuid.UUID) -> None:
@@ -88,13 +88,13 @@ async def read_feed(
     for pattern in types:
         error = subscriptions.pattern_error(pattern)
         if error:
-            raise Problem(422, "invalid_types", error)
+            raise Invalid("invalid_types", error)
     position = decode_cursor(after) if after else 0
     await sequence_tenant(uow, tenant_id)
     if position and position > (await uow.session.execute(_LAST_POSITION)).scalar_one():
         # Past every position ever handed out: such a cursor would hide the events that get
         # those positions later, so it is refused rather than answered with an empty page.
-        raise Problem(400, "invalid_cursor", _INVALID_CURSOR)
+        raise Malformed("invalid_cursor", _INVALID_CURSOR)
 
     # The highest visible position first: every event at or below it is committed and visible
     # (positions become visible in order), so the page and the cursor cannot skip anything.

@@ -8,10 +8,10 @@ e-mail); the caller hands the sign URL to the debtor — by SMS through its own 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from koppel_shared.debtor import Debtor
+from koppel_shared.debtor import Debtor, InviteDebtor
 
 
 @dataclass(frozen=True)
@@ -22,24 +22,15 @@ class InviteRequest:
     # Chosen by the caller (Twikey's ``mandateNumber``): the look-up key when an invite's outcome
     # is unknown. Without it Twikey numbers the mandate and a lost answer cannot be looked up.
     mandate_number: str | None = None
-    name: str | None = None
+    debtor: InviteDebtor = field(default_factory=InviteDebtor)
+    # What Twikey's invite form takes beside the debtor: the name in parts (an ERP may give them
+    # instead of ``debtor.name``) and the VAT number.
     first_name: str | None = None
     last_name: str | None = None
-    company_name: str | None = None
-    email: str | None = None
-    mobile: str | None = None
-    iban: str | None = None
-    bic: str | None = None
-    language: str | None = None
-    address: str | None = None
-    zip: str | None = None
-    city: str | None = None
-    country: str | None = None
-    customer_number: str | None = None
     vat_number: str | None = None
 
 
-def twikey_debtor_params(debtor: Debtor | InviteRequest) -> dict[str, str | None]:
+def twikey_debtor_params(debtor: Debtor) -> dict[str, str | None]:
     """The debtor's fields under the names Twikey's forms give them — one mapping for the invite
     and the pay link (``POST /payment/link``); each form splits the name its own way."""
     return {
@@ -59,9 +50,9 @@ def split_name(request: InviteRequest) -> tuple[str | None, str | None]:
     """Twikey wants first and last name apart; a single ``name`` is split at its first space."""
     if request.first_name or request.last_name:
         return request.first_name, request.last_name
-    if not request.name:
+    if not request.debtor.name:
         return None, None
-    first, _, last = request.name.strip().partition(" ")
+    first, _, last = request.debtor.name.strip().partition(" ")
     return (first, last) if last else (None, first)
 
 
@@ -70,12 +61,12 @@ def invite_form(request: InviteRequest, template_id: str) -> dict[str, str]:
     fields: dict[str, str | None] = {
         "ct": template_id,
         "mandateNumber": request.mandate_number,
-        **twikey_debtor_params(request),
+        **twikey_debtor_params(request.debtor),
         "firstname": first,
         "lastname": last,
         "vatno": request.vat_number,
-        "iban": request.iban,
-        "bic": request.bic,
+        "iban": request.debtor.iban,
+        "bic": request.debtor.bic,
         # Echoed back in the exit URL: our mandate id travels with the debtor.
         "token": request.reference,
         "sendInvite": "true" if request.delivery == "email" else None,

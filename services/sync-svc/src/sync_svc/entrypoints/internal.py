@@ -16,7 +16,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
-from koppel_shared.debtor import INVITE_DEBTOR_FIELDS
+from koppel_shared.debtor import INVITE_DEBTOR_FIELDS, InviteDebtor
 from koppel_shared.deps import Internal, RuntimeDep
 from sync_svc.domain.invite import InviteRequest
 from sync_svc.service_layer import commands, paid_items
@@ -106,8 +106,14 @@ async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep) -> di
     422 ``twikey_<ApiErrorCode>``; Twikey unreachable, or the outcome of an earlier attempt not
     known yet → 503 ``twikey_unavailable``. With ``mandate_number`` the call is idempotent: asking
     again never invites twice (the mandate is looked up first)."""
-    request = InviteRequest(**body.model_dump())
-    return await commands.invite(runtime, principal.tenant_id, request)
+    return await commands.invite(runtime, principal.tenant_id, invite_request(body))
+
+
+def invite_request(body: InviteIn) -> InviteRequest:
+    """The use case's request: the debtor's fields as the shared debtor model, the rest beside it."""
+    fields = body.model_dump()
+    debtor = InviteDebtor(**{name: fields.pop(name) for name in INVITE_DEBTOR_FIELDS})
+    return InviteRequest(**fields, debtor=debtor)
 
 
 class PaidItem(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from koppel_shared.errors import AppError, Conflict, Unavailable
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.commands import CollectItem, CollectRequested, MandateActionRequested, PaylinkRequested
 from koppel_shared.events.registry import EventData
@@ -31,7 +32,6 @@ from koppel_shared.events.twikey import (
 from koppel_shared.logging import get_logger
 from koppel_shared.messaging.inbox import current_attempt
 from koppel_shared.service import Runtime
-from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import twikey_paylinks, twikey_transactions
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
 from sync_svc.domain.invite import InviteRequest, invite_form, twikey_debtor_params
@@ -73,8 +73,7 @@ async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest)
     connection = await _connection(runtime, tenant_id)
     template = connection.template_for(request.scheme)
     if not template:
-        raise Problem(
-            409,
+        raise Conflict(
             "twikey_template_missing",
             f"no {request.scheme} template is configured on this tenant's Twikey connection",
         )
@@ -88,7 +87,7 @@ async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest)
         except TwikeyError as exc:
             raise invites.refused(exc) from exc
         except TwikeyUnavailable as exc:
-            raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
+            raise Unavailable("twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
         answer = {"mandate_number": got.get("mndtId"), "sign_url": got.get("url"), "key": got.get("key")}
     log.info("mandate.invited", tenant_id=str(tenant_id), reference=request.reference, mandate=answer["mandate_number"])
     return answer
@@ -206,7 +205,7 @@ async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) 
     attempt = current_attempt().number
     try:
         connection = await _connection(runtime, tenant_id)
-    except Problem:
+    except AppError:
         for item in data.items:
             await _refuse(runtime, envelope, item, "not_connected", "the tenant has no Twikey connection")
         return
@@ -261,7 +260,7 @@ async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActi
     try:
         connection = await _connection(runtime, tenant_id)
         await _mandate_action(_client(runtime, connection), data)
-    except Problem as exc:
+    except AppError as exc:
         failure = (exc.code, exc.detail)
     except TwikeyError as exc:
         failure = (exc.code, exc.message)
@@ -351,7 +350,7 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
             link = found
         await _paylink_created(runtime, envelope, data.reference, str(link["id"]), str(link.get("url") or ""))
         return
-    except Problem as exc:
+    except AppError as exc:
         failure = (exc.code, exc.detail)
     except TwikeyError as exc:
         failure = (exc.code, exc.message)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from koppel_shared.crypto import SecretBox
 from koppel_shared.db import UnitOfWork
-from koppel_shared.web.errors import Problem
+from koppel_shared.errors import Conflict, Invalid, NotFound
 from sync_svc.adapters.orm import feed_cursors, twikey_connections
 from sync_svc.adapters.twikey_client import Credentials, TwikeyError, TwikeyGateway, TwikeyUnavailable
 from sync_svc.domain.feeds import FEEDS
@@ -83,7 +83,7 @@ async def load(uow: UnitOfWork, secrets: SecretBox, tenant_id: uuid.UUID) -> Con
 async def require(uow: UnitOfWork, secrets: SecretBox, tenant_id: uuid.UUID) -> Connection:
     connection = await load(uow, secrets, tenant_id)
     if connection is None:
-        raise Problem(409, "twikey_not_connected", "this tenant has no Twikey connection; PUT /v1/twikey/connection")
+        raise Conflict("twikey_not_connected", "this tenant has no Twikey connection; PUT /v1/twikey/connection")
     return connection
 
 
@@ -110,7 +110,7 @@ async def save(
         )
     ).first()
     if existing is None and not api_key:
-        raise Problem(422, "api_key_required", "the first connection needs the Twikey API key", field="api_key")
+        raise Invalid("api_key_required", "the first connection needs the Twikey API key", field="api_key")
     values: dict[str, Any] = {
         "base_url": base_url.rstrip("/"),
         "core_template_id": core_template_id,
@@ -140,7 +140,7 @@ async def describe(uow: UnitOfWork, tenant_id: uuid.UUID, public_base_url: str) 
         await uow.session.execute(sa.select(twikey_connections).where(twikey_connections.c.tenant_id == tenant_id))
     ).first()
     if row is None:
-        raise Problem(404, "twikey_not_connected", "this tenant has no Twikey connection yet")
+        raise NotFound("twikey_not_connected", "this tenant has no Twikey connection yet")
     return {
         "tenant_id": str(tenant_id),
         "base_url": row.base_url,

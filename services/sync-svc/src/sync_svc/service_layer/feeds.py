@@ -25,12 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Conflict, Invalid
 from koppel_shared.events import Envelope, new_event
 from koppel_shared.events.registry import EventData
 from koppel_shared.events.twikey import twikey_event_uuid
 from koppel_shared.logging import get_logger, log_context
 from koppel_shared.service import Runtime
-from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import drain_requests, feed_cursors, feed_errors, feed_pages, twikey_transactions
 from sync_svc.adapters.twikey_client import FeedPage, TwikeyClient, TwikeyError, TwikeyUnavailable
 from sync_svc.domain import feed_messages
@@ -321,7 +321,7 @@ async def reset(uow: UnitOfWork, tenant_id: uuid.UUID, feed: str, since: datetim
     need it because every read sends ``X-RESUME-AFTER`` from our own cursor."""
     names = FEEDS if feed == "all" else (feed,)
     if feed != "all" and feed not in FEEDS:
-        raise Problem(422, "unknown_feed", f"feed must be one of: all, {', '.join(FEEDS)}")
+        raise Invalid("unknown_feed", f"feed must be one of: all, {', '.join(FEEDS)}")
     moved = []
     for name in names:
         row = (
@@ -332,7 +332,7 @@ async def reset(uow: UnitOfWork, tenant_id: uuid.UUID, feed: str, since: datetim
             )
         ).first()
         if row is None:
-            raise Problem(409, "twikey_not_connected", "this tenant has no Twikey connection")
+            raise Conflict("twikey_not_connected", "this tenant has no Twikey connection")
         pages: list[PageRecord] = []
         if since is not None:
             found = await uow.session.execute(

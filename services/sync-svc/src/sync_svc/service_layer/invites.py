@@ -26,9 +26,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from koppel_shared.errors import Conflict, Invalid, Unavailable
 from koppel_shared.logging import get_logger
 from koppel_shared.service import Runtime
-from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import twikey_invites
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
 from sync_svc.domain.invite import InviteRequest, invite_form
@@ -50,14 +50,12 @@ def _answer(number: str, sign_url: str | None, key: str | None = None) -> dict[s
     return {"mandate_number": number, "sign_url": sign_url, "key": key}
 
 
-def _unavailable(detail: str) -> Problem:
-    return Problem(503, "twikey_unavailable", detail)
+def _unavailable(detail: str) -> Unavailable:
+    return Unavailable("twikey_unavailable", detail)
 
 
-def refused(exc: TwikeyError) -> Problem:
-    return Problem(
-        422, f"twikey_{exc.code}", exc.message, twikey_code=exc.code, field=exc.extra, title="Refused by Twikey"
-    )
+def refused(exc: TwikeyError) -> Invalid:
+    return Invalid(f"twikey_{exc.code}", exc.message, twikey_code=exc.code, field=exc.extra, title="Refused by Twikey")
 
 
 async def _claim(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest, number: str) -> Claim:
@@ -84,7 +82,7 @@ async def _claim(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest,
             )
         ).one()
         if row.reference != request.reference:
-            raise Problem(409, "mandate_number_in_use", f"mandate number {number} belongs to another reference")
+            raise Conflict("mandate_number_in_use", f"mandate number {number} belongs to another reference")
         if row.status == "done":
             return Claim(DONE, sign_url=row.sign_url)
         if row.status == "unsent":

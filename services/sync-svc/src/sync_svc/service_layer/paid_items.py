@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from koppel_shared.errors import Conflict, Unavailable, UpstreamFailed
 from koppel_shared.service import Runtime
-from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import feed_cursors
 from sync_svc.adapters.twikey_client import TwikeyError, TwikeyUnavailable
 from sync_svc.domain import feed_messages
@@ -119,9 +119,9 @@ async def _replay(
         )
         drained = cursor.scalar_one_or_none() is not None
     if connection is None:
-        raise Problem(409, "twikey_not_connected", "this tenant has no Twikey connection")
+        raise Conflict("twikey_not_connected", "this tenant has no Twikey connection")
     if not drained:
-        raise Problem(409, "feed_not_drained", f"the {feed} feed was never read; try again after its first drain")
+        raise Conflict("feed_not_drained", f"the {feed} feed was never read; try again after its first drain")
     client = resources_of(runtime).gateway.client(connection.credentials)
     items: list[dict[str, Any]] = []
     unreadable = 0
@@ -130,9 +130,9 @@ async def _replay(
         try:
             page = await client.feed(feed, position, params)
         except TwikeyUnavailable as exc:
-            raise Problem(503, "twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
+            raise Unavailable("twikey_unavailable", f"Twikey could not be reached: {exc}") from exc
         except TwikeyError as exc:
-            raise Problem(502, f"twikey_{exc.code}", exc.message) from exc
+            raise UpstreamFailed(f"twikey_{exc.code}", exc.message) from exc
         if not page.items:
             return {"items": items, "next_after": position, "done": True, "unreadable": unreadable}
         for entry in page.items:
@@ -145,6 +145,6 @@ async def _replay(
                 items.append(item)
         top = _page_top(feed, page)
         if top is None or top <= position:
-            raise Problem(502, "twikey_feed_unpaged", f"the {feed} feed answered a page without sequence numbers")
+            raise UpstreamFailed("twikey_feed_unpaged", f"the {feed} feed answered a page without sequence numbers")
         position = top
     return {"items": items, "next_after": position, "done": False, "unreadable": unreadable}

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 from koppel_shared.crypto import SecretDecryptionError
 from koppel_shared.db import UnitOfWork
+from koppel_shared.errors import Malformed, NotFound, TooLong, Unauthenticated
 from koppel_shared.logging import get_logger
-from koppel_shared.web.errors import Problem
 from sync_svc.adapters.orm import received_webhooks
 from sync_svc.adapters.webhook_store import WebhookRow
 from sync_svc.domain import signature
@@ -75,11 +75,11 @@ async def _look_up_key(resources: Resources, secrets: Any, tenant_id: uuid.UUID)
 async def receive(
     resources: Resources, secrets: Any, tenant_id: uuid.UUID, raw_query: str, given_signature: str | None
 ) -> None:
-    """Verify and store one webhook (committed on return). Refusals are Problems and store nothing."""
+    """Verify and store one webhook (committed on return). Refusals are application errors and store nothing."""
     api_key = await api_key_for(resources, secrets, tenant_id)
     if api_key is None:
         log.warning("webhook.unknown_tenant", tenant_id=str(tenant_id))
-        raise Problem(404, "unknown_tenant", "no Twikey connection for this tenant")
+        raise NotFound("unknown_tenant", "no Twikey connection for this tenant")
     if not signature.verify(api_key, raw_query, given_signature):
         log.warning(
             "webhook.signature_refused",
@@ -87,19 +87,17 @@ async def receive(
             reason="missing" if not given_signature else "mismatch",
             query=raw_query[:300],
         )
-        raise Problem(401, "invalid_signature", "X-Signature is missing or does not match the query string")
+        raise Unauthenticated("invalid_signature", "X-Signature is missing or does not match the query string")
     if len(raw_query) > MAX_QUERY_LENGTH:
         log.warning("webhook.too_large", tenant_id=str(tenant_id), length=len(raw_query))
-        raise Problem(
-            414, "webhook_too_large", f"a Twikey webhook's query string is at most {MAX_QUERY_LENGTH} characters"
-        )
+        raise TooLong("webhook_too_large", f"a Twikey webhook's query string is at most {MAX_QUERY_LENGTH} characters")
     try:
         params = parse_query(raw_query)
     except ValueError:  # UnicodeDecodeError included
         params = {}
     if not params.get("type"):
         log.warning("webhook.malformed", tenant_id=str(tenant_id), query=raw_query[:300])
-        raise Problem(400, "malformed_webhook", "a Twikey webhook carries at least a type parameter")
+        raise Malformed("malformed_webhook", "a Twikey webhook carries at least a type parameter")
     row = WebhookRow(
         tenant_id=tenant_id,
         query=raw_query,
