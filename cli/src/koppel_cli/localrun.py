@@ -215,6 +215,7 @@ class Supervisor:
         values = {
             "GATEWAY_LISTEN": f"127.0.0.1:{self.plan.port(GATEWAY_PORT)}",
             "CONSOLE_UPSTREAM": f"127.0.0.1:{self.plan.port(CONSOLE_PORT)}",
+            "GATEWAY_API_DOCS": str(REPO / "deploy/gateway/api"),
             "NGINX_LOCAL_RESOLVERS": render.local_resolvers(resolv.read_text() if resolv.exists() else ""),
             **{f"{n.upper()}_UPSTREAM": f"127.0.0.1:{self.plan.port(b)}" for n, b in SERVICES.items()},
         }
