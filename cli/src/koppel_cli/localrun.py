@@ -305,7 +305,7 @@ def summary(plan: Plan, token: str, gateway: bool) -> str:
         lines += [
             f"  {'gateway':16} {url}   (ERP API under {url}/v1/...)",
             f"  {'console':16} {url}/console/   (sign in with the tenant token below)",
-            f"  {'API docs':16} {url}/console/api-docs",
+            f"  {'API docs':16} {url}/v1/docs   (OpenAPI: {url}/v1/openapi.json)",
             "",
         ]
     for name, base in SERVICES.items():
