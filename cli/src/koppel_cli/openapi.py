@@ -45,9 +45,9 @@ This is the whole public API, behind one address (the gateway); every path below
 **Authentication**: every call carries your tenant token, `Authorization: Bearer <token>`.
 A token with scope `operator` may also change connections and the collection policy.
 
-**Errors** are `application/problem+json` with a stable, machine-readable `code`
-(`{"status": 422, "code": "validation_error", "detail": "...", "errors": [{"field", "rule", "message"}]}`).
-A request that is refused changes nothing.
+**Errors** are `application/problem+json` with a stable, machine-readable `code` and a `detail`;
+invalid input is a 422 whose `errors` name each offending `field`, the `rule` it broke and a
+`message`. A request that is refused changes nothing.
 
 **Events**: Koppel tells your ERP every status change through signed webhooks
 (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`) and a replayable feed
@@ -141,7 +141,7 @@ def merge(documents: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "openapi": versions.pop(),
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": tag} for tag in sorted(_tags(paths))],
+        "tags": [{"name": tag} for tag in _tags(documents, paths)],
         "paths": dict(sorted(paths.items())),
         "components": {section: dict(sorted(entries.items())) for section, entries in sorted(components.items())},
     }
@@ -181,14 +181,18 @@ def _keep_used_schemas(paths: Mapping[str, Any], components: dict[str, dict[str,
     components["schemas"] = {name: schema for name, schema in schemas.items() if name in used}
 
 
-def _tags(paths: Mapping[str, Any]) -> set[str]:
-    return {
-        tag
-        for item in paths.values()
-        for method, operation in item.items()
-        if method in HTTP_METHODS
-        for tag in operation.get("tags", [])
-    }
+def _tags(documents: Mapping[str, Mapping[str, Any]], paths: Mapping[str, Any]) -> list[str]:
+    """The tags in the order the services declare their routes (mandates before invoices before
+    bookings), which is the order of the story; the docs page groups operations by them."""
+    ordered: dict[str, None] = {}
+    for document in documents.values():
+        for path, item in document.get("paths", {}).items():
+            if path not in paths:
+                continue
+            for method, operation in item.items():
+                if method in HTTP_METHODS:
+                    ordered.update(dict.fromkeys(operation.get("tags", [])))
+    return list(ordered)
 
 
 def render_document(document: Mapping[str, Any]) -> str:
