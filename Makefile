@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
 
-.PHONY: run demo test lint format typecheck bench bench-outbox chaos install clean-logs
+.PHONY: run demo test lint format typecheck bench bench-outbox chaos install clean-logs openapi
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -17,6 +17,9 @@ demo: install ## with `make run` going in another terminal: the whole story, ste
 test: install ## all tests against the local PostgreSQL and RabbitMQ (started if down); installs nginx, Chromium, pg_dump
 	uv run python -m koppel_cli.infra --test-tools
 	uv run pytest
+
+openapi: install ## merge the services' public routes into deploy/gateway/api/openapi.json (served at /v1/openapi.json)
+	uv run koppel openapi
 
 lint: install
 	uv run ruff check .

@@ -112,6 +112,8 @@ async def test_api_docs_page_lists_every_service_and_says_when_one_is_down(conso
     for service in ("mandate", "collection", "sync", "bookkeeping", "notify"):
         assert f"{service}-svc is not reachable" in page.text
         assert f"/docs/{service}/openapi.json" in page.text
+    # The merged public document and its page, served by the gateway.
+    assert 'href="/v1/openapi.json"' in page.text and 'href="/v1/docs"' in page.text
 
 
 async def test_a_filter_outside_its_choices_or_a_search_too_long_is_refused_before_any_service_is_asked(console):

@@ -39,6 +39,7 @@ LOCAL_VALUES = {
     "BOOKKEEPING_UPSTREAM": "127.0.0.1:8104",
     "NOTIFY_UPSTREAM": "127.0.0.1:8105",
     "CONSOLE_UPSTREAM": "127.0.0.1:8100",
+    "GATEWAY_API_DOCS": str(Path(__file__).resolve().with_name("api")),
 }
 
 # envsubst's notion of a variable reference: ${NAME} or $NAME (NAME taken as long as possible).

@@ -54,6 +54,7 @@ def test_template_names_are_the_upper_case_placeholders(gateway_render: ModuleTy
     names = gateway_render.template_names(template_text)
     assert names == {
         "GATEWAY_LISTEN",
+        "GATEWAY_API_DOCS",
         "NGINX_LOCAL_RESOLVERS",
         "MANDATE_UPSTREAM",
         "COLLECTION_UPSTREAM",

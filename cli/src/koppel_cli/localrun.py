@@ -215,6 +215,7 @@ class Supervisor:
         values = {
             "GATEWAY_LISTEN": f"127.0.0.1:{self.plan.port(GATEWAY_PORT)}",
             "CONSOLE_UPSTREAM": f"127.0.0.1:{self.plan.port(CONSOLE_PORT)}",
+            "GATEWAY_API_DOCS": str(REPO / "deploy/gateway/api"),
             "NGINX_LOCAL_RESOLVERS": render.local_resolvers(resolv.read_text() if resolv.exists() else ""),
             **{f"{n.upper()}_UPSTREAM": f"127.0.0.1:{self.plan.port(b)}" for n, b in SERVICES.items()},
         }
@@ -304,7 +305,7 @@ def summary(plan: Plan, token: str, gateway: bool) -> str:
         lines += [
             f"  {'gateway':16} {url}   (ERP API under {url}/v1/...)",
             f"  {'console':16} {url}/console/   (sign in with the tenant token below)",
-            f"  {'API docs':16} {url}/console/api-docs",
+            f"  {'API docs':16} {url}/v1/docs   (OpenAPI: {url}/v1/openapi.json)",
             "",
         ]
     for name, base in SERVICES.items():

@@ -114,6 +114,36 @@ def demo(
         raise typer.Exit(1) from exc
 
 
+@app.command("openapi")
+def openapi_document(
+    check: Annotated[bool, typer.Option("--check", help="Only say whether the committed files are current.")] = False,
+) -> None:
+    """Merge the five services' public routes into one OpenAPI document and its docs page
+    (deploy/gateway/api/, served by the gateway at /v1/openapi.json and /v1/docs)."""
+    from koppel_cli import openapi
+
+    try:
+        files = openapi.generated_files()
+    except openapi.MergeError as exc:
+        typer.echo(f"cannot merge the services' OpenAPI documents: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    stale = [name for name, text in files.items() if _read(openapi.OUT_DIR / name) != text]
+    if check:
+        if stale:
+            typer.echo(f"out of date: {', '.join(stale)}; run `koppel openapi`", err=True)
+            raise typer.Exit(1)
+        typer.echo("the public OpenAPI document is current")
+        return
+    openapi.OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (openapi.OUT_DIR / name).write_text(text)
+        typer.echo(f"wrote {openapi.OUT_DIR / name}")
+
+
+def _read(path: Path) -> str | None:
+    return path.read_text() if path.exists() else None
+
+
 @tenant_app.command("create")
 def tenant_create(
     name: Annotated[str, typer.Option(help="A name for people; the id is what services use.")],

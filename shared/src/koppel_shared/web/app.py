@@ -11,6 +11,8 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -42,7 +44,13 @@ def create_app(
 
     # Swagger UI and ReDoc with their assets served by the service itself: sites without internet
     # access see the API documentation too (FastAPI's own pages load them from a CDN).
-    app = FastAPIOffline(title=title, description=description, version=version, lifespan=_lifespan)
+    app = FastAPIOffline(
+        title=title,
+        description=description,
+        version=version,
+        lifespan=_lifespan,
+        generate_unique_id_function=operation_id,
+    )
     app.state.settings = settings
     app.state.ready_checks = dict(ready_checks or {})
     install_error_handlers(app)
@@ -77,6 +85,26 @@ def create_app(
         app.include_router(router)
     _document_problems(app)
     return app
+
+
+def operation_id(route: APIRoute) -> str:
+    """A readable operation id, unique across the five services: the public prefix the route lives
+    under, then the handler's name without the words the prefix already says
+    (``/v1/mandates`` + ``create_mandate`` -> ``mandates_create``, ``/v1/twikey/connection`` +
+    ``get_connection`` -> ``twikey_get_connection``). Generated clients name their functions after
+    it, and the merged public document (``koppel openapi``) refuses two operations with one id.
+    Routes outside ``/v1`` (internal, sandbox) keep FastAPI's own, longer ids."""
+    parts = route.path_format.strip("/").split("/")
+    if len(parts) < 2 or parts[0] != "v1":
+        return generate_unique_id(route)
+    prefix = parts[1].replace("-", "_")
+    said = {w for word in prefix.split("_") for w in (word, _singular(word))}
+    rest = [w for w in route.name.split("_") if w not in said]
+    return "_".join([prefix, *rest]) if rest else f"{prefix}_{route.name}"
+
+
+def _singular(word: str) -> str:
+    return word[:-3] + "y" if word.endswith("ies") else word.removesuffix("s")
 
 
 PROBLEM_SCHEMA = {

@@ -37,7 +37,7 @@ class CrossAccounts(BaseModel):
     paylink: str = Field("1110", min_length=1, max_length=16, description="Twikey pay link")
 
 
-class ConnectionIn(BaseModel):
+class TwinfieldConnectionIn(BaseModel):
     office: str = Field(min_length=1, max_length=64, description="Twinfield administration (office) code")
     debtor_account: str = Field("1300", min_length=1, max_length=16)
     cross_accounts: CrossAccounts = Field(default_factory=lambda: CrossAccounts())
@@ -132,7 +132,9 @@ async def get_connection(principal: Operator, uow: UowDep) -> dict[str, Any]:
 
 
 @twinfield.put("/connection", response_model=ConnectionOut, summary="Set office, accounts and reference field")
-async def put_connection(body: ConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
+async def put_connection(
+    body: TwinfieldConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep
+) -> dict[str, Any]:
     await connection.configure(
         uow,
         principal.tenant_id,

@@ -154,7 +154,7 @@ class InvoicePatch(BaseModel):
     }
 
 
-class CustomerOut(BaseModel):
+class InvoiceCustomer(BaseModel):
     number: str
     name: str | None
     email: str | None
@@ -198,7 +198,7 @@ class PayLinkOut(BaseModel):
 class InvoiceOut(BaseModel):
     id: str
     invoice_number: str
-    customer: CustomerOut
+    customer: InvoiceCustomer
     amount_cents: int
     currency: str
     invoice_date: date

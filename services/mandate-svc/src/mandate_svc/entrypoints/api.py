@@ -89,7 +89,7 @@ class MandateCreate(BaseModel):
     }
 
 
-class CustomerOut(BaseModel):
+class MandateCustomer(BaseModel):
     number: str
     name: str | None
     company_name: str | None
@@ -117,7 +117,7 @@ class MandateOut(BaseModel):
     scheme: str
     delivery: str | None
     sign_url: str | None
-    customer: CustomerOut
+    customer: MandateCustomer
     iban: str | None
     bic: str | None
     max_amount_cents: int | None = Field(description="the debtor's own maximum per collection; null = none")
@@ -212,7 +212,7 @@ def to_out(m: Mandate) -> MandateOut:
         scheme=m.scheme,
         delivery=m.delivery,
         sign_url=m.sign_url,
-        customer=CustomerOut(
+        customer=MandateCustomer(
             number=m.customer_number, **{f: getattr(m, f) for f in DEBTOR_FIELDS if f != "customer_number"}
         ),
         iban=m.iban,

@@ -17,7 +17,7 @@ from sync_svc.settings import Settings
 router = APIRouter(prefix="/v1/twikey", tags=["twikey"])
 
 
-class ConnectionIn(BaseModel):
+class TwikeyConnectionIn(BaseModel):
     api_key: str | None = Field(
         None, min_length=8, max_length=200, description="Required the first time; kept if omitted"
     )
@@ -57,7 +57,9 @@ def _settings(runtime: Any) -> Settings:
 
 
 @router.put("/connection")
-async def put_connection(body: ConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
+async def put_connection(
+    body: TwikeyConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep
+) -> dict[str, Any]:
     """Set the tenant's Twikey connection. The API key is stored encrypted and never returned."""
     settings = _settings(runtime)
     await connections.save(
