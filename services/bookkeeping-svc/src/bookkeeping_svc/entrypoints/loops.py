@@ -8,9 +8,8 @@ import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bookkeeping_svc.adapters.sync_client import SyncClient
+from bookkeeping_svc.dependencies import Dependencies
 from bookkeeping_svc.service_layer import reconcile
-from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.service_layer.scheduler import Scheduler, sweep
 from bookkeeping_svc.settings import Settings
 from koppel_shared.logging import get_logger
@@ -19,11 +18,9 @@ from koppel_shared.service import Loop, Runtime
 log = get_logger(__name__)
 
 
-def loops(runtime: Runtime) -> Sequence[Loop]:
+def loops(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[Loop]:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
-    booker = Scheduler(runtime, gateway(runtime), settings)
-    runtime.extras["booker"] = booker
+    booker = Scheduler(runtime, deps.gateway, settings)
 
     async def sweeper(stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -36,9 +33,7 @@ def loops(runtime: Runtime) -> Sequence[Loop]:
             except Exception as exc:
                 log.exception("booker.sweep_failed", error=repr(exc))
 
-    sync = SyncClient(settings.sync_url, settings.sync_token.get_secret_value(), timeout=settings.sync_timeout_seconds)
-    runtime.extras.setdefault("closers", []).append(sync.close)
-    reconciler = reconcile.Reconciler(runtime, gateway(runtime), sync)
+    reconciler = reconcile.Reconciler(runtime, deps.gateway, deps.sync)
 
     async def reconciling(stop: asyncio.Event) -> None:
         while not stop.is_set():

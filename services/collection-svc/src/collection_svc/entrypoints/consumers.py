@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from collection_svc.dependencies import Dependencies
 from collection_svc.service_layer import reactions, transactions
-from collection_svc.service_layer.records import Clock, utc_now
+from collection_svc.service_layer.records import Clock
+from collection_svc.settings import Settings
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
 from koppel_shared.messaging.inbox import ConsumerSpec
@@ -35,8 +37,8 @@ def _bind(
     return handler
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
-    clock: Clock = runtime.extras.get("clock", utc_now)
+def consumers(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[ConsumerSpec]:
+    clock = deps.clock
     mandate = _bind(reactions.on_mandate, clock)
     return [
         ping_consumer(),

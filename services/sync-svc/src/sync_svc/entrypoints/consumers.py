@@ -11,19 +11,21 @@ from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
 from sync_svc.service_layer import commands
+from sync_svc.service_layer.resources import Resources
+from sync_svc.settings import Settings
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+def consumers(runtime: Runtime[Settings], resources: Resources) -> Sequence[ConsumerSpec]:
     # The handlers commit their effects in their own transactions (one per Twikey call, with its
     # result event), so the inbox transaction only records the command as handled.
     async def collect(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
-        await commands.collect(runtime, envelope, data)
+        await commands.collect(runtime, resources, envelope, data)
 
     async def mandate_action(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
-        await commands.mandate_action(runtime, envelope, data)
+        await commands.mandate_action(runtime, resources, envelope, data)
 
     async def paylink(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
-        await commands.paylink(runtime, envelope, data)
+        await commands.paylink(runtime, resources, envelope, data)
 
     return [
         ping_consumer(),
