@@ -28,6 +28,7 @@ class FakeUnitOfWork:
         self.pending: list[Envelope] = []  # emitted in the open transaction
         self.commits = 0
         self.rollbacks = 0
+        self._committed = False
 
     # the runtime's factory: ``runtime.uow()`` and ``async with runtime.uow() as uow``
     def __call__(self) -> FakeUnitOfWork:
@@ -35,6 +36,7 @@ class FakeUnitOfWork:
 
     async def __aenter__(self) -> FakeUnitOfWork:
         self.pending = []
+        self._committed = False
         return self
 
     async def __aexit__(
@@ -43,7 +45,7 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self.pending:
+        if not self._committed:
             await self.rollback()
 
     def repository(self, make: Callable[..., R]) -> R:
@@ -62,6 +64,7 @@ class FakeUnitOfWork:
         self.events.extend(self.pending)
         self.pending = []
         self.commits += 1
+        self._committed = True
 
     async def rollback(self) -> None:
         self.pending = []
