@@ -332,7 +332,8 @@ async def test_poison_messages_on_every_queue_are_dead_lettered_with_a_reason_an
 ) -> None:
     queues: list[Queue] = []
     for service, (settings, runtime) in stack.items():
-        for spec in definition_of(service).consumers(runtime):
+        definition = definition_of(service)
+        for spec in definition.consumers(runtime, await definition.open_dependencies(runtime)):
             name = runtime.queue(spec.purpose, spec.bindings).name
             queues.append(Queue(service, spec.purpose, name, settings, runtime.engine))
     assert sorted(q.key for q in queues) == sorted(CASES), "a work queue without poison cases (add it to CASES)"

@@ -6,6 +6,7 @@ and who may reach whom under the NetworkPolicies."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import re
@@ -296,8 +297,19 @@ def test_the_services_read_their_settings_from_what_the_manifests_set(
 def _queues_in_code(service: str) -> set[str]:
     definition = importlib.import_module(f"{service}_svc.bootstrap").definition
     settings = definition.settings_cls(environment="dev")
-    runtime = SimpleNamespace(settings=settings, service=service, extras={})
-    return {f"{service}.{spec.purpose}" for spec in definition.consumers(runtime)}
+    # The consumers are built as the worker builds them, on the service's dependencies object
+    # (whose clients touch nothing until used); no database or broker is reached.
+    runtime = SimpleNamespace(settings=settings, service=service, engine=None, closers=[])
+
+    async def specs() -> Any:
+        deps = await definition.open_dependencies(runtime)
+        try:
+            return definition.consumers(runtime, deps)
+        finally:
+            for close in runtime.closers:
+                await close()
+
+    return {f"{service}.{spec.purpose}" for spec in asyncio.run(specs())}
 
 
 @needs_kustomize

@@ -4,6 +4,10 @@ The unit of work rolls back unless ``commit()`` was called, so a handler that ra
 never leaves a partial change behind; events emitted through it land in the outbox table in the
 same transaction as the state change.
 
+Use cases reach their tables through repositories taken from the unit of work
+(``uow.repository(SqlThings)``: one per unit of work, on its session), so a test can hand them
+``koppel_shared.testing.fakes.FakeUnitOfWork`` with in-memory repositories instead.
+
 A pooled connection is checked before use (a database restart must not fail the next
 transaction), but cheaply: SQLAlchemy's ``pool_pre_ping`` costs three round trips (BEGIN, a
 query, ROLLBACK) on every checkout, more than the work of a small transaction. A connection the
@@ -15,8 +19,9 @@ word, is pinged for real.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import event
 from sqlalchemy.exc import InvalidatePoolError
@@ -25,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 if TYPE_CHECKING:
     from koppel_shared.events.envelope import Envelope
 
+
+R = TypeVar("R")
 
 # A connection unused for longer than this is pinged before use.
 PING_AFTER_IDLE_SECONDS = 10.0
@@ -70,6 +77,7 @@ class UnitOfWork:
     def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
         self._factory = session_factory
         self._committed = False
+        self._repositories: dict[Callable[[AsyncSession], Any], Any] = {}
         self.session: AsyncSession
 
     async def __aenter__(self) -> UnitOfWork:
@@ -89,6 +97,14 @@ class UnitOfWork:
                 await self.session.rollback()
         finally:
             await self.session.close()
+
+    def repository(self, make: Callable[[AsyncSession], R]) -> R:
+        """The repository ``make`` builds on this transaction's session, one per unit of work. A
+        fake unit of work answers its in-memory repository for the same ``make`` instead."""
+        found = self._repositories.get(make)
+        if found is None:
+            found = self._repositories[make] = make(self.session)
+        return cast(R, found)
 
     async def emit(self, *events: Envelope) -> None:
         """Write events to the outbox in this transaction; they are published only if it commits."""

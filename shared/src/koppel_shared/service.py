@@ -1,7 +1,8 @@
 """The composition of one service process, shared by all five services.
 
-A service describes itself once (``ServiceDefinition``: name, settings, migrations, routers,
-consumers, background loops); this module turns that into the three process kinds:
+A service describes itself once (``ServiceDefinition``: name, settings, migrations, its
+dependencies object, routers, consumers, background loops); this module turns that into the
+process kinds:
 
 - ``api``: FastAPI under uvicorn; writes state and outbox rows, never publishes directly;
 - ``worker``: the outbox relay, the inbox consumers and the service's background loops;
@@ -18,7 +19,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
@@ -39,22 +40,29 @@ from koppel_shared.web.app import create_app
 log = get_logger(__name__)
 
 Loop = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+Closer = Callable[[], Awaitable[None]]
+
+# The service's own settings class: ``Runtime[Settings]`` gives ``runtime.settings`` that type.
+SettingsT = TypeVar("SettingsT", bound=KoppelSettings)
+# The service's dependencies object (its clients, gateways, caches), built once per process.
+DepsT = TypeVar("DepsT")
 
 
 @dataclass
-class Runtime:
+class Runtime(Generic[SettingsT]):
     """The resources one process holds, built from settings and closed on exit."""
 
-    settings: KoppelSettings
+    settings: SettingsT
     service: str
     engine: AsyncEngine
     session_factory: async_sessionmaker[AsyncSession]
     broker: Broker
     secrets: SecretBox
-    extras: dict[str, Any] = field(default_factory=dict)
+    # what the service's dependencies opened (HTTP pools, connection pools), closed in order
+    closers: list[Closer] = field(default_factory=list)
 
     @classmethod
-    async def open(cls, service: str, settings: KoppelSettings, connect_broker: bool = True) -> Runtime:
+    async def open(cls, service: str, settings: SettingsT, connect_broker: bool = True) -> Runtime[SettingsT]:
         engine = make_engine(settings.database_url, settings.db_pool_size, settings.db_max_overflow)
         broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)
         if connect_broker:
@@ -69,7 +77,7 @@ class Runtime:
         )
 
     async def close(self) -> None:
-        for closer in self.extras.get("closers", []):
+        for closer in self.closers:
             with contextlib.suppress(Exception):
                 await closer()
         await self.broker.close()
@@ -100,24 +108,37 @@ class Runtime:
 
 
 @dataclass
-class ServiceDefinition:
+class ServiceDefinition(Generic[SettingsT, DepsT]):
+    """A service: its settings class, its dependencies object and what runs on them.
+
+    ``dependencies`` builds the service's typed dependencies object once per process (after the
+    runtime is open; what it opens it registers on ``runtime.closers``); routes reach it through
+    a FastAPI dependency on ``koppel_shared.deps.get_dependencies``, consumers and loops get it
+    as their second argument and keep it by closure."""
+
     name: str
     title: str
-    settings_cls: type[KoppelSettings]
+    settings_cls: type[SettingsT]
     migrations_dir: Path
     description: str = ""
+    dependencies: Callable[[Runtime[SettingsT]], Awaitable[DepsT]] | None = None
     routers: Sequence[APIRouter] = ()
-    consumers: Callable[[Runtime], Sequence[ConsumerSpec]] = lambda rt: ()
-    loops: Callable[[Runtime], Sequence[Loop]] = lambda rt: ()
-    on_open: Callable[[Runtime], Awaitable[None]] | None = None
+    consumers: Callable[[Runtime[SettingsT], DepsT], Sequence[ConsumerSpec]] = lambda rt, deps: ()
+    loops: Callable[[Runtime[SettingsT], DepsT], Sequence[Loop]] = lambda rt, deps: ()
     # sets the service's gauges that are read from its database, before each /metrics answer
-    metrics: Callable[[Runtime], Awaitable[None]] | None = None
+    metrics: Callable[[Runtime[SettingsT]], Awaitable[None]] | None = None
+
+    async def open_dependencies(self, runtime: Runtime[SettingsT]) -> DepsT:
+        if self.dependencies is None:  # a definition without any (the shared library's own tests)
+            return cast(DepsT, None)
+        return await self.dependencies(runtime)
 
 
-def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAPI:
+def build_api(definition: ServiceDefinition[SettingsT, DepsT], settings: SettingsT) -> FastAPI:
     """The service's HTTP app. The runtime is opened in the lifespan, so building the app touches
-    neither the database nor the broker; routes reach the runtime through ``deps.RuntimeDep``."""
-    holder: dict[str, Runtime] = {}
+    neither the database nor the broker; routes reach the runtime through ``deps.RuntimeDep`` and
+    the service's dependencies object through ``deps.get_dependencies``."""
+    holder: dict[str, Runtime[SettingsT]] = {}
 
     async def check_database() -> None:
         await holder["rt"].check_database()
@@ -138,9 +159,8 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
         holder["rt"] = runtime
         app.state.runtime = runtime
         app.state.tenants = TenantDirectory(runtime.session_factory)
-        if definition.on_open:
-            await definition.on_open(runtime)
         try:
+            app.state.dependencies = await definition.open_dependencies(runtime)
             yield
         finally:
             await runtime.close()
@@ -156,11 +176,14 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
     )
 
 
-async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, stop: asyncio.Event) -> None:
+async def run_worker(definition: ServiceDefinition[SettingsT, DepsT], settings: SettingsT, stop: asyncio.Event) -> None:
     log.info("worker.starting")
     runtime = await Runtime.open(definition.name, settings)
-    if definition.on_open:
-        await definition.on_open(runtime)
+    try:
+        deps = await definition.open_dependencies(runtime)
+    except BaseException:
+        await runtime.close()
+        raise
     consumers = [
         InboxConsumer(
             runtime.broker,
@@ -171,7 +194,7 @@ async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, st
             prefetch=settings.prefetch,
             workers=spec.workers,
         )
-        for spec in definition.consumers(runtime)
+        for spec in definition.consumers(runtime, deps)
     ]
     relay = OutboxRelay(
         runtime.session_factory,
@@ -184,7 +207,7 @@ async def run_worker(definition: ServiceDefinition, settings: KoppelSettings, st
         for consumer in consumers:
             await consumer.start()
         tasks = [asyncio.create_task(relay.run(stop))]
-        tasks += [asyncio.create_task(loop(stop)) for loop in definition.loops(runtime)]
+        tasks += [asyncio.create_task(loop(stop)) for loop in definition.loops(runtime, deps)]
         log.info("worker.started", consumers=[c.spec.name for c in consumers], loops=len(tasks) - 1)
         await stop.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -202,7 +225,7 @@ def _install_stop(stop: asyncio.Event) -> None:
             loop.add_signal_handler(sig, stop.set)
 
 
-def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> None:
+def main(definition: ServiceDefinition[Any, Any], argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"{definition.name}-svc", description=definition.title)
     parser.add_argument("command", choices=["api", "worker", "migrate", "wait-migrated"])
     parser.add_argument("--host", default=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from collection_svc.dependencies import Dependencies
 from collection_svc.entrypoints.api import routers
 from collection_svc.entrypoints.consumers import consumers
 from collection_svc.entrypoints.scheduler import applier_loop, scheduler_loop
@@ -21,17 +22,17 @@ from koppel_shared.service import Loop, Runtime, ServiceDefinition
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def make_definition(clock: Clock = utc_now) -> ServiceDefinition:
-    async def on_open(runtime: Runtime) -> None:
-        runtime.extras["clock"] = clock
+def make_definition(clock: Clock = utc_now) -> ServiceDefinition[Settings, Dependencies]:
+    async def open_dependencies(runtime: Runtime[Settings]) -> Dependencies:
+        return Dependencies(clock=clock)
 
-    def loops(runtime: Runtime) -> Sequence[Loop]:
-        loops = [applier_loop(runtime, clock)]
-        if getattr(runtime.settings, "scheduler_enabled", True):
-            loops.append(scheduler_loop(runtime, clock))
+    def loops(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[Loop]:
+        loops = [applier_loop(runtime, deps.clock)]
+        if runtime.settings.scheduler_enabled:
+            loops.append(scheduler_loop(runtime, deps.clock))
         return loops
 
-    async def metrics(runtime: Runtime) -> None:
+    async def metrics(runtime: Runtime[Settings]) -> None:
         async with runtime.session_factory() as session:
             PARKED_MESSAGES.labels(service="collection").set(await count_parked(session))
 
@@ -44,10 +45,10 @@ def make_definition(clock: Clock = utc_now) -> ServiceDefinition:
         ),
         settings_cls=Settings,
         migrations_dir=MIGRATIONS,
+        dependencies=open_dependencies,
         routers=routers,
         consumers=consumers,
         loops=loops,
-        on_open=on_open,
         metrics=metrics,
     )
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from koppel_shared.service import Runtime, ServiceDefinition
 from mandate_svc.adapters.sync_client import HttpSyncClient
+from mandate_svc.dependencies import Dependencies
 from mandate_svc.entrypoints import unclaimed_api
 from mandate_svc.entrypoints.api import routers
 from mandate_svc.entrypoints.consumers import consumers
@@ -15,27 +16,26 @@ from mandate_svc.settings import Settings
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-async def on_open(runtime: Runtime) -> None:
+async def open_dependencies(runtime: Runtime[Settings]) -> Dependencies:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
     client = HttpSyncClient(
         settings.sync_url,
         settings.sync_token.get_secret_value(),
         timeout=settings.sync_timeout_seconds,
         attempts=settings.sync_attempts,
     )
-    runtime.extras["sync_client"] = client
-    runtime.extras.setdefault("closers", []).append(client.close)
+    runtime.closers.append(client.close)
+    return Dependencies(sync=client)
 
 
-definition = ServiceDefinition(
+definition: ServiceDefinition[Settings, Dependencies] = ServiceDefinition(
     name="mandate",
     title="Koppel mandate service",
     description="Mandates and their lifecycle: the ERP's mandate API, Twikey signing states.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
+    dependencies=open_dependencies,
     routers=[*routers, unclaimed_api.router],
     consumers=consumers,
     loops=loops,
-    on_open=on_open,
 )

@@ -1,13 +1,15 @@
 """Composition root of notify-svc: what the service is made of, in one place.
 
-Tests swap parts through ``runtime.extras`` in ``on_open`` (e.g. ``extras["resolver"]``, a fake
-DNS used to prove that a name resolving to a private address is refused)."""
+Tests swap parts by replacing ``dependencies`` (e.g. ``open_dependencies(runtime, resolver=...)``,
+a fake DNS used to prove that a name resolving to a private address is refused)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from koppel_shared.service import ServiceDefinition
+from koppel_shared.service import Runtime, ServiceDefinition
+from notify_svc.adapters.network import Resolver
+from notify_svc.dependencies import Dependencies
 from notify_svc.entrypoints.api import router
 from notify_svc.entrypoints.consumers import consumers
 from notify_svc.entrypoints.loops import loops
@@ -15,12 +17,18 @@ from notify_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
-definition = ServiceDefinition(
+
+async def open_dependencies(runtime: Runtime[Settings], resolver: Resolver | None = None) -> Dependencies:
+    return Dependencies(resolver=resolver)
+
+
+definition: ServiceDefinition[Settings, Dependencies] = ServiceDefinition(
     name="notify",
     title="Koppel notify service",
     description="The ERP hears every status change: signed webhooks out and a replayable event feed.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
+    dependencies=open_dependencies,
     routers=[router],
     consumers=consumers,
     loops=loops,

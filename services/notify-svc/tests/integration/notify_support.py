@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -30,7 +31,8 @@ from koppel_shared.service import Runtime
 from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY
 from koppel_shared.testing.service_checks import api_client, worker
 from koppel_shared.testing.serving import Served, free_port
-from notify_svc.bootstrap import definition
+from notify_svc.adapters.network import Resolver
+from notify_svc.bootstrap import definition, open_dependencies
 from notify_svc.settings import Settings
 
 
@@ -135,13 +137,9 @@ async def _wait_for_queue(settings: Settings) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running_stack(settings: Settings, extras: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
+async def running_stack(settings: Settings, resolver: Resolver | None = None) -> AsyncIterator[Stack]:
     await migrate(definition.migrations_dir, settings.database_url)
-
-    async def on_open(runtime: Runtime) -> None:
-        runtime.extras.update(extras or {})
-
-    service = replace(definition, on_open=on_open)
+    service = replace(definition, dependencies=partial(open_dependencies, resolver=resolver))
     async with api_client(service, settings) as client, worker(service, settings):
         await _wait_for_queue(settings)
         broker = Broker(settings.amqp_url.get_secret_value(), settings.exchange)

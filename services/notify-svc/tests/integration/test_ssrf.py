@@ -37,7 +37,7 @@ DNS = FakeDns()
 @pytest.fixture(scope="module")
 async def stack(database_url: str, broker_prefix: str, cleanup_exchange: None) -> AsyncIterator[Stack]:
     settings = notify_settings(database_url, broker_prefix, webhook_allow_http=None, webhook_allowed_networks=[])
-    async with running_stack(settings, extras={"resolver": DNS}) as s:
+    async with running_stack(settings, resolver=DNS) as s:
         yield s
 
 

@@ -8,20 +8,20 @@ from koppel_shared.service import ServiceDefinition
 from sync_svc.entrypoints import api, internal, tenants, webhooks
 from sync_svc.entrypoints.consumers import consumers
 from sync_svc.entrypoints.loops import loops
-from sync_svc.service_layer.resources import open_resources
+from sync_svc.service_layer.resources import Resources, open_resources
 from sync_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
-definition = ServiceDefinition(
+definition: ServiceDefinition[Settings, Resources] = ServiceDefinition(
     name="sync",
     title="Koppel Twikey sync service",
     description="The only service that talks to Twikey: connections, webhooks, feeds, commands.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
+    dependencies=open_resources,
     # The webhook route first: it is the hottest, and routes are matched in order.
     routers=[webhooks.router, api.router, internal.router, tenants.router],
     consumers=consumers,
     loops=loops,
-    on_open=open_resources,
 )

@@ -24,7 +24,7 @@ from koppel_shared.service import Runtime, build_api
 from koppel_shared.testing.fixtures import AMQP_URL, TEST_SIGNING_KEY
 from koppel_shared.testing.serving import Served, free_port
 from sync_svc.bootstrap import definition
-from sync_svc.service_layer.resources import open_resources
+from sync_svc.service_layer.resources import Resources, open_resources
 from sync_svc.settings import Settings
 from sync_svc.testing import sync_settings_for_test
 from twikey_sandbox import create_app
@@ -71,12 +71,23 @@ def sync_api(settings: Settings, api_port: int) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """A runtime in the test's own loop, for calling use cases directly (no broker needed)."""
+async def opened(settings: Settings) -> AsyncIterator[tuple[Runtime[Settings], Resources]]:
+    """A runtime and the service's resources in the test's own loop, for calling use cases
+    directly (no broker needed)."""
     rt = await Runtime.open(definition.name, settings, connect_broker=False)
-    await open_resources(rt)
-    yield rt
+    resources = await open_resources(rt)
+    yield rt, resources
     await rt.close()
+
+
+@pytest.fixture(scope="module")
+def runtime(opened: tuple[Runtime[Settings], Resources]) -> Runtime[Settings]:
+    return opened[0]
+
+
+@pytest.fixture(scope="module")
+def resources(opened: tuple[Runtime[Settings], Resources]) -> Resources:
+    return opened[1]
 
 
 @dataclass

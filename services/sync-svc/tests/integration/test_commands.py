@@ -13,6 +13,7 @@ from koppel_shared.service import Runtime
 from koppel_shared.testing.service_checks import worker
 from sync_svc.bootstrap import definition
 from sync_svc.service_layer import commands
+from sync_svc.service_layer.resources import Resources
 from sync_svc.settings import Settings
 
 from .conftest import Tap, Tenant
@@ -41,7 +42,7 @@ async def _transactions(tenant: Tenant, number: str) -> list[dict]:
 
 
 async def test_collect_creates_each_transaction_exactly_once_when_the_answer_is_lost_and_the_command_redelivered(
-    tenant: Tenant, runtime: Runtime, settings: Settings, tap: Tap
+    tenant: Tenant, runtime: Runtime, resources: Resources, settings: Settings, tap: Tap
 ) -> None:
     number = await tenant.signed_mandate()
     item = _item(number)
@@ -58,10 +59,10 @@ async def test_collect_creates_each_transaction_exactly_once_when_the_answer_is_
         },
     )
     command = _collect(tenant, item)
-    await commands.collect(runtime, command, command_data(command))
-    await commands.collect(runtime, command, command_data(command))  # redelivered
+    await commands.collect(runtime, resources, command, command_data(command))
+    await commands.collect(runtime, resources, command, command_data(command))  # redelivered
     again = _collect(tenant, item)  # the same collection asked for again, new command id
-    await commands.collect(runtime, again, command_data(again))
+    await commands.collect(runtime, resources, again, command_data(again))
 
     created = await _transactions(tenant, number)
     assert [t["ref"] for t in created] == [item.collection_id]
@@ -99,24 +100,24 @@ async def test_collect_through_the_broker_reports_created_and_refused(
 
 
 async def test_mandate_actions_reach_twikey_and_failures_are_reported(
-    tenant: Tenant, runtime: Runtime, settings: Settings, tap: Tap
+    tenant: Tenant, runtime: Runtime, resources: Resources, settings: Settings, tap: Tap
 ) -> None:
     number = await tenant.signed_mandate()
     for action in ("suspend", "resume", "remind", "cancel", "cancel"):
         env = new_event(MandateActionRequested(mandate_number=number, action=action), tenant_id=tenant.tenant_id)
-        await commands.mandate_action(runtime, env, MandateActionRequested.model_validate(env.data))
+        await commands.mandate_action(runtime, resources, env, MandateActionRequested.model_validate(env.data))
     mandate = (await tenant.control.get(f"/mandates/{number}")).json()
     assert mandate["state"] == "CANCELLED"
 
     env = new_event(MandateActionRequested(mandate_number="NOPE", action="suspend"), tenant_id=tenant.tenant_id)
-    await commands.mandate_action(runtime, env, MandateActionRequested.model_validate(env.data))
+    await commands.mandate_action(runtime, resources, env, MandateActionRequested.model_validate(env.data))
     async with worker(definition, settings):
         failed = await tap.wait_for("twikey.command.failed", 1)
     assert (failed[0]["data"]["command"], failed[0]["data"]["code"]) == ("suspend", "err_no_contract")
 
 
 async def test_paylink_command_creates_one_link_and_answers_its_url(
-    tenant: Tenant, runtime: Runtime, settings: Settings, tap: Tap
+    tenant: Tenant, runtime: Runtime, resources: Resources, settings: Settings, tap: Tap
 ) -> None:
     data = PaylinkRequested(
         reference=f"INV-{uuid.uuid4().hex[:8]}",
@@ -125,8 +126,8 @@ async def test_paylink_command_creates_one_link_and_answers_its_url(
         customer=Debtor(name="An Peeters"),
     )
     env = new_event(data, tenant_id=tenant.tenant_id)
-    await commands.paylink(runtime, env, data)
-    await commands.paylink(runtime, env, data)  # redelivered
+    await commands.paylink(runtime, resources, env, data)
+    await commands.paylink(runtime, resources, env, data)  # redelivered
     links = (await tenant.control.get("/paylinks", params={"api_key": tenant.api_key})).json()
     items = links["items"]
     assert len([p for p in items if p["ref"] == data.reference]) == 1
@@ -136,7 +137,9 @@ async def test_paylink_command_creates_one_link_and_answers_its_url(
     assert created[0]["data"]["url"].startswith("http")
 
 
-async def test_a_paylink_leaves_out_customer_details_longer_than_twikey_takes(tenant: Tenant, runtime: Runtime) -> None:
+async def test_a_paylink_leaves_out_customer_details_longer_than_twikey_takes(
+    tenant: Tenant, runtime: Runtime, resources: Resources
+) -> None:
     # Twikey's description limits pay-link fields (address 70, city 50, e-mail 70, names 50, ...);
     # Koppel keeps longer ones, so they stay home instead of getting the link refused.
     data = PaylinkRequested(
@@ -151,7 +154,7 @@ async def test_a_paylink_leaves_out_customer_details_longer_than_twikey_takes(te
             zip="9830",
         ),
     )
-    await commands.paylink(runtime, new_event(data, tenant_id=tenant.tenant_id), data)
+    await commands.paylink(runtime, resources, new_event(data, tenant_id=tenant.tenant_id), data)
     items = (await tenant.control.get("/paylinks", params={"api_key": tenant.api_key})).json()["items"]
     [link] = [p for p in items if p["ref"] == data.reference]
     assert link["customer"]["zip"] == "9830" and link["customer"]["firstname"] == "Anna-Maria"

@@ -12,6 +12,7 @@ from koppel_shared.events.twikey import twikey_event_uuid
 from koppel_shared.service import Runtime
 from sync_svc.adapters.twikey_client import FeedPage
 from sync_svc.service_layer.feeds import drain_tenant
+from sync_svc.service_layer.resources import Resources
 
 from .conftest import Tenant
 
@@ -43,9 +44,11 @@ async def _seed(tenant: Tenant, mandates: int) -> None:
     assert r.status_code == 200, r.text
 
 
-async def test_a_crash_between_fetch_and_commit_loses_nothing(tenant: Tenant, runtime: Runtime) -> None:
+async def test_a_crash_between_fetch_and_commit_loses_nothing(
+    tenant: Tenant, runtime: Runtime, resources: Resources
+) -> None:
     await _seed(tenant, 3)
-    first = await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    first = await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     assert first.ok and first.messages == 3
     cursor = await _cursor(runtime, tenant.tenant_id, "mandate")
     await _seed(tenant, 2)
@@ -55,18 +58,18 @@ async def test_a_crash_between_fetch_and_commit_loses_nothing(tenant: Tenant, ru
             raise Crash("process died after the fetch")
 
     with pytest.raises(Crash):
-        await drain_tenant(runtime, tenant.tenant_id, after_fetch=crash, feeds=("mandate",))
+        await drain_tenant(runtime, resources, tenant.tenant_id, after_fetch=crash, feeds=("mandate",))
     # Nothing of the fetched page was kept: the cursor stayed, no events were written.
     assert await _cursor(runtime, tenant.tenant_id, "mandate") == cursor
     assert len(await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed")) == 3
 
-    again = await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    again = await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     assert again.ok and again.messages == 2
     assert len(await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed")) == 5
 
 
 async def test_feed_reset_replays_with_the_same_event_ids_so_nothing_is_duplicated(
-    tenant: Tenant, runtime: Runtime
+    tenant: Tenant, runtime: Runtime, resources: Resources
 ) -> None:
     await _seed(tenant, 4)
     seen: list[uuid.UUID] = []
@@ -74,7 +77,7 @@ async def test_feed_reset_replays_with_the_same_event_ids_so_nothing_is_duplicat
     async def record(feed: str, page: FeedPage) -> None:
         seen.extend(twikey_event_uuid(tenant.tenant_id, f"mandate/{m['EvtId']}") for m in page.items)
 
-    await drain_tenant(runtime, tenant.tenant_id, after_fetch=record, feeds=("mandate",))
+    await drain_tenant(runtime, resources, tenant.tenant_id, after_fetch=record, feeds=("mandate",))
     before = await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed")
     assert before == seen and len(before) == 4
     top = await _cursor(runtime, tenant.tenant_id, "mandate")
@@ -84,25 +87,27 @@ async def test_feed_reset_replays_with_the_same_event_ids_so_nothing_is_duplicat
     assert r.json()["reset"] == [{"feed": "mandate", "cursor_before": top, "cursor_after": 0}]
 
     seen.clear()
-    replay = await drain_tenant(runtime, tenant.tenant_id, after_fetch=record, feeds=("mandate",))
+    replay = await drain_tenant(runtime, resources, tenant.tenant_id, after_fetch=record, feeds=("mandate",))
     assert replay.messages == 4
     assert seen == before  # the same envelope ids ...
     assert await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed") == before  # ... written once
     assert await _cursor(runtime, tenant.tenant_id, "mandate") == top
 
 
-async def test_feed_reset_since_a_moment_replays_only_from_there(tenant: Tenant, runtime: Runtime) -> None:
+async def test_feed_reset_since_a_moment_replays_only_from_there(
+    tenant: Tenant, runtime: Runtime, resources: Resources
+) -> None:
     await _seed(tenant, 2)
-    await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     middle = await _cursor(runtime, tenant.tenant_id, "mandate")
     async with runtime.engine.connect() as conn:
         moment = await conn.scalar(sa.text("SELECT now()"))
     await _seed(tenant, 3)
-    await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
 
     r = await tenant.operator.post("/v1/twikey/feeds/reset", json={"feed": "mandate", "since": moment.isoformat()})
     assert r.json()["reset"][0]["cursor_after"] == middle
-    replay = await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    replay = await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     assert replay.messages == 3
 
 
@@ -117,22 +122,26 @@ async def test_feed_reset_since_a_moment_replays_only_from_there(tenant: Tenant,
     ],
     ids=["5xx", "503", "429", "expired-token", "timeout"],
 )
-async def test_feed_drain_survives_twikey_faults(tenant: Tenant, runtime: Runtime, fault: dict) -> None:
+async def test_feed_drain_survives_twikey_faults(
+    tenant: Tenant, runtime: Runtime, resources: Resources, fault: dict
+) -> None:
     await _seed(tenant, 2)
     # Log in before the fault so that an expired-token fault hits a real session.
     await tenant.operator.post("/v1/twikey/connection/test")
     await tenant.control.post("/faults", json={"path": "/creditor/mandate", "method": "GET", **fault})
-    result = await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    result = await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     assert result.ok, result
     assert result.messages == 2
     rules = (await tenant.control.get("/faults")).json()
     assert rules[0]["hits"] >= 1
 
 
-async def test_twikey_down_is_recorded_on_the_feed_and_nothing_moves(tenant: Tenant, runtime: Runtime) -> None:
+async def test_twikey_down_is_recorded_on_the_feed_and_nothing_moves(
+    tenant: Tenant, runtime: Runtime, resources: Resources
+) -> None:
     await _seed(tenant, 1)
     await tenant.control.post("/faults", json={"kind": "error", "status": 502, "path": "/creditor/mandate"})
-    result = await drain_tenant(runtime, tenant.tenant_id, feeds=("mandate",))
+    result = await drain_tenant(runtime, resources, tenant.tenant_id, feeds=("mandate",))
     assert not result.ok
     status = (await tenant.operator.get("/v1/twikey/feeds")).json()["feeds"]
     mandate = next(f for f in status if f["feed"] == "mandate")
@@ -141,13 +150,13 @@ async def test_twikey_down_is_recorded_on_the_feed_and_nothing_moves(tenant: Ten
 
 
 async def test_two_concurrent_drainers_never_publish_one_message_twice(
-    tenant: Tenant, runtime: Runtime, settings
+    tenant: Tenant, runtime: Runtime, resources: Resources, settings
 ) -> None:
     await _seed(tenant, 1500)
     other = await Runtime.open("sync", settings, connect_broker=False)
     from sync_svc.service_layer.resources import open_resources
 
-    await open_resources(other)
+    other_resources = await open_resources(other)
     fetched: dict[str, list[int]] = {"a": [], "b": []}
 
     def recorder(name: str):
@@ -161,8 +170,8 @@ async def test_two_concurrent_drainers_never_publish_one_message_twice(
         # Several rounds, so the two really interleave rather than one finishing first.
         for _ in range(3):
             await asyncio.gather(
-                drain_tenant(runtime, tenant.tenant_id, after_fetch=recorder("a"), feeds=("mandate",)),
-                drain_tenant(other, tenant.tenant_id, after_fetch=recorder("b"), feeds=("mandate",)),
+                drain_tenant(runtime, resources, tenant.tenant_id, after_fetch=recorder("a"), feeds=("mandate",)),
+                drain_tenant(other, other_resources, tenant.tenant_id, after_fetch=recorder("b"), feeds=("mandate",)),
             )
     finally:
         await other.close()
@@ -171,7 +180,9 @@ async def test_two_concurrent_drainers_never_publish_one_message_twice(
     assert len(await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed")) == 1500
 
 
-async def test_a_malformed_feed_message_is_recorded_and_the_rest_is_published(tenant: Tenant, runtime: Runtime) -> None:
+async def test_a_malformed_feed_message_is_recorded_and_the_rest_is_published(
+    tenant: Tenant, runtime: Runtime, resources: Resources
+) -> None:
     from sync_svc.service_layer import feeds
 
     await _seed(tenant, 3)
@@ -181,7 +192,7 @@ async def test_a_malformed_feed_message_is_recorded_and_the_rest_is_published(te
             del page.items[1]["EvtId"]
             page.items[2]["Mndt"]["MaxAmt"] = "lots"
 
-    result = await feeds.drain_tenant(runtime, tenant.tenant_id, after_fetch=corrupt, feeds=("mandate",))
+    result = await feeds.drain_tenant(runtime, resources, tenant.tenant_id, after_fetch=corrupt, feeds=("mandate",))
     assert result.ok and result.messages == 3
     assert len(await _outbox_ids(runtime, tenant.tenant_id, "twikey.mandate.changed")) == 2
     status = (await tenant.operator.get("/v1/twikey/feeds")).json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -21,7 +22,9 @@ from koppel_shared.testing.waiting import eventually
 
 
 @contextlib.asynccontextmanager
-async def api_client(definition: ServiceDefinition, settings: KoppelSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def api_client(
+    definition: ServiceDefinition[Any, Any], settings: KoppelSettings
+) -> AsyncIterator[httpx.AsyncClient]:
     app = build_api(definition, settings)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)
@@ -30,7 +33,7 @@ async def api_client(definition: ServiceDefinition, settings: KoppelSettings) ->
 
 
 @contextlib.asynccontextmanager
-async def worker(definition: ServiceDefinition, settings: KoppelSettings) -> AsyncIterator[None]:
+async def worker(definition: ServiceDefinition[Any, Any], settings: KoppelSettings) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(definition, settings, stop))
     await asyncio.sleep(0.3)
@@ -43,7 +46,7 @@ async def worker(definition: ServiceDefinition, settings: KoppelSettings) -> Asy
         await asyncio.wait_for(task, 15)
 
 
-async def check_service_round_trip(definition: ServiceDefinition, settings: KoppelSettings) -> None:
+async def check_service_round_trip(definition: ServiceDefinition[Any, Any], settings: KoppelSettings) -> None:
     await migrate(definition.migrations_dir, settings.database_url)
     await migrate(definition.migrations_dir, settings.database_url)  # idempotent
     async with api_client(definition, settings) as client:

@@ -1,18 +1,28 @@
 """Bookings in PostgreSQL: the rows the booking steps work on, and the one way a transition's
-outcome (domain/booking.py) is stored: its changes, the version bumped, ``updated_at`` set."""
+outcome (domain/booking.py) is stored: its changes, the version bumped, ``updated_at`` set.
+
+Use cases see ``BookingRepository`` (the interface), taken from their unit of work with ``of(uow)``;
+the unit tests hand them an in-memory one (tests/unit/fakes.py). The bulk transitions
+(service_layer/booking/bulk.py: ``states`` and ``save_all``) work on a session, not a unit of work
+(the consent check pauses inside the gateway's own transaction), so they use
+``SqlBookingRepository`` itself."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookkeeping_svc.adapters.orm import bookings
 from bookkeeping_svc.domain.booking import Booking, Outcome
+from koppel_shared.db import UnitOfWork
 
+WAKE_CHANNEL = "koppel_bookings_due"
+# Delivered when the transaction commits, so the booker finds the rows it is woken for.
+_WAKE_BOOKER = sa.text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
 # The columns ``Booking.of`` reads: a bulk transition loads these, not whole rows.
 _STATE_COLUMNS = (
     bookings.c.id,
@@ -32,7 +42,23 @@ _STATE_COLUMNS = (
 _IDS_PER_STATEMENT = 1000
 
 
-class BookingRepository:
+class BookingRepository(Protocol):
+    """Bookings as the booking steps and the operators' use cases use them. A row is any object
+    with the ``bookings`` columns as attributes."""
+
+    async def get(self, tenant_id: uuid.UUID, booking_id: uuid.UUID, *, lock: bool = False) -> Any: ...
+    async def due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any, limit: int) -> list[Any]: ...
+    async def memo_numbers(self, tenant_id: uuid.UUID, invoice_numbers: Iterable[str], reversal: bool) -> set[str]: ...
+    async def save(self, booking_id: uuid.UUID, outcome: Outcome) -> Any: ...
+    async def wake(self) -> None: ...
+
+
+def of(uow: UnitOfWork) -> BookingRepository:
+    """The unit of work's booking repository."""
+    return uow.repository(SqlBookingRepository)
+
+
+class SqlBookingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -108,3 +134,7 @@ class BookingRepository:
                     .values(version=bookings.c.version + 1, updated_at=sa.func.now(), **dict(changes))
                 )
         return sum(len(ids) for ids in alike.values())
+
+    async def wake(self) -> None:
+        """Wake the booker when this transaction commits (LISTENed to on ``WAKE_CHANNEL``)."""
+        await self.session.execute(_WAKE_BOOKER)

@@ -12,21 +12,14 @@ from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from bookkeeping_svc.dependencies import Deps, RuntimeDep
 from bookkeeping_svc.domain.identity import CONFLICT_HINT
 from bookkeeping_svc.service_layer import conflicts, connection, intake, stats
-from bookkeeping_svc.service_layer.gateway import gateway
-from bookkeeping_svc.settings import Settings
-from koppel_shared.deps import Operator, RuntimeDep, UowDep
+from koppel_shared.deps import Operator, UowDep
 from koppel_shared.web.errors import Problem
 
 twinfield = APIRouter(prefix="/v1/twinfield", tags=["twinfield"])
 booking_routes = APIRouter(prefix="/v1/bookings", tags=["bookings"])
-
-
-def _settings(runtime: Any) -> Settings:
-    settings = runtime.settings
-    assert isinstance(settings, Settings)
-    return settings
 
 
 # -- connection --------------------------------------------------------------------------------
@@ -132,9 +125,7 @@ async def get_connection(principal: Operator, uow: UowDep) -> dict[str, Any]:
 
 
 @twinfield.put("/connection", response_model=ConnectionOut, summary="Set office, accounts and reference field")
-async def put_connection(
-    body: TwinfieldConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep
-) -> dict[str, Any]:
+async def put_connection(body: TwinfieldConnectionIn, principal: Operator, deps: Deps, uow: UowDep) -> dict[str, Any]:
     await connection.configure(
         uow,
         principal.tenant_id,
@@ -147,13 +138,13 @@ async def put_connection(
         ),
     )
     await uow.commit()
-    gateway(runtime).forget(principal.tenant_id)  # the cached access carries the accounts
+    deps.gateway.forget(principal.tenant_id)  # the cached access carries the accounts
     return await connection.status(uow, principal.tenant_id)
 
 
 @twinfield.post("/connect", response_model=ConnectOut, summary="Start the OAuth connect flow")
-async def connect(principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
-    url, expires_at = await connection.start_connect(uow, gateway(runtime), _settings(runtime), principal.tenant_id)
+async def connect(principal: Operator, runtime: RuntimeDep, deps: Deps, uow: UowDep) -> dict[str, Any]:
+    url, expires_at = await connection.start_connect(uow, deps.gateway, runtime.settings, principal.tenant_id)
     await uow.commit()
     return {"authorize_url": url, "expires_at": expires_at}
 
@@ -161,18 +152,19 @@ async def connect(principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict
 @twinfield.get("/oauth/callback", summary="Twinfield's redirect after consent (no token: the state names the tenant)")
 async def oauth_callback(
     runtime: RuntimeDep,
+    deps: Deps,
     state: str = Query(..., max_length=200),
     code: str | None = Query(None, max_length=4000),
     error: str | None = Query(None, max_length=200),
     error_description: str | None = Query(None, max_length=1000),
 ) -> Response:
-    settings = _settings(runtime)
+    settings = runtime.settings
     if error:
         detail = f"Twinfield did not grant access: {error} {error_description or ''}".strip()
         raise Problem(400, "twinfield_consent_refused", detail)
     if not code:
         raise Problem(400, "missing_code", "the callback carries neither code nor error")
-    tenant_id = await connection.complete_connect(runtime, gateway(runtime), settings, code, state)
+    tenant_id = await connection.complete_connect(runtime, deps.gateway, settings, code, state)
     if settings.console_url:
         return RedirectResponse(f"{settings.console_url.rstrip('/')}/twinfield?connected=1", status_code=303)
     return HTMLResponse(
@@ -188,9 +180,9 @@ async def oauth_callback(
     summary="Connect with an existing refresh token (headless set-up, migrations)",
 )
 async def put_refresh_token(
-    body: RefreshTokenIn, principal: Operator, runtime: RuntimeDep, uow: UowDep
+    body: RefreshTokenIn, principal: Operator, runtime: RuntimeDep, deps: Deps, uow: UowDep
 ) -> dict[str, Any]:
-    await connection.connect_with_refresh_token(runtime, gateway(runtime), principal.tenant_id, body.refresh_token)
+    await connection.connect_with_refresh_token(runtime, deps.gateway, principal.tenant_id, body.refresh_token)
     return await connection.status(uow, principal.tenant_id)
 
 

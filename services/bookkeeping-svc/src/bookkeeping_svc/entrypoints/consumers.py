@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bookkeeping_svc.dependencies import Dependencies
 from bookkeeping_svc.service_layer import intake, mandates
+from bookkeeping_svc.settings import Settings
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+def consumers(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[ConsumerSpec]:
     return [
         ping_consumer(),
         ConsumerSpec(

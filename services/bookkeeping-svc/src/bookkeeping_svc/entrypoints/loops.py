@@ -7,20 +7,17 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bookkeeping_svc.adapters.sync_client import SyncClient
+from bookkeeping_svc.dependencies import Dependencies
 from bookkeeping_svc.service_layer import reconcile
-from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.service_layer.scheduler import Scheduler, sweep
 from bookkeeping_svc.settings import Settings
 from koppel_shared.loops import periodic
 from koppel_shared.service import Loop, Runtime
 
 
-def loops(runtime: Runtime) -> Sequence[Loop]:
+def loops(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[Loop]:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
-    booker = Scheduler(runtime, gateway(runtime), settings)
-    runtime.extras["booker"] = booker
+    booker = Scheduler(runtime, deps.gateway, settings)
 
     async def sweep_once() -> None:
         await sweep(runtime)
@@ -29,9 +26,7 @@ def loops(runtime: Runtime) -> Sequence[Loop]:
         # Waits first: a worker that starts has not just ended a night.
         await periodic("booker.sweep", settings.sweep_interval_seconds, sweep_once, stop, wait_first=True)
 
-    sync = SyncClient(settings.sync_url, settings.sync_token.get_secret_value(), timeout=settings.sync_timeout_seconds)
-    runtime.extras.setdefault("closers", []).append(sync.close)
-    reconciler = reconcile.Reconciler(runtime, gateway(runtime), sync)
+    reconciler = reconcile.Reconciler(runtime, deps.gateway, deps.sync)
 
     async def reconciling(stop: asyncio.Event) -> None:
         async def look() -> None:

@@ -10,10 +10,10 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from bookkeeping_svc.dependencies import RuntimeDep
 from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
 from bookkeeping_svc.service_layer import reconcile, reconcile_fixes
-from bookkeeping_svc.settings import Settings
-from koppel_shared.deps import Operator, RuntimeDep, UowDep
+from koppel_shared.deps import Operator, UowDep
 from koppel_shared.web.errors import Problem
 
 router = APIRouter(prefix="/v1/reconciliation", tags=["reconciliation"])
@@ -106,12 +106,6 @@ class FixIn(BaseModel):
     }
 
 
-def _settings(runtime: Any) -> Settings:
-    settings = runtime.settings
-    assert isinstance(settings, Settings)
-    return settings
-
-
 def _run(row: Any) -> dict[str, Any]:
     return {name: getattr(row, name) for name in RunOut.model_fields}
 
@@ -125,7 +119,7 @@ def _difference(row: Any) -> dict[str, Any]:
 @router.post("/runs", status_code=202, response_model=RunOut, summary="Start a run (an active run is answered instead)")
 async def start(principal: Operator, runtime: RuntimeDep, uow: UowDep, body: RunIn | None = None) -> dict[str, Any]:
     today = datetime.now(UTC).date()
-    since = body.since if body and body.since else today - timedelta(days=_settings(runtime).reconcile_lookback_days)
+    since = body.since if body and body.since else today - timedelta(days=runtime.settings.reconcile_lookback_days)
     if since > today or since < today - timedelta(days=OLDEST_DAYS):
         raise Problem(422, "invalid_since", f"since must lie between {today - timedelta(days=OLDEST_DAYS)} and today")
     row = await reconcile.request_run(uow.session, principal.tenant_id, since, today)

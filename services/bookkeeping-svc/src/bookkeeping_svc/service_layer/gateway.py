@@ -260,16 +260,3 @@ async def mark_consent_lost(session: AsyncSession, tenant_id: uuid.UUID, reason:
         )
     )
     await bulk.pause_all(session, tenant_id, reason)
-
-
-def gateway(runtime: Runtime) -> Gateway:
-    """The process's gateway, made on first use and closed with the runtime."""
-    existing = runtime.extras.get("twinfield")
-    if isinstance(existing, Gateway):
-        return existing
-    settings = runtime.settings
-    assert isinstance(settings, Settings)
-    made = Gateway(runtime, settings)
-    runtime.extras["twinfield"] = made
-    runtime.extras.setdefault("closers", []).append(made.close)
-    return made

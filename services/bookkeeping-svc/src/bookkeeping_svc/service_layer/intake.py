@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from bookkeeping_svc.adapters import repository
 from bookkeeping_svc.adapters.orm import bookings, customer_updates
-from bookkeeping_svc.adapters.repository import BookingRepository
 from bookkeeping_svc.domain.booking import (
     TABS,
     Booking,
@@ -164,7 +164,7 @@ async def on_mandate_signed(envelope: Envelope, data: MandateSigned, uow: UnitOf
 
 
 async def retry(uow: UnitOfWork, tenant_id: uuid.UUID, booking_id: uuid.UUID) -> Any:
-    row = await BookingRepository(uow.session).get(tenant_id, booking_id, lock=True)
+    row = await repository.of(uow).get(tenant_id, booking_id, lock=True)
     if row is None:
         raise NotFound("booking_not_found", f"no booking {booking_id}")
     try:

@@ -9,19 +9,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bookkeeping_svc.adapters import repository
 from bookkeeping_svc.adapters.orm import connections
+from bookkeeping_svc.adapters.repository import WAKE_CHANNEL as WAKE_CHANNEL  # the booker LISTENs on it
 from bookkeeping_svc.domain.booking import opened
 from bookkeeping_svc.domain.identity import TRANSACTION, PaidItem, payment_kind, payment_reference
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events.collection import Collection
 
-WAKE_CHANNEL = "koppel_bookings_due"
-# Delivered when the transaction commits, so the booker finds the rows it is woken for.
-_WAKE_BOOKER = sa.text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
-
 
 async def wake_booker(uow: UnitOfWork) -> None:
-    await uow.session.execute(_WAKE_BOOKER)
+    await repository.of(uow).wake()
 
 
 def identity(data: Collection) -> tuple[str, str | None]:

@@ -24,8 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
+from bookkeeping_svc.adapters import repository
 from bookkeeping_svc.adapters.orm import bookings, reconcile_differences, reconcile_runs
-from bookkeeping_svc.adapters.repository import BookingRepository
 from bookkeeping_svc.domain.booking import Booking, IllegalTransition
 from bookkeeping_svc.domain.reconcile import unclaimed_mandate_path
 from bookkeeping_svc.service_layer.booking.work import record
@@ -116,7 +116,7 @@ async def _book(
     if row.fix != "book":
         raise Conflict("fix_not_safe", f"a {row.kind} difference cannot be booked automatically; open an error")
     if row.booking_id is not None:
-        booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
+        booking = await repository.of(uow).get(tenant_id, row.booking_id, lock=True)
         try:
             outcome = Booking.of(booking).reopen(datetime.now(UTC)) if booking is not None else None
         except IllegalTransition:
@@ -164,7 +164,7 @@ async def _book(
 async def _open_error(uow: UnitOfWork, tenant_id: uuid.UUID, row: Any) -> None:
     if row.booking_id is None:
         raise Conflict("no_booking", "Koppel has no booking for this difference; book it or ignore it")
-    booking = await BookingRepository(uow.session).get(tenant_id, row.booking_id, lock=True)
+    booking = await repository.of(uow).get(tenant_id, row.booking_id, lock=True)
     if booking is not None:
         outcome = Booking.of(booking).open_error(ERROR_CODE, f"{row.kind}: {row.detail}", ERROR_HINT)
         await record(uow, row.booking_id, outcome)

@@ -12,19 +12,14 @@ from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
+from collection_svc.dependencies import Deps
 from collection_svc.domain.invoices import InvoiceInput
 from collection_svc.domain.policy import DEFAULT_RETRY_R_CODES, CollectionPolicy
 from collection_svc.entrypoints.parked import router as parked_router
 from collection_svc.service_layer import invoices as invoice_cases
 from collection_svc.service_layer import policies as policy_cases
 from collection_svc.service_layer import stats as stats_cases
-from collection_svc.service_layer.records import Clock, utc_now
-from koppel_shared.deps import Principal, RuntimeDep, UowDep
-
-
-def _clock(runtime: Any) -> Clock:
-    clock: Clock = runtime.extras.get("clock", utc_now)
-    return clock
+from koppel_shared.deps import Principal, UowDep
 
 
 # --------------------------------------------------------------------------- models
@@ -334,10 +329,10 @@ async def get_policy(principal: Principal, uow: UowDep) -> dict[str, Any]:
 
 
 @policy_router.put("", response_model=PolicyOut, summary="Replace the tenant's collection policy")
-async def put_policy(body: PolicyIn, principal: Principal, uow: UowDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def put_policy(body: PolicyIn, principal: Principal, uow: UowDep, deps: Deps) -> dict[str, Any]:
     values = body.model_dump()
     values["retry_r_codes"] = tuple(values["retry_r_codes"])
-    view = await policy_cases.put_policy(uow, principal.tenant_id, CollectionPolicy(**values), _clock(runtime)())
+    view = await policy_cases.put_policy(uow, principal.tenant_id, CollectionPolicy(**values), deps.clock())
     await uow.commit()
     return view
 
@@ -357,12 +352,12 @@ async def post_invoice(
     body: InvoiceIn,
     principal: Principal,
     uow: UowDep,
-    runtime: RuntimeDep,
+    deps: Deps,
     response: Response,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
 ) -> dict[str, Any]:
     data = InvoiceInput(**body.model_dump())
-    posted = await invoice_cases.post_invoice(uow, principal.tenant_id, data, idempotency_key, _clock(runtime)())
+    posted = await invoice_cases.post_invoice(uow, principal.tenant_id, data, idempotency_key, deps.clock())
     await uow.commit()
     if not posted.created:
         response.status_code = status.HTTP_200_OK
@@ -406,10 +401,10 @@ async def get_invoice_stats(principal: Principal, uow: UowDep) -> dict[str, Any]
 async def get_invoice_days(
     principal: Principal,
     uow: UowDep,
-    runtime: RuntimeDep,
+    deps: Deps,
     days: Annotated[int, Query(ge=1, le=90, description="how many days back, today included")] = 30,
 ) -> dict[str, Any]:
-    today = _clock(runtime)().astimezone(UTC).date()
+    today = deps.clock().astimezone(UTC).date()
     return await stats_cases.invoices_per_day(uow.session, principal.tenant_id, today, days)
 
 
@@ -423,10 +418,8 @@ async def get_invoice(invoice_id: uuid.UUID, principal: Principal, uow: UowDep) 
     response_model=InvoiceOut,
     summary="Withdraw an invoice before its collection is submitted (409 after)",
 )
-async def withdraw_invoice(
-    invoice_id: uuid.UUID, principal: Principal, uow: UowDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    await invoice_cases.withdraw_invoice(uow, principal.tenant_id, invoice_id, _clock(runtime)())
+async def withdraw_invoice(invoice_id: uuid.UUID, principal: Principal, uow: UowDep, deps: Deps) -> dict[str, Any]:
+    await invoice_cases.withdraw_invoice(uow, principal.tenant_id, invoice_id, deps.clock())
     await uow.commit()
     return await invoice_cases.get_invoice(uow.session, principal.tenant_id, invoice_id)
 
@@ -441,10 +434,10 @@ async def withdraw_invoice(
     "attempt is decided at once.",
 )
 async def correct_invoice(
-    invoice_id: uuid.UUID, body: InvoicePatch, principal: Principal, uow: UowDep, runtime: RuntimeDep
+    invoice_id: uuid.UUID, body: InvoicePatch, principal: Principal, uow: UowDep, deps: Deps
 ) -> dict[str, Any]:
     changes = body.model_dump(exclude_unset=True)
-    await invoice_cases.correct_invoice(uow, principal.tenant_id, invoice_id, changes, _clock(runtime)())
+    await invoice_cases.correct_invoice(uow, principal.tenant_id, invoice_id, changes, deps.clock())
     await uow.commit()
     return await invoice_cases.get_invoice(uow.session, principal.tenant_id, invoice_id)
 
@@ -454,10 +447,8 @@ async def correct_invoice(
     response_model=InvoiceOut,
     summary="Collect now, by hand (mandate and limits still apply)",
 )
-async def collect_invoice(
-    invoice_id: uuid.UUID, principal: Principal, uow: UowDep, runtime: RuntimeDep
-) -> dict[str, Any]:
-    await invoice_cases.collect_now(uow, principal.tenant_id, invoice_id, _clock(runtime)())
+async def collect_invoice(invoice_id: uuid.UUID, principal: Principal, uow: UowDep, deps: Deps) -> dict[str, Any]:
+    await invoice_cases.collect_now(uow, principal.tenant_id, invoice_id, deps.clock())
     await uow.commit()
     return await invoice_cases.get_invoice(uow.session, principal.tenant_id, invoice_id)
 
@@ -470,7 +461,7 @@ subscription_router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions
     "", response_model=SubscriptionOut, status_code=status.HTTP_201_CREATED, summary="Create a subscription"
 )
 async def create_subscription(
-    body: SubscriptionIn, principal: Principal, uow: UowDep, runtime: RuntimeDep, response: Response
+    body: SubscriptionIn, principal: Principal, uow: UowDep, deps: Deps, response: Response
 ) -> dict[str, Any]:
     view, created = await policy_cases.create_subscription(
         uow,
@@ -479,7 +470,7 @@ async def create_subscription(
         body.customer_number,
         body.description,
         body.collect_automatically,
-        _clock(runtime)(),
+        deps.clock(),
     )
     await uow.commit()
     if not created:
@@ -505,10 +496,10 @@ async def get_subscription(subscription_id: uuid.UUID, principal: Principal, uow
     "/{subscription_id}", response_model=SubscriptionOut, summary="Change or deactivate a subscription"
 )
 async def patch_subscription(
-    subscription_id: uuid.UUID, body: SubscriptionPatch, principal: Principal, uow: UowDep, runtime: RuntimeDep
+    subscription_id: uuid.UUID, body: SubscriptionPatch, principal: Principal, uow: UowDep, deps: Deps
 ) -> dict[str, Any]:
     changes = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k == "description"}
-    view = await policy_cases.update_subscription(uow, principal.tenant_id, subscription_id, changes, _clock(runtime)())
+    view = await policy_cases.update_subscription(uow, principal.tenant_id, subscription_id, changes, deps.clock())
     await uow.commit()
     return view
 

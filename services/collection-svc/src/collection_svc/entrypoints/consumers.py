@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from collection_svc.dependencies import Dependencies
 from collection_svc.service_layer import reactions, transactions
-from collection_svc.service_layer.records import Clock, utc_now
+from collection_svc.service_layer.records import Clock
+from collection_svc.settings import Settings
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
 from koppel_shared.events.mandate import Mandate
@@ -27,9 +29,9 @@ MANDATE_EVENTS = (
 )
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+def consumers(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[ConsumerSpec]:
     # Handlers that need more than (envelope, data, uow) close over it here: the clock.
-    clock: Clock = runtime.extras.get("clock", utc_now)
+    clock: Clock = deps.clock
 
     async def on_mandate(envelope: Envelope, data: Mandate, uow: UnitOfWork) -> None:
         await reactions.on_mandate(envelope, data, uow, clock)

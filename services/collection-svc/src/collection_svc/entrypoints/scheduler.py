@@ -9,14 +9,15 @@ import asyncio
 from collection_svc.service_layer.engine import submit_due
 from collection_svc.service_layer.records import Clock
 from collection_svc.service_layer.transactions import APPLY_BATCH, apply_twikey_updates
+from collection_svc.settings import Settings
 from koppel_shared.loops import Backoff, periodic
 from koppel_shared.service import Loop, Runtime
 
 
-def scheduler_loop(runtime: Runtime, clock: Clock) -> Loop:
+def scheduler_loop(runtime: Runtime[Settings], clock: Clock) -> Loop:
     settings = runtime.settings
-    interval = float(getattr(settings, "scheduler_interval_seconds", 30.0))
-    batch = int(getattr(settings, "scheduler_batch_size", 5000))
+    interval = settings.scheduler_interval_seconds
+    batch = settings.scheduler_batch_size
 
     async def submit() -> bool:
         # A full batch: more may be due right now. The database away: try again after the interval.
@@ -28,8 +29,8 @@ def scheduler_loop(runtime: Runtime, clock: Clock) -> Loop:
     return run
 
 
-def applier_loop(runtime: Runtime, clock: Clock) -> Loop:
-    idle = float(getattr(runtime.settings, "applier_interval_seconds", 0.2))
+def applier_loop(runtime: Runtime[Settings], clock: Clock) -> Loop:
+    idle = runtime.settings.applier_interval_seconds
 
     async def apply() -> bool:
         return await apply_twikey_updates(runtime.session_factory, clock, APPLY_BATCH) >= APPLY_BATCH

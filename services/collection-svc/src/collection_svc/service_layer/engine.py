@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from collection_svc.adapters.orm import collections, invoices, pay_links, subscriptions
+from collection_svc.adapters.orm import collections, invoices, subscriptions
 from collection_svc.domain.policy import (
     CollectionPolicy,
     Decision,
@@ -27,8 +27,9 @@ from collection_svc.domain.policy import (
     decide,
 )
 from collection_svc.domain.states import OPEN, Status
+from collection_svc.service_layer import records
 from collection_svc.service_layer.records import (
-    SELECT_RECORD,
+    HANDED_OFF,
     CollectionRecord,
     customer_mandate,
     insert_record,
@@ -37,7 +38,6 @@ from collection_svc.service_layer.records import (
     new_record,
     open_paylink_invoices,
     save_record,
-    to_record,
 )
 from koppel_shared.db import UnitOfWork
 from koppel_shared.debtor import Debtor
@@ -53,7 +53,6 @@ PAYLINK = "paylink"
 # Scheduled collections whose date was fixed by hand or by the retry policy keep that date
 # when the mandate changes; only their mandate is checked again.
 PINNED = ("manual", "retry")
-HANDED_OFF = "sent to Twikey through sync-svc; awaiting its transaction id"
 
 
 async def subscription_view(
@@ -96,10 +95,15 @@ async def evaluate_new_invoice(
     """First decision for a freshly posted invoice (attempt 1), or for a corrected one whose last
     attempt failed (the next attempt): scheduled or skipped (with a pay link requested when the
     customer has no usable mandate and the tenant wants one)."""
-    session = uow.session
-    policy, _ = await load_policy(session, invoice.tenant_id)
-    mandate = await customer_mandate(session, invoice.tenant_id, invoice.customer_number)
-    subscription = await subscription_view(session, invoice.tenant_id, invoice.subscription_reference)
+    repo = records.of(uow)
+    policy, _ = await repo.policy(invoice.tenant_id)
+    mandate = await repo.customer_mandate(invoice.tenant_id, invoice.customer_number)
+    row = (
+        await repo.subscription(invoice.tenant_id, invoice.subscription_reference)
+        if invoice.subscription_reference
+        else None
+    )
+    subscription = SubscriptionView(row.reference, row.collect_automatically, row.active) if row else None
     decision = decide(InvoiceFacts(invoice.amount_cents, invoice.due_date), policy, mandate, today, subscription)
     rec = new_record(invoice, attempt, DIRECT_DEBIT, Status.SKIPPED, now)
     apply_decision(rec, decision)
@@ -112,20 +116,7 @@ async def evaluate_new_invoice(
 async def request_paylink(uow: UnitOfWork, rec: CollectionRecord, now: datetime, cause: Envelope | None) -> None:
     """Ask sync-svc for a Twikey pay link for the invoice (once per invoice)."""
     link_id = uuid.uuid4()
-    inserted = await uow.session.execute(
-        sa.dialects.postgresql.insert(pay_links)
-        .values(
-            id=link_id,
-            tenant_id=rec.tenant_id,
-            invoice_id=rec.invoice_id,
-            state="requested",
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["invoice_id"])
-        .returning(pay_links.c.id)
-    )
-    if inserted.first() is None:
+    if not await records.of(uow).add_pay_link(link_id, rec.tenant_id, rec.invoice_id, now):
         return
     name = rec.customer_name or None
     command = PaylinkRequested(
@@ -197,64 +188,46 @@ async def redecide(
 
 
 # --------------------------------------------------------------------------- the scheduler
-_CLAIM = (
-    SELECT_RECORD.where(
-        collections.c.status == Status.SCHEDULED,
-        collections.c.collect_on <= sa.bindparam("today"),
-    )
-    .order_by(collections.c.collect_on, collections.c.id)
-    .limit(sa.bindparam("limit"))
-    .with_for_update(of=collections, skip_locked=True)
-)
-
-
 async def submit_due(
     session_factory: async_sessionmaker[AsyncSession], now: datetime, limit: int = TWIKEY_BULK_MAX
 ) -> int:
     """Claim up to ``limit`` due collections (``FOR UPDATE SKIP LOCKED``: replicas claim disjoint
     rows), mark them submitted and write one ``sync.collect_requested`` per tenant (≤ 5000 items,
-    one Twikey bulk call), in one transaction. Returns how many were submitted.
+    one Twikey bulk call), in one transaction. Returns how many were submitted."""
+    async with UnitOfWork(session_factory) as uow:
+        return await submit_due_in(uow, now, limit)
+
+
+async def submit_due_in(uow: UnitOfWork, now: datetime, limit: int = TWIKEY_BULK_MAX) -> int:
+    """``submit_due`` in the given unit of work (committed here when anything was due).
 
     The hand-off bumps the version but publishes nothing: ``collection.submitted`` follows when
     Twikey has the transaction (``twikey.transaction.created``, with its id). That keeps the
     commands from queueing in the outbox behind one announcement per collection."""
     today = now.date()
-    async with UnitOfWork(session_factory) as uow:
-        rows = (await uow.session.execute(_CLAIM, {"today": today, "limit": limit})).all()
-        if not rows:
-            return 0
-        recs = [to_record(r) for r in rows]
-        by_tenant: dict[uuid.UUID, list[CollectionRecord]] = defaultdict(list)
-        for rec in recs:
-            rec.status = Status.SUBMITTED
-            rec.submitted_at = now
-            rec.reason = HANDED_OFF
-            rec.version += 1
-            rec.updated_at = now
-            rec.requested_date = max(rec.requested_date or today, today)
-            by_tenant[rec.tenant_id].append(rec)
-        await uow.session.execute(
-            sa.update(collections)
-            .where(collections.c.id.in_([r.id for r in recs]))
-            .values(
-                status=Status.SUBMITTED,
-                submitted_at=now,
-                reason=HANDED_OFF,
-                reason_code="sent",
-                # a collection claimed late never asks the bank for a date in the past
-                requested_date=sa.func.greatest(collections.c.requested_date, today),
-                version=collections.c.version + 1,
-                updated_at=now,
-            )
-        )
-        events: list[Envelope] = []
-        for tenant_id, items in by_tenant.items():
-            for start in range(0, len(items), TWIKEY_BULK_MAX):
-                chunk = items[start : start + TWIKEY_BULK_MAX]
-                command = CollectRequested.model_construct(items=[_collect_item(r) for r in chunk])
-                events.append(new_event(command, tenant_id=tenant_id))
-        await uow.emit(*events)
-        await uow.commit()
+    repo = records.of(uow)
+    recs = await repo.claim_due(today, limit)
+    if not recs:
+        return 0
+    by_tenant: dict[uuid.UUID, list[CollectionRecord]] = defaultdict(list)
+    for rec in recs:
+        rec.status = Status.SUBMITTED
+        rec.submitted_at = now
+        rec.reason = HANDED_OFF
+        rec.reason_code = "sent"
+        rec.version += 1
+        rec.updated_at = now
+        rec.requested_date = max(rec.requested_date or today, today)
+        by_tenant[rec.tenant_id].append(rec)
+    await repo.mark_submitted(recs, now, today)
+    events: list[Envelope] = []
+    for tenant_id, items in by_tenant.items():
+        for start in range(0, len(items), TWIKEY_BULK_MAX):
+            chunk = items[start : start + TWIKEY_BULK_MAX]
+            command = CollectRequested.model_construct(items=[_collect_item(r) for r in chunk])
+            events.append(new_event(command, tenant_id=tenant_id))
+    await uow.emit(*events)
+    await uow.commit()
     log.info("scheduler.submitted", count=len(recs), tenants=len(by_tenant))
     return len(recs)
 

@@ -15,14 +15,14 @@ from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection_svc.adapters.orm import collections, invoices, pay_links, subscriptions
+from collection_svc.adapters.orm import collections, invoices, pay_links
 from collection_svc.domain import invoices as rules
 from collection_svc.domain import rcodes
 from collection_svc.domain.policy import InvoiceFacts, Skipped, decide
 from collection_svc.domain.states import OPEN, Status
+from collection_svc.service_layer import records
 from collection_svc.service_layer.engine import (
     DIRECT_DEBIT,
     apply_decision,
@@ -74,19 +74,12 @@ async def post_invoice(
 ) -> Posted:
     """Store a new invoice and decide its collection. Posting the same invoice again (same key or
     same number with the same data) answers with the stored one; different data → 409."""
-    session = uow.session
-    policy, _ = await load_policy(session, tenant_id)
+    repo = records.of(uow)
+    policy, _ = await repo.policy(tenant_id)
     data = rules.normalise(data, policy.transliterate_text)
     errors = rules.validate(data, now.date())
     if data.subscription_reference and not any(e.field == "subscription_reference" for e in errors):
-        sub = (
-            await session.execute(
-                sa.select(subscriptions).where(
-                    subscriptions.c.tenant_id == tenant_id,
-                    subscriptions.c.reference == data.subscription_reference,
-                )
-            )
-        ).first()
+        sub = await repo.subscription(tenant_id, data.subscription_reference)
         if sub is None:
             errors.append(rules.FieldError("subscription_reference", "exists", "no subscription with this reference"))
         elif sub.customer_number != data.customer_number:
@@ -100,13 +93,7 @@ async def post_invoice(
     fp = rules.fingerprint(data)
 
     if idempotency_key:
-        row = (
-            await session.execute(
-                sa.select(invoices).where(
-                    invoices.c.tenant_id == tenant_id, invoices.c.idempotency_key == idempotency_key
-                )
-            )
-        ).first()
+        row = await repo.invoice_with_key(tenant_id, idempotency_key)
         if row is not None:
             if row.fingerprint != fp:
                 raise Conflict(
@@ -117,38 +104,27 @@ async def post_invoice(
             return Posted(row.id, False)
 
     invoice_id = uuid.uuid4()
-    inserted = await session.execute(
-        insert(invoices)
-        .values(
-            id=invoice_id,
-            tenant_id=tenant_id,
-            fingerprint=fp,
-            idempotency_key=idempotency_key,
-            created_at=now,
-            invoice_number=data.invoice_number,
-            customer_number=data.customer_number,
-            customer_name=data.customer_name,
-            customer_email=data.customer_email,
-            amount_cents=data.amount_cents,
-            currency=data.currency,
-            invoice_date=data.invoice_date,
-            due_date=data.due_date,
-            description=data.description,
-            subscription_reference=data.subscription_reference,
-        )
-        .on_conflict_do_nothing()
-        .returning(invoices.c.id)
+    inserted = await repo.add_invoice(
+        {
+            "id": invoice_id,
+            "tenant_id": tenant_id,
+            "fingerprint": fp,
+            "idempotency_key": idempotency_key,
+            "created_at": now,
+            "invoice_number": data.invoice_number,
+            "customer_number": data.customer_number,
+            "customer_name": data.customer_name,
+            "customer_email": data.customer_email,
+            "amount_cents": data.amount_cents,
+            "currency": data.currency,
+            "invoice_date": data.invoice_date,
+            "due_date": data.due_date,
+            "description": data.description,
+            "subscription_reference": data.subscription_reference,
+        }
     )
-    if inserted.first() is None:
-        existing = (
-            await session.execute(
-                sa.select(invoices).where(
-                    invoices.c.tenant_id == tenant_id,
-                    invoices.c.invoice_number == data.invoice_number,
-                    invoices.c.withdrawn_at.is_(None),
-                )
-            )
-        ).first()
+    if not inserted:
+        existing = await repo.open_invoice_numbered(tenant_id, data.invoice_number)
         if existing is None:  # lost a race on the Idempotency-Key: the other request wins
             raise Conflict("idempotency_key_in_use", "a request with this Idempotency-Key is in progress")
         if existing.fingerprint != fp:
@@ -164,7 +140,7 @@ async def post_invoice(
             )
         return Posted(existing.id, False)
 
-    row = (await session.execute(sa.select(invoices).where(invoices.c.id == invoice_id))).one()
+    row = await repo.invoice(invoice_id)
     await evaluate_new_invoice(uow, row, now, now.date())
     return Posted(invoice_id, True)
 

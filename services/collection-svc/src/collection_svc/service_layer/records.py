@@ -7,12 +7,20 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from collection_svc.adapters.orm import collection_policies, collections, invoices, mandates, pay_links
+from collection_svc.adapters.orm import (
+    collection_policies,
+    collections,
+    invoices,
+    mandates,
+    pay_links,
+    subscriptions,
+)
 from collection_svc.domain.policy import CollectionPolicy, MandateView, best_mandate
 from collection_svc.domain.states import Status
 from koppel_shared.db import UnitOfWork
@@ -28,6 +36,8 @@ from koppel_shared.events.collection import (
 )
 
 Clock = Callable[[], datetime]
+
+HANDED_OFF = "sent to Twikey through sync-svc; awaiting its transaction id"
 
 COLLECTION_EVENTS_NS = uuid.UUID("a4f0c0de-5b1e-4c1b-9e8e-6c0113c7e0a1")
 
@@ -184,7 +194,7 @@ def collection_event(rec: CollectionRecord, cause: Envelope | None = None) -> En
 
 
 async def insert_record(uow: UnitOfWork, rec: CollectionRecord, cause: Envelope | None = None) -> None:
-    await uow.session.execute(sa.insert(collections).values({n: getattr(rec, n) for n in COLLECTION_FIELDS}))
+    await of(uow).add_collections([rec])
     await uow.emit(collection_event(rec, cause))
 
 
@@ -192,9 +202,7 @@ async def save_record(uow: UnitOfWork, rec: CollectionRecord, now: datetime, cau
     """Persist a change: bump the version, stamp the time, emit the event."""
     rec.version += 1
     rec.updated_at = now
-    await uow.session.execute(
-        sa.update(collections).where(collections.c.id == rec.id).values({n: getattr(rec, n) for n in MUTABLE_FIELDS})
-    )
+    await of(uow).save_collections([rec])
     await uow.emit(collection_event(rec, cause))
 
 
@@ -280,3 +288,164 @@ async def open_paylink_invoices(session: AsyncSession, invoice_ids: Sequence[uui
         )
     )
     return {r[0] for r in rows}
+
+
+# --------------------------------------------------------------------------- the repository
+_CLAIM_DUE = (
+    SELECT_RECORD.where(
+        collections.c.status == Status.SCHEDULED,
+        collections.c.collect_on <= sa.bindparam("today"),
+    )
+    .order_by(collections.c.collect_on, collections.c.id)
+    .limit(sa.bindparam("limit"))
+    .with_for_update(of=collections, skip_locked=True)
+)
+
+
+class CollectionRepository(Protocol):
+    """Invoices, their collections and what deciding them reads, as the use cases use them (SQL
+    below, dicts in the unit tests' fakes). Rows are objects with the table's columns as
+    attributes; ``lock_*`` lock what they return until the transaction ends."""
+
+    async def policy(self, tenant_id: uuid.UUID) -> tuple[CollectionPolicy, int]: ...
+    async def customer_mandate(self, tenant_id: uuid.UUID, customer_number: str) -> MandateView | None: ...
+    async def subscription(self, tenant_id: uuid.UUID, reference: str) -> Any: ...
+    async def invoice(self, invoice_id: uuid.UUID) -> Any: ...
+    async def invoice_with_key(self, tenant_id: uuid.UUID, key: str) -> Any: ...
+    async def open_invoice_numbered(self, tenant_id: uuid.UUID, number: str) -> Any: ...
+    async def add_invoice(self, values: dict[str, Any]) -> bool: ...
+    async def add_pay_link(
+        self, link_id: uuid.UUID, tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime
+    ) -> bool: ...
+    async def add_collections(self, recs: Sequence[CollectionRecord]) -> None: ...
+    async def save_collections(self, recs: Sequence[CollectionRecord]) -> None: ...
+    async def claim_due(self, today: date, limit: int) -> list[CollectionRecord]: ...
+    async def mark_submitted(self, recs: Sequence[CollectionRecord], now: datetime, today: date) -> None: ...
+    async def lock_by_ids(self, ids: Sequence[uuid.UUID]) -> list[CollectionRecord]: ...
+    async def lock_direct_debits(self, transactions: Sequence[tuple[uuid.UUID, str]]) -> list[CollectionRecord]: ...
+    async def lock_open_siblings(self, rec: CollectionRecord) -> list[CollectionRecord]: ...
+
+
+def of(uow: UnitOfWork) -> CollectionRepository:
+    """The unit of work's collection repository."""
+    return uow.repository(SqlCollectionRepository)
+
+
+class SqlCollectionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def policy(self, tenant_id: uuid.UUID) -> tuple[CollectionPolicy, int]:
+        return await load_policy(self.session, tenant_id)
+
+    async def customer_mandate(self, tenant_id: uuid.UUID, customer_number: str) -> MandateView | None:
+        return await customer_mandate(self.session, tenant_id, customer_number)
+
+    async def subscription(self, tenant_id: uuid.UUID, reference: str) -> Any:
+        query = sa.select(subscriptions).where(
+            subscriptions.c.tenant_id == tenant_id, subscriptions.c.reference == reference
+        )
+        return (await self.session.execute(query)).first()
+
+    async def invoice(self, invoice_id: uuid.UUID) -> Any:
+        return (await self.session.execute(sa.select(invoices).where(invoices.c.id == invoice_id))).one()
+
+    async def invoice_with_key(self, tenant_id: uuid.UUID, key: str) -> Any:
+        query = sa.select(invoices).where(invoices.c.tenant_id == tenant_id, invoices.c.idempotency_key == key)
+        return (await self.session.execute(query)).first()
+
+    async def open_invoice_numbered(self, tenant_id: uuid.UUID, number: str) -> Any:
+        query = sa.select(invoices).where(
+            invoices.c.tenant_id == tenant_id,
+            invoices.c.invoice_number == number,
+            invoices.c.withdrawn_at.is_(None),
+        )
+        return (await self.session.execute(query)).first()
+
+    async def add_invoice(self, values: dict[str, Any]) -> bool:
+        """False when the Idempotency-Key or the (open) invoice number is taken already."""
+        stmt = insert(invoices).values(**values).on_conflict_do_nothing().returning(invoices.c.id)
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def add_pay_link(
+        self, link_id: uuid.UUID, tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime
+    ) -> bool:
+        """False when the invoice has its pay link already (one per invoice)."""
+        stmt = (
+            insert(pay_links)
+            .values(
+                id=link_id,
+                tenant_id=tenant_id,
+                invoice_id=invoice_id,
+                state="requested",
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["invoice_id"])
+            .returning(pay_links.c.id)
+        )
+        return (await self.session.execute(stmt)).first() is not None
+
+    async def add_collections(self, recs: Sequence[CollectionRecord]) -> None:
+        if recs:
+            await self.session.execute(
+                sa.insert(collections), [{n: getattr(r, n) for n in COLLECTION_FIELDS} for r in recs]
+            )
+
+    async def save_collections(self, recs: Sequence[CollectionRecord]) -> None:
+        if len(recs) == 1:
+            rec = recs[0]
+            await self.session.execute(
+                sa.update(collections)
+                .where(collections.c.id == rec.id)
+                .values({n: getattr(rec, n) for n in MUTABLE_FIELDS})
+            )
+        elif recs:
+            await self.session.execute(
+                sa.update(collections)
+                .where(collections.c.id == sa.bindparam("b_id"))
+                .values({n: sa.bindparam(f"b_{n}") for n in MUTABLE_FIELDS}),
+                [{"b_id": r.id, **{f"b_{n}": getattr(r, n) for n in MUTABLE_FIELDS}} for r in recs],
+            )
+
+    async def claim_due(self, today: date, limit: int) -> list[CollectionRecord]:
+        """Due scheduled collections, ``FOR UPDATE SKIP LOCKED``: replicas claim disjoint rows."""
+        return [to_record(r) for r in (await self.session.execute(_CLAIM_DUE, {"today": today, "limit": limit})).all()]
+
+    async def mark_submitted(self, recs: Sequence[CollectionRecord], now: datetime, today: date) -> None:
+        await self.session.execute(
+            sa.update(collections)
+            .where(collections.c.id.in_([r.id for r in recs]))
+            .values(
+                status=Status.SUBMITTED,
+                submitted_at=now,
+                reason=HANDED_OFF,
+                reason_code="sent",
+                # a collection claimed late never asks the bank for a date in the past
+                requested_date=sa.func.greatest(collections.c.requested_date, today),
+                version=collections.c.version + 1,
+                updated_at=now,
+            )
+        )
+
+    async def _lock(self, *where: Any) -> list[CollectionRecord]:
+        stmt = SELECT_RECORD.where(*where).order_by(collections.c.id).with_for_update(of=collections)
+        return [to_record(r) for r in (await self.session.execute(stmt)).all()]
+
+    async def lock_by_ids(self, ids: Sequence[uuid.UUID]) -> list[CollectionRecord]:
+        return await self._lock(collections.c.id.in_(ids))
+
+    async def lock_direct_debits(self, transactions: Sequence[tuple[uuid.UUID, str]]) -> list[CollectionRecord]:
+        """Direct-debit collections by (tenant, Twikey transaction id)."""
+        return await self._lock(
+            sa.tuple_(collections.c.tenant_id, collections.c.twikey_transaction_id).in_(list(transactions)),
+            collections.c.method == "direct_debit",
+        )
+
+    async def lock_open_siblings(self, rec: CollectionRecord) -> list[CollectionRecord]:
+        """The invoice's other collections still open (scheduled or skipped)."""
+        return await self._lock(
+            collections.c.invoice_id == rec.invoice_id,
+            collections.c.id != rec.id,
+            collections.c.status.in_([Status.SCHEDULED, Status.SKIPPED]),
+        )

@@ -28,21 +28,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from collection_svc.adapters.orm import TwikeyUpdate, collections
+from collection_svc.adapters.orm import TwikeyUpdate
 from collection_svc.domain import states
 from collection_svc.domain.policy import CollectionPolicy, NoRetry, retry_decision
 from collection_svc.domain.states import LIVE, Status
+from collection_svc.service_layer import records
 from collection_svc.service_layer.engine import DIRECT_DEBIT
 from collection_svc.service_layer.records import (
-    COLLECTION_FIELDS,
-    MUTABLE_FIELDS,
-    SELECT_RECORD,
     Clock,
     CollectionRecord,
+    CollectionRepository,
     collection_event,
-    load_policy,
     new_record,
-    to_record,
 )
 from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
@@ -84,8 +81,8 @@ class Batch:
     """The collections one batch of Twikey messages touches, locked in id order, changed in
     memory, written back at the end with every event of every change."""
 
-    def __init__(self, session: AsyncSession, now: datetime) -> None:
-        self.session = session
+    def __init__(self, repo: CollectionRepository, now: datetime) -> None:
+        self.repo = repo
         self.now = now
         self.recs: dict[uuid.UUID, CollectionRecord] = {}
         self.by_tx: dict[tuple[uuid.UUID, str], CollectionRecord] = {}
@@ -98,33 +95,26 @@ class Batch:
         if rec.twikey_transaction_id and rec.method == DIRECT_DEBIT:
             self.by_tx[(rec.tenant_id, rec.twikey_transaction_id)] = rec
 
-    def _register(self, rows: Sequence[Any]) -> list[CollectionRecord]:
+    def register(self, loaded: Sequence[CollectionRecord]) -> list[CollectionRecord]:
         found = []
-        for row in rows:
-            rec = self.recs.get(row.id) or to_record(row)
+        for new in loaded:
+            rec = self.recs.get(new.id) or new  # one record per collection, however often loaded
             self.recs[rec.id] = rec
             self._index(rec)
             found.append(rec)
         return found
 
-    async def load(self, *where: Any) -> list[CollectionRecord]:
-        stmt = SELECT_RECORD.where(*where).order_by(collections.c.id).with_for_update(of=collections)
-        return self._register((await self.session.execute(stmt)).all())
-
     async def preload(self, messages: list[tuple[uuid.UUID, dict[str, Any]]]) -> None:
         ids = {i for _, data in messages if (i := _uuid(data.get("collection_id") or data.get("reference")))}
         if ids:
-            await self.load(collections.c.id.in_(ids))
+            self.register(await self.repo.lock_by_ids(sorted(ids)))
         missing = {
             (tenant, data["transaction_id"])
             for tenant, data in messages
             if data.get("transaction_id") and not self.find(tenant, data.get("reference"), None)
         }
         if missing:
-            await self.load(
-                sa.tuple_(collections.c.tenant_id, collections.c.twikey_transaction_id).in_(list(missing)),
-                collections.c.method == DIRECT_DEBIT,
-            )
+            self.register(await self.repo.lock_direct_debits(sorted(missing)))
 
     def find(self, tenant_id: uuid.UUID, reference: str | None, transaction_id: str | None) -> CollectionRecord | None:
         """The direct-debit collection a transaction message is about: by our reference, else by
@@ -138,7 +128,7 @@ class Batch:
 
     async def policy(self, tenant_id: uuid.UUID) -> CollectionPolicy:
         if tenant_id not in self._policies:
-            self._policies[tenant_id] = (await load_policy(self.session, tenant_id))[0]
+            self._policies[tenant_id] = (await self.repo.policy(tenant_id))[0]
         return self._policies[tenant_id]
 
     def changed(self, rec: CollectionRecord, cause: Envelope) -> None:
@@ -162,17 +152,9 @@ class Batch:
     async def flush(self, uow: UnitOfWork) -> None:
         if self.dirty:
             # Rows leaving the live states first: the one-live-debit index checks row by row.
-            ordered = sorted(self.dirty.values(), key=lambda r: r.status in LIVE)
-            await self.session.execute(
-                sa.update(collections)
-                .where(collections.c.id == sa.bindparam("b_id"))
-                .values({n: sa.bindparam(f"b_{n}") for n in MUTABLE_FIELDS}),
-                [{"b_id": r.id, **{f"b_{n}": getattr(r, n) for n in MUTABLE_FIELDS}} for r in ordered],
-            )
+            await self.repo.save_collections(sorted(self.dirty.values(), key=lambda r: r.status in LIVE))
         if self.new:
-            await self.session.execute(
-                sa.insert(collections), [{n: getattr(r, n) for n in COLLECTION_FIELDS} for r in self.new]
-            )
+            await self.repo.add_collections(self.new)
         if self.events:
             await uow.emit(*self.events)
 
@@ -210,26 +192,32 @@ async def _apply(
         rows = (await uow.session.execute(claim, params)).all()
         if not rows:
             return 0
-        batch = Batch(uow.session, clock())
-        await batch.preload([(r.tenant_id, r.data) for r in rows])
-        for row in rows:
-            cause = Envelope(
-                id=row.event_id,
-                type=row.event_type,
-                tenant_id=row.tenant_id,
-                correlation_id=row.correlation_id,
-                data=row.data,
-            )
-            if row.event_type == "twikey.transaction.changed":
-                await _changed(batch, cause, TwikeyTransactionChanged.model_validate(row.data))
-            elif row.event_type == "twikey.transaction.created":
-                _created(batch, cause, TwikeyTransactionCreated.model_validate(row.data))
-            elif row.event_type == "twikey.transaction.refused":
-                _refused(batch, cause, TwikeyTransactionRefused.model_validate(row.data))
-        await batch.flush(uow)
+        await apply_messages(uow, rows, clock())
         await uow.session.execute(_DELETE, {"seqs": [r.seq for r in rows]})
         await uow.commit()
     return len(rows)
+
+
+async def apply_messages(uow: UnitOfWork, messages: Sequence[Any], now: datetime) -> None:
+    """Apply staged Twikey messages (each with ``tenant_id``, ``event_id``, ``event_type``,
+    ``correlation_id`` and ``data``) to their collections in this unit of work; the caller commits."""
+    batch = Batch(records.of(uow), now)
+    await batch.preload([(r.tenant_id, r.data) for r in messages])
+    for row in messages:
+        cause = Envelope(
+            id=row.event_id,
+            type=row.event_type,
+            tenant_id=row.tenant_id,
+            correlation_id=row.correlation_id,
+            data=row.data,
+        )
+        if row.event_type == "twikey.transaction.changed":
+            await _changed(batch, cause, TwikeyTransactionChanged.model_validate(row.data))
+        elif row.event_type == "twikey.transaction.created":
+            _created(batch, cause, TwikeyTransactionCreated.model_validate(row.data))
+        elif row.event_type == "twikey.transaction.refused":
+            _refused(batch, cause, TwikeyTransactionRefused.model_validate(row.data))
+    await batch.flush(uow)
 
 
 def _created(batch: Batch, cause: Envelope, data: TwikeyTransactionCreated) -> None:
@@ -292,11 +280,7 @@ async def _changed(batch: Batch, cause: Envelope, data: TwikeyTransactionChanged
         rec.reason_code = "paid"
         if previous == Status.FAILED:
             # Twikey's own dunning got it paid after all: a retry we planned must not run.
-            for other in await batch.load(
-                collections.c.invoice_id == rec.invoice_id,
-                collections.c.id != rec.id,
-                collections.c.status.in_([Status.SCHEDULED, Status.SKIPPED]),
-            ):
+            for other in batch.register(await batch.repo.lock_open_siblings(rec)):
                 other.status = Status.WITHDRAWN
                 other.reason_code = "superseded"
                 other.reason = "an earlier attempt was paid after all"

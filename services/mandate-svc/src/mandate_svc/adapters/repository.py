@@ -7,12 +7,13 @@ import base64
 import uuid
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from koppel_shared.db import UnitOfWork
 from koppel_shared.events import Envelope
 from mandate_svc.adapters.orm import idempotency_keys, mandate_history, mandates
 from mandate_svc.domain.model import Mandate, Status
@@ -264,3 +265,72 @@ async def claim_prepared_before(session: AsyncSession, created_before: datetime,
         .with_for_update(skip_locked=True)
     )
     return [_from_row(row) for row in rows]
+
+
+# --- the interface the use cases see -----------------------------------------------------------
+
+
+class MandateRepository(Protocol):
+    """Mandates, their history and the Idempotency-Keys, as the use cases use them (SQL here, a
+    dict in the unit tests' fakes)."""
+
+    async def get(self, tenant_id: str, mandate_id: str, lock: bool = False) -> Mandate | None: ...
+    async def get_by_number(self, tenant_id: str, number: str, lock: bool = False) -> Mandate | None: ...
+    async def add(self, m: Mandate) -> None: ...
+    async def add_if_number_unseen(self, m: Mandate) -> bool: ...
+    async def save(self, m: Mandate) -> None: ...
+    async def remove(self, tenant_id: str, mandate_id: str) -> None: ...
+    async def for_customer(self, tenant_id: str, customer_number: str) -> list[Mandate]: ...
+    async def record_history(self, tenant_id: str, mandate_id: str, event: Envelope) -> None: ...
+    async def claim_idempotency_key(
+        self, tenant_id: str, key: str, request_hash: str, mandate_id: str, lease_until: datetime
+    ) -> KeyClaim | None: ...
+    async def lease_idempotency_key(self, tenant_id: str, key: str, until: datetime | None) -> None: ...
+    async def claim_prepared_before(self, created_before: datetime, limit: int) -> list[Mandate]: ...
+
+
+class SqlMandateRepository:
+    """``MandateRepository`` on a unit of work's session: the functions above."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, tenant_id: str, mandate_id: str, lock: bool = False) -> Mandate | None:
+        return await get(self.session, tenant_id, mandate_id, lock)
+
+    async def get_by_number(self, tenant_id: str, number: str, lock: bool = False) -> Mandate | None:
+        return await get_by_number(self.session, tenant_id, number, lock)
+
+    async def add(self, m: Mandate) -> None:
+        await add(self.session, m)
+
+    async def add_if_number_unseen(self, m: Mandate) -> bool:
+        return await add_if_number_unseen(self.session, m)
+
+    async def save(self, m: Mandate) -> None:
+        await save(self.session, m)
+
+    async def remove(self, tenant_id: str, mandate_id: str) -> None:
+        await remove(self.session, tenant_id, mandate_id)
+
+    async def for_customer(self, tenant_id: str, customer_number: str) -> list[Mandate]:
+        return await for_customer(self.session, tenant_id, customer_number)
+
+    async def record_history(self, tenant_id: str, mandate_id: str, event: Envelope) -> None:
+        await record_history(self.session, tenant_id, mandate_id, event)
+
+    async def claim_idempotency_key(
+        self, tenant_id: str, key: str, request_hash: str, mandate_id: str, lease_until: datetime
+    ) -> KeyClaim | None:
+        return await claim_idempotency_key(self.session, tenant_id, key, request_hash, mandate_id, lease_until)
+
+    async def lease_idempotency_key(self, tenant_id: str, key: str, until: datetime | None) -> None:
+        await lease_idempotency_key(self.session, tenant_id, key, until)
+
+    async def claim_prepared_before(self, created_before: datetime, limit: int) -> list[Mandate]:
+        return await claim_prepared_before(self.session, created_before, limit)
+
+
+def of(uow: UnitOfWork) -> MandateRepository:
+    """The unit of work's mandate repository."""
+    return uow.repository(SqlMandateRepository)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from koppel_shared.db import UnitOfWork
 from mandate_svc.adapters.orm import unclaimed_mandates
 from mandate_svc.domain.model import FeedMessage
 
@@ -114,3 +115,40 @@ async def decide(
         .where(unclaimed_mandates.c.tenant_id == tenant_id, unclaimed_mandates.c.mandate_number == number)
         .values(status=status, decided_at=now, mandate_id=mandate_id)
     )
+
+
+class UnclaimedRepository(Protocol):
+    """Unclaimed mandates as the use cases use them (SQL here, a dict in the unit tests' fakes)."""
+
+    async def record(self, tenant_id: str, message: FeedMessage, now: datetime) -> None: ...
+    async def get(self, tenant_id: str, number: str, lock: bool = False) -> Unclaimed | None: ...
+    async def list_by_status(self, tenant_id: str, status: str, limit: int) -> list[Unclaimed]: ...
+    async def decide(
+        self, tenant_id: str, number: str, status: str, now: datetime, mandate_id: str | None = None
+    ) -> None: ...
+
+
+class SqlUnclaimedRepository:
+    """``UnclaimedRepository`` on a unit of work's session: the functions above."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def record(self, tenant_id: str, message: FeedMessage, now: datetime) -> None:
+        await record(self.session, tenant_id, message, now)
+
+    async def get(self, tenant_id: str, number: str, lock: bool = False) -> Unclaimed | None:
+        return await get(self.session, tenant_id, number, lock)
+
+    async def list_by_status(self, tenant_id: str, status: str, limit: int) -> list[Unclaimed]:
+        return await list_by_status(self.session, tenant_id, status, limit)
+
+    async def decide(
+        self, tenant_id: str, number: str, status: str, now: datetime, mandate_id: str | None = None
+    ) -> None:
+        await decide(self.session, tenant_id, number, status, now, mandate_id)
+
+
+def of(uow: UnitOfWork) -> UnclaimedRepository:
+    """The unit of work's unclaimed-mandate repository."""
+    return uow.repository(SqlUnclaimedRepository)

@@ -13,25 +13,16 @@ from pydantic import BaseModel, Field
 
 from koppel_shared.auth import TenantPrincipal
 from koppel_shared.debtor import DEBTOR_FIELDS
-from koppel_shared.deps import RuntimeDep, UowDep
+from koppel_shared.deps import UowDep
 from koppel_shared.web.auth import require_scope
 from koppel_shared.web.errors import Problem, problem_response
 from mandate_svc.adapters import repository as repo
-from mandate_svc.adapters.sync_client import SyncClient
+from mandate_svc.dependencies import Deps, RuntimeDep
 from mandate_svc.domain.model import InvalidState, Mandate, ReasonRequired, Status
 from mandate_svc.domain.preconditions import Customer, MandateRequest, PreconditionFailed
 from mandate_svc.service_layer import mandates as uc
-from mandate_svc.settings import Settings
 
 Tenant = Annotated[TenantPrincipal, Depends(require_scope("erp", "operator"))]
-
-
-def get_sync_client(runtime: RuntimeDep) -> SyncClient:
-    client: SyncClient = runtime.extras["sync_client"]
-    return client
-
-
-SyncDep = Annotated[SyncClient, Depends(get_sync_client)]
 
 # --- models -------------------------------------------------------------------------------------
 
@@ -276,7 +267,7 @@ async def create_mandate(
     request: Request,
     response: Response,
     runtime: RuntimeDep,
-    sync: SyncDep,
+    deps: Deps,
     principal: Tenant,
     body: MandateCreate,
     idempotency_key: Annotated[
@@ -291,7 +282,6 @@ async def create_mandate(
     c = body.customer
     domain_request = MandateRequest(customer=Customer(**c.model_dump()), scheme=body.scheme, delivery=body.delivery)
     settings = runtime.settings
-    assert isinstance(settings, Settings)
     policy = uc.KeyPolicy(
         lease=timedelta(seconds=settings.idempotency_lease_seconds),
         wait=timedelta(seconds=settings.idempotency_wait_seconds),
@@ -299,7 +289,7 @@ async def create_mandate(
     try:
         mandate, replayed = await uc.prepare_mandate(
             runtime.uow,
-            sync,
+            deps.sync,
             str(principal.tenant_id),
             domain_request,
             uc.request_hash(body.model_dump(mode="json")),

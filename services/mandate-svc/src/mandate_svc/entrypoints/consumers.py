@@ -13,8 +13,10 @@ from koppel_shared.logging import log_context
 from koppel_shared.messaging.inbox import ConsumerSpec
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
+from mandate_svc.dependencies import Dependencies
 from mandate_svc.domain.model import FeedMessage
 from mandate_svc.service_layer import mandates
+from mandate_svc.settings import Settings
 
 
 def feed_message(data: TwikeyMandateChanged) -> FeedMessage:
@@ -50,7 +52,7 @@ async def on_command_failed(envelope: Envelope, data: TwikeyCommandFailed, uow: 
         await mandates.record_command_failure(uow, envelope, data.command, data.mandate_number, data.code, data.message)
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+def consumers(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[ConsumerSpec]:
     return [
         ping_consumer(),
         ConsumerSpec(

@@ -10,6 +10,7 @@ from typing import Any
 from koppel_shared.logging import get_logger
 from koppel_shared.loops import periodic
 from koppel_shared.service import Runtime
+from mandate_svc.dependencies import Dependencies
 from mandate_svc.service_layer.mandates import expire_unsigned, utcnow
 from mandate_svc.settings import Settings
 
@@ -17,10 +18,9 @@ log = get_logger(__name__)
 
 
 def expiry_loop(
-    runtime: Runtime, clock: Callable[[], datetime] = utcnow
+    runtime: Runtime[Settings], clock: Callable[[], datetime] = utcnow
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
     after = timedelta(days=settings.invite_expiry_days)
 
     async def sweep() -> None:
@@ -37,5 +37,7 @@ def expiry_loop(
     return run
 
 
-def loops(runtime: Runtime) -> Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
+def loops(
+    runtime: Runtime[Settings], deps: Dependencies
+) -> Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]]:
     return [expiry_loop(runtime)]

@@ -79,4 +79,4 @@ async def emit_outcome(
             else new_event(data, tenant_id=m.tenant_id, correlation_id=correlation_id)
         )
         await uow.emit(event)
-        await repo.record_history(uow.session, m.tenant_id, m.id, event)
+        await repo.of(uow).record_history(m.tenant_id, m.id, event)

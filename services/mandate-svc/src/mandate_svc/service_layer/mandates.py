@@ -137,7 +137,7 @@ async def prepare_mandate(
     if not idempotency_key:
         mandate = _new_mandate(tenant_id, str(uuid.uuid4()), request, utcnow())
         async with new_uow() as uow:
-            await repo.add(uow.session, mandate)
+            await repo.of(uow).add(mandate)
             await uow.commit()
         return await _invite(new_uow, sync, tenant_id, mandate, request, None, correlation_id), False
 
@@ -168,24 +168,22 @@ async def _take_turn(
     before, replay it. None: another request holds the key now."""
     now = utcnow()
     async with new_uow() as uow:
-        claimed = await repo.claim_idempotency_key(
-            uow.session, tenant_id, key, body_hash, mandate_id, now + policy.lease
-        )
+        claimed = await repo.of(uow).claim_idempotency_key(tenant_id, key, body_hash, mandate_id, now + policy.lease)
         if claimed is None:
             mandate = _new_mandate(tenant_id, mandate_id, request, now)
-            await repo.add(uow.session, mandate)
+            await repo.of(uow).add(mandate)
             await uow.commit()
             return mandate, True
         if claimed.request_hash != body_hash:
             raise IdempotencyConflict(key)
-        existing = await repo.get(uow.session, tenant_id, claimed.mandate_id)
+        existing = await repo.of(uow).get(tenant_id, claimed.mandate_id)
         if existing is None:
             raise NotFound(claimed.mandate_id)
         if existing.status != Status.REQUESTED:
             return existing, False
         if claimed.lease_until is not None and claimed.lease_until > now:
             return None
-        await repo.lease_idempotency_key(uow.session, tenant_id, key, now + policy.lease)
+        await repo.of(uow).lease_idempotency_key(tenant_id, key, now + policy.lease)
         await uow.commit()
         return existing, True
 
@@ -212,35 +210,35 @@ async def _invite(
         raise InviteUnavailable(str(exc), mandate.id if idempotency_key else None) from exc
 
     async with new_uow() as uow:
-        current = await repo.get(uow.session, tenant_id, mandate.id, lock=True)
+        current = await repo.of(uow).get(tenant_id, mandate.id, lock=True)
         if current is None:
             raise NotFound(mandate.id)
         outcome = model.mark_prepared(current, result.mandate_number, result.sign_url, utcnow())
         if outcome.mandate is not current:
-            await repo.save(uow.session, outcome.mandate)
+            await repo.of(uow).save(outcome.mandate)
             await emit_outcome(uow, outcome, correlation_id=correlation_id)
         if idempotency_key:
-            await repo.lease_idempotency_key(uow.session, tenant_id, idempotency_key, None)
+            await repo.of(uow).lease_idempotency_key(tenant_id, idempotency_key, None)
         await uow.commit()
     return outcome.mandate
 
 
 async def _release(new_uow: Callable[[], UnitOfWork], tenant_id: str, key: str) -> None:
     async with new_uow() as uow:
-        await repo.lease_idempotency_key(uow.session, tenant_id, key, None)
+        await repo.of(uow).lease_idempotency_key(tenant_id, key, None)
         await uow.commit()
 
 
 async def _forget_requested(new_uow: Callable[[], UnitOfWork], tenant_id: str, mandate_id: str) -> None:
     async with new_uow() as uow:
-        current = await repo.get(uow.session, tenant_id, mandate_id, lock=True)
+        current = await repo.of(uow).get(tenant_id, mandate_id, lock=True)
         if current is not None and current.status == Status.REQUESTED:
-            await repo.remove(uow.session, tenant_id, mandate_id)
+            await repo.of(uow).remove(tenant_id, mandate_id)
             await uow.commit()
 
 
 async def get_mandate(uow: UnitOfWork, tenant_id: str, mandate_id: str) -> Mandate:
-    m = await repo.get(uow.session, tenant_id, mandate_id)
+    m = await repo.of(uow).get(tenant_id, mandate_id)
     if m is None:
         raise NotFound(mandate_id)
     return m
@@ -256,19 +254,19 @@ async def act_on_mandate(
 ) -> Mandate:
     """cancel / suspend / resume / remind: the state change and the command to sync-svc commit
     together (outbox)."""
-    m = await repo.get(uow.session, tenant_id, mandate_id, lock=True)
+    m = await repo.of(uow).get(tenant_id, mandate_id, lock=True)
     if m is None:
         raise NotFound(mandate_id)
     outcome = model.request_action(m, action, reason, utcnow())
     if outcome.changed:
-        await repo.save(uow.session, outcome.mandate)
+        await repo.of(uow).save(outcome.mandate)
     await emit_outcome(uow, outcome, correlation_id=correlation_id)
     await uow.commit()
     return outcome.mandate
 
 
 async def customer_mandates(uow: UnitOfWork, tenant_id: str, customer_number: str) -> list[Mandate]:
-    return await repo.for_customer(uow.session, tenant_id, customer_number)
+    return await repo.of(uow).for_customer(tenant_id, customer_number)
 
 
 def collectable_mandate(mandates: list[Mandate]) -> Mandate | None:
@@ -289,13 +287,13 @@ async def apply_feed_message(uow: UnitOfWork, envelope: Envelope, message: FeedM
         raise ValueError("twikey.mandate.changed without tenant_id")
     tenant_id = str(envelope.tenant_id)
     now = utcnow()
-    m = await repo.get_by_number(uow.session, tenant_id, message.mandate_number, lock=True)
+    m = await repo.of(uow).get_by_number(tenant_id, message.mandate_number, lock=True)
     if m is None:
         m = await _own_without_answer(uow, tenant_id, message.mandate_number, envelope, now)
     if m is None:
-        adopted = await unclaimed.get(uow.session, tenant_id, message.mandate_number)
+        adopted = await unclaimed.of(uow).get(tenant_id, message.mandate_number)
         if adopted is None or adopted.status != unclaimed.ADOPTED:
-            await unclaimed.record(uow.session, tenant_id, message, now)
+            await unclaimed.of(uow).record(tenant_id, message, now)
             log.warning("mandate.unclaimed_in_feed", mandate_number=message.mandate_number, change=message.change)
             return None
         raise NotFound(message.mandate_number)  # adopted, yet gone: retried, then a dead letter to look at
@@ -312,7 +310,7 @@ async def _apply(
 ) -> Mandate:
     outcome = model.apply_feed(m, message, now)
     if outcome.changed:
-        await repo.save(uow.session, outcome.mandate)
+        await repo.of(uow).save(outcome.mandate)
         await emit_outcome(uow, outcome, cause=cause, correlation_id=correlation_id)
     else:
         log.info("mandate.feed_message_no_change", mandate_number=message.mandate_number, seq=message.feed_seq)
@@ -325,11 +323,11 @@ async def _own_without_answer(
     """Our mandate whose invite answer never reached us (the number is derived from its id):
     it is prepared under this number now, then the message applies as usual."""
     mandate_id = mandate_id_of(number)
-    m = await repo.get(uow.session, tenant_id, mandate_id, lock=True) if mandate_id else None
+    m = await repo.of(uow).get(tenant_id, mandate_id, lock=True) if mandate_id else None
     if m is None or m.mandate_number is not None:
         return None
     outcome = model.mark_prepared(m, number, None, now)
-    await repo.save(uow.session, outcome.mandate)
+    await repo.of(uow).save(outcome.mandate)
     await emit_outcome(uow, outcome, cause=cause)
     log.info("mandate.number_learnt_from_feed", mandate_id=m.id, mandate_number=number)
     return outcome.mandate
@@ -339,27 +337,27 @@ async def _own_without_answer(
 
 
 async def list_unclaimed(uow: UnitOfWork, tenant_id: str, status: str, limit: int = 200) -> list[unclaimed.Unclaimed]:
-    return await unclaimed.list_by_status(uow.session, tenant_id, status, limit)
+    return await unclaimed.of(uow).list_by_status(tenant_id, status, limit)
 
 
 async def adopt_unclaimed(uow: UnitOfWork, tenant_id: str, number: str, correlation_id: str | None = None) -> Mandate:
     """The operator adopts a mandate Koppel did not create: it becomes a mandate as if its feed
     messages had been applied when they came (publishing ``mandate.signed`` and what followed).
     Adopting it again gives the same mandate."""
-    entry = await unclaimed.get(uow.session, tenant_id, number, lock=True)
+    entry = await unclaimed.of(uow).get(tenant_id, number, lock=True)
     if entry is None:
         raise NotFound(number)
     now = utcnow()
     if entry.status != unclaimed.ADOPTED:
         mandate_id = str(uuid.uuid5(MANDATE_NAMESPACE, f"{tenant_id}/number/{number}"))
-        await repo.add_if_number_unseen(uow.session, model.new_from_feed(entry.messages[0], mandate_id, tenant_id, now))
-        await unclaimed.decide(uow.session, tenant_id, number, unclaimed.ADOPTED, now, mandate_id)
-        m = await repo.get_by_number(uow.session, tenant_id, number, lock=True)
+        await repo.of(uow).add_if_number_unseen(model.new_from_feed(entry.messages[0], mandate_id, tenant_id, now))
+        await unclaimed.of(uow).decide(tenant_id, number, unclaimed.ADOPTED, now, mandate_id)
+        m = await repo.of(uow).get_by_number(tenant_id, number, lock=True)
         assert m is not None
         for message in entry.messages:
             m = await _apply(uow, m, message, now, correlation_id=correlation_id)
         log.info("mandate.unclaimed_adopted", mandate_number=number, messages=len(entry.messages))
-    m = await repo.get_by_number(uow.session, tenant_id, number)
+    m = await repo.of(uow).get_by_number(tenant_id, number)
     if m is None:
         raise NotFound(number)
     await uow.commit()
@@ -369,16 +367,16 @@ async def adopt_unclaimed(uow: UnitOfWork, tenant_id: str, number: str, correlat
 async def ignore_unclaimed(uow: UnitOfWork, tenant_id: str, number: str) -> unclaimed.Unclaimed:
     """The operator ignores it: off the open list, nothing published, later feed messages for it
     are kept with it and change nothing. An adopted mandate cannot be ignored."""
-    entry = await unclaimed.get(uow.session, tenant_id, number, lock=True)
+    entry = await unclaimed.of(uow).get(tenant_id, number, lock=True)
     if entry is None:
         raise NotFound(number)
     if entry.status == unclaimed.ADOPTED:
         raise AlreadyAdopted(number)
     if entry.status == unclaimed.OPEN:
-        await unclaimed.decide(uow.session, tenant_id, number, unclaimed.IGNORED, utcnow())
+        await unclaimed.of(uow).decide(tenant_id, number, unclaimed.IGNORED, utcnow())
         log.info("mandate.unclaimed_ignored", mandate_number=number)
     await uow.commit()
-    found = await unclaimed.get(uow.session, tenant_id, number)
+    found = await unclaimed.of(uow).get(tenant_id, number)
     assert found is not None
     return found
 
@@ -388,23 +386,23 @@ async def record_command_failure(
 ) -> None:
     if envelope.tenant_id is None:
         raise ValueError("twikey.command.failed without tenant_id")
-    m = await repo.get_by_number(uow.session, str(envelope.tenant_id), mandate_number, lock=True)
+    m = await repo.of(uow).get_by_number(str(envelope.tenant_id), mandate_number, lock=True)
     if m is None:
         log.warning("mandate.command_failed_unknown_mandate", mandate_number=mandate_number, command=command)
         return
     outcome = model.command_failed(m, command, code, message, utcnow())
-    await repo.save(uow.session, outcome.mandate)
+    await repo.of(uow).save(outcome.mandate)
     await emit_outcome(uow, outcome, cause=envelope)
 
 
 async def expire_unsigned(uow: UnitOfWork, now: datetime, after: timedelta, limit: int = 500) -> int:
     """Expire invites older than ``after`` (claimed SKIP LOCKED: safe with several workers)."""
     expired = 0
-    for m in await repo.claim_prepared_before(uow.session, now - after, limit):
+    for m in await repo.of(uow).claim_prepared_before(now - after, limit):
         outcome = model.expire_if_unsigned(m, now, after)
         if outcome.event is None:
             continue
-        await repo.save(uow.session, outcome.mandate)
+        await repo.of(uow).save(outcome.mandate)
         await emit_outcome(uow, outcome)
         expired += 1
     return expired

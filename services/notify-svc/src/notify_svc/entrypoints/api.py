@@ -12,10 +12,11 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
-from koppel_shared.deps import Principal, RuntimeDep, UowDep
+from koppel_shared.deps import Principal, UowDep
 from koppel_shared.service import Runtime
 from koppel_shared.web.errors import Problem
-from notify_svc.adapters.network import Resolver, system_resolver
+from notify_svc.adapters.network import system_resolver
+from notify_svc.dependencies import Dependencies, Deps, RuntimeDep
 from notify_svc.service_layer import deliveries as delivery_cases
 from notify_svc.service_layer import endpoints as endpoint_cases
 from notify_svc.service_layer.feed import read_feed
@@ -34,14 +35,8 @@ _EXAMPLE_ENDPOINT: dict[str, Any] = {
 }
 
 
-def _settings(runtime: Runtime) -> Settings:
-    assert isinstance(runtime.settings, Settings)
-    return runtime.settings
-
-
-def _guard(runtime: Runtime) -> endpoint_cases.Guard:
-    resolver: Resolver = runtime.extras.get("resolver") or system_resolver
-    return endpoint_cases.Guard(_settings(runtime).url_policy, resolver)
+def _guard(runtime: Runtime[Settings], deps: Dependencies) -> endpoint_cases.Guard:
+    return endpoint_cases.Guard(runtime.settings.url_policy, deps.resolver or system_resolver)
 
 
 class EndpointIn(BaseModel):
@@ -203,11 +198,11 @@ class FeedOut(BaseModel):
 
 
 @router.post("/v1/webhook-endpoints", status_code=201, response_model=EndpointCreated)
-async def create_endpoint(body: EndpointIn, principal: Principal, uow: UowDep, runtime: RuntimeDep) -> Any:
+async def create_endpoint(body: EndpointIn, principal: Principal, uow: UowDep, runtime: RuntimeDep, deps: Deps) -> Any:
     view, secret = await endpoint_cases.create_endpoint(
         uow,
         runtime.secrets,
-        _guard(runtime),
+        _guard(runtime, deps),
         principal.tenant_id,
         body.url,
         body.event_types,
@@ -233,10 +228,10 @@ async def get_endpoint(endpoint_id: uuid.UUID, principal: Principal, uow: UowDep
 
 @router.patch("/v1/webhook-endpoints/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
-    endpoint_id: uuid.UUID, body: EndpointPatch, principal: Principal, uow: UowDep, runtime: RuntimeDep
+    endpoint_id: uuid.UUID, body: EndpointPatch, principal: Principal, uow: UowDep, runtime: RuntimeDep, deps: Deps
 ) -> Any:
     view = await endpoint_cases.update_endpoint(
-        uow, _guard(runtime), principal.tenant_id, endpoint_id, body.model_dump(exclude_unset=True)
+        uow, _guard(runtime, deps), principal.tenant_id, endpoint_id, body.model_dump(exclude_unset=True)
     )
     await uow.commit()
     return view
@@ -254,7 +249,7 @@ async def rotate_secret(
     endpoint_id: uuid.UUID, principal: Principal, uow: UowDep, runtime: RuntimeDep, body: RotateIn | None = None
 ) -> Any:
     grace = body.grace_seconds if body and body.grace_seconds is not None else None
-    seconds = _settings(runtime).secret_rotation_grace_seconds if grace is None else grace
+    seconds = runtime.settings.secret_rotation_grace_seconds if grace is None else grace
     secret, until = await endpoint_cases.rotate_secret(
         uow, runtime.secrets, principal.tenant_id, endpoint_id, timedelta(seconds=seconds)
     )
@@ -331,7 +326,7 @@ async def event_feed(
     types: str | None = Query(default=None, description="comma-separated patterns, e.g. mandate.*,collection.paid"),
     limit: int | None = Query(default=None, ge=1),
 ) -> Any:
-    settings = _settings(runtime)
+    settings = runtime.settings
     size = min(limit or settings.feed_default_limit, settings.feed_max_limit)
     patterns = [t.strip() for t in (types or "").split(",") if t.strip()]
     page = await read_feed(uow, principal.tenant_id, after, patterns, size)

@@ -19,8 +19,10 @@ from koppel_shared.events import Envelope, registered_types
 from koppel_shared.messaging.inbox import ConsumerSpec, Handler
 from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import Runtime
+from notify_svc.dependencies import Dependencies
 from notify_svc.domain.subscriptions import is_public_type
 from notify_svc.service_layer.ingest import record_event
+from notify_svc.settings import Settings
 
 
 async def handle_public_event(envelope: Envelope, data: Any, uow: UnitOfWork) -> None:
@@ -31,7 +33,7 @@ def public_types() -> list[str]:
     return sorted(t for t in registered_types() if is_public_type(t))
 
 
-def consumers(runtime: Runtime) -> Sequence[ConsumerSpec]:
+def consumers(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[ConsumerSpec]:
     types = public_types()
     handlers: dict[str, Handler] = dict.fromkeys(types, handle_public_event)
     return [ping_consumer(), ConsumerSpec(purpose="public-events", bindings=tuple(types), handlers=handlers)]

@@ -60,10 +60,9 @@ MAX_CLIENTS = 512
 
 
 class Dispatcher:
-    def __init__(self, runtime: Runtime, resolver: Resolver | None = None) -> None:
+    def __init__(self, runtime: Runtime[Settings], resolver: Resolver | None = None) -> None:
         self.runtime = runtime
         settings = runtime.settings
-        assert isinstance(settings, Settings)
         self.settings = settings
         self._lookups = None if resolver else SharedLookups(settings.delivery_dns_threads)
         self.resolve: Resolver = resolver or self._lookups  # type: ignore[assignment]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from koppel_shared.logging import get_logger
 from koppel_shared.loops import periodic
 from koppel_shared.service import Loop, Runtime
+from notify_svc.dependencies import Dependencies
 from notify_svc.entrypoints.dispatcher import Dispatcher
 from notify_svc.service_layer.feed import purge_events
 from notify_svc.settings import Settings
@@ -16,9 +17,8 @@ from notify_svc.settings import Settings
 log = get_logger(__name__)
 
 
-def cleanup_loop(runtime: Runtime) -> Loop:
+def cleanup_loop(runtime: Runtime[Settings]) -> Loop:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
 
     async def run(stop: asyncio.Event) -> None:
         async def purge() -> None:
@@ -38,7 +38,6 @@ def cleanup_loop(runtime: Runtime) -> Loop:
     return run
 
 
-def loops(runtime: Runtime) -> Sequence[Loop]:
-    dispatcher = runtime.extras.get("dispatcher") or Dispatcher(runtime, runtime.extras.get("resolver"))
-    runtime.extras["dispatcher"] = dispatcher
+def loops(runtime: Runtime[Settings], deps: Dependencies) -> Sequence[Loop]:
+    dispatcher = Dispatcher(runtime, deps.resolver)
     return [dispatcher.run, cleanup_loop(runtime)]

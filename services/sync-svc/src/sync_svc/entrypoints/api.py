@@ -9,10 +9,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from koppel_shared.deps import Operator, RuntimeDep, UowDep
+from koppel_shared.deps import Operator, UowDep
+from sync_svc.dependencies import Deps, RuntimeDep
 from sync_svc.service_layer import connections, feeds, webhooks
-from sync_svc.service_layer.resources import resources_of
-from sync_svc.settings import Settings
 
 router = APIRouter(prefix="/v1/twikey", tags=["twikey"])
 
@@ -50,18 +49,12 @@ class FeedResetIn(BaseModel):
     model_config = {"json_schema_extra": {"examples": [{"feed": "mandate", "since": "2026-01-05T00:00:00Z"}]}}
 
 
-def _settings(runtime: Any) -> Settings:
-    settings = runtime.settings
-    assert isinstance(settings, Settings)
-    return settings
-
-
 @router.put("/connection")
 async def put_connection(
-    body: TwikeyConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep
+    body: TwikeyConnectionIn, principal: Operator, runtime: RuntimeDep, deps: Deps, uow: UowDep
 ) -> dict[str, Any]:
     """Set the tenant's Twikey connection. The API key is stored encrypted and never returned."""
-    settings = _settings(runtime)
+    settings = runtime.settings
     await connections.save(
         uow,
         runtime.secrets,
@@ -75,21 +68,21 @@ async def put_connection(
         notify_before_collection=body.notify_before_collection,
     )
     await uow.commit()
-    resources_of(runtime).keys.forget(principal.tenant_id)
+    deps.keys.forget(principal.tenant_id)
     return await connections.describe(uow, principal.tenant_id, settings.public_base_url)
 
 
 @router.get("/connection")
 async def get_connection(principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
-    return await connections.describe(uow, principal.tenant_id, _settings(runtime).public_base_url)
+    return await connections.describe(uow, principal.tenant_id, runtime.settings.public_base_url)
 
 
 @router.post("/connection/test")
-async def test_connection(principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
+async def test_connection(principal: Operator, runtime: RuntimeDep, deps: Deps, uow: UowDep) -> dict[str, Any]:
     """Log in at Twikey with the stored key; ``ok`` false carries Twikey's code and message."""
-    outcome = await connections.test(uow, runtime.secrets, resources_of(runtime).gateway, principal.tenant_id)
+    outcome = await connections.test(uow, runtime.secrets, deps.gateway, principal.tenant_id)
     await uow.commit()
-    settings = _settings(runtime)
+    settings = runtime.settings
     return {**outcome, "webhook_url": connections.webhook_url(settings.public_base_url, principal.tenant_id)}
 
 

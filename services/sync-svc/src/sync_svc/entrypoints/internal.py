@@ -17,7 +17,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field, model_validator
 
 from koppel_shared.debtor import INVITE_DEBTOR_FIELDS, InviteDebtor
-from koppel_shared.deps import Internal, RuntimeDep
+from koppel_shared.deps import Internal
+from sync_svc.dependencies import Deps, RuntimeDep
 from sync_svc.domain.invite import InviteRequest
 from sync_svc.service_layer import commands, paid_items
 
@@ -101,12 +102,12 @@ class InviteOut(BaseModel):
 
 
 @router.post("/mandates/invite", response_model=InviteOut)
-async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep) -> dict[str, Any]:
+async def invite(body: InviteIn, principal: Internal, runtime: RuntimeDep, deps: Deps) -> dict[str, Any]:
     """Prepare a mandate at Twikey with the tenant's template for the scheme. Twikey's refusal →
     422 ``twikey_<ApiErrorCode>``; Twikey unreachable, or the outcome of an earlier attempt not
     known yet → 503 ``twikey_unavailable``. With ``mandate_number`` the call is idempotent: asking
     again never invites twice (the mandate is looked up first)."""
-    return await commands.invite(runtime, principal.tenant_id, invite_request(body))
+    return await commands.invite(runtime, deps, principal.tenant_id, invite_request(body))
 
 
 def invite_request(body: InviteIn) -> InviteRequest:
@@ -139,12 +140,13 @@ class PaidItemsOut(BaseModel):
 async def paid(
     principal: Internal,
     runtime: RuntimeDep,
+    deps: Deps,
     kind: Literal["transaction", "paylink"] = Query(..., description="Twikey numbers the two kinds separately"),
     after: int = Query(0, ge=0, le=2**62, description="Twikey feed position to replay after (0 = the start)"),
 ) -> dict[str, Any]:
     """Twikey's own record of what was paid, replayed from its feed (``X-RESUME-AFTER``), for
     reconciliation. 409 ``feed_not_drained`` until sync-svc has read the feed once."""
-    return await paid_items.read(runtime, principal.tenant_id, kind, after)
+    return await paid_items.read(runtime, deps, principal.tenant_id, kind, after)
 
 
 class MandateMessage(BaseModel):
@@ -169,8 +171,9 @@ class MandatesOut(BaseModel):
 async def mandates(
     principal: Internal,
     runtime: RuntimeDep,
+    deps: Deps,
     after: int = Query(0, ge=0, le=2**62, description="Twikey feed position to replay after (0 = the start)"),
 ) -> dict[str, Any]:
     """Twikey's own record of its mandates, replayed from the mandate feed (``X-RESUME-AFTER``),
     for reconciliation. 409 ``feed_not_drained`` until sync-svc has read the feed once."""
-    return await paid_items.read_mandates(runtime, principal.tenant_id, after)
+    return await paid_items.read_mandates(runtime, deps, principal.tenant_id, after)

@@ -15,15 +15,15 @@ from koppel_shared.service import Loop, Runtime
 from sync_svc.service_layer import connections, drain_requests
 from sync_svc.service_layer.drain_requests import Pending
 from sync_svc.service_layer.feeds import drain_tenant
-from sync_svc.service_layer.resources import DRAIN_CHANNEL
+from sync_svc.service_layer.resources import DRAIN_CHANNEL, Resources
 from sync_svc.settings import Settings
 
 
 class DrainLoop:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime[Settings], resources: Resources) -> None:
         self.runtime = runtime
+        self.resources = resources
         settings = runtime.settings
-        assert isinstance(settings, Settings)
         self.settings = settings
         self.wake = asyncio.Event()
         self._backoff: dict[uuid.UUID, tuple[float, float]] = {}  # tenant -> (not before, delay)
@@ -80,7 +80,7 @@ class DrainLoop:
         return backoff if last is None else max(backoff, last + self.settings.drain_min_interval_seconds)
 
     async def drain(self, request: Pending) -> bool:
-        result = await drain_tenant(self.runtime, request.tenant_id)
+        result = await drain_tenant(self.runtime, self.resources, request.tenant_id)
         if result.ok:
             self._backoff.pop(request.tenant_id, None)
             async with self.runtime.uow() as uow:
@@ -104,5 +104,5 @@ def due_now(
     return due, min(later, default=None)
 
 
-def loops(runtime: Runtime) -> Sequence[Loop]:
-    return [DrainLoop(runtime).run]
+def loops(runtime: Runtime[Settings], resources: Resources) -> Sequence[Loop]:
+    return [DrainLoop(runtime, resources).run]

@@ -18,7 +18,7 @@ from fastapi import APIRouter
 
 from koppel_shared.web.errors import Problem
 from sync_svc.service_layer import webhooks
-from sync_svc.service_layer.resources import resources_of
+from sync_svc.service_layer.resources import Resources
 
 router = APIRouter(tags=["webhooks"])
 
@@ -34,9 +34,10 @@ class TwikeyWebhook:
             tenant = uuid.UUID(scope["path_params"]["tenant_id"])
         except ValueError:
             raise Problem(404, "unknown_tenant", "not a tenant id") from None
-        runtime = scope["app"].state.runtime
+        state = scope["app"].state
+        resources: Resources = state.dependencies
         raw_query = scope.get("query_string", b"").decode("latin-1")
-        await webhooks.receive(resources_of(runtime), runtime.secrets, tenant, raw_query, _signature(scope))
+        await webhooks.receive(resources, state.runtime.secrets, tenant, raw_query, _signature(scope))
         # Fresh dicts: the middleware adds its headers to the message it is given.
         await send({**_NO_CONTENT, "headers": []})
         await send(dict(_EMPTY_BODY))

@@ -38,7 +38,8 @@ from sync_svc.domain.invite import InviteRequest, invite_form, twikey_debtor_par
 from sync_svc.domain.money import to_euros
 from sync_svc.service_layer import connections, invites
 from sync_svc.service_layer.connections import Connection
-from sync_svc.service_layer.resources import resources_of
+from sync_svc.service_layer.resources import Resources
+from sync_svc.settings import Settings
 
 log = get_logger(__name__)
 
@@ -64,12 +65,14 @@ async def _connection(runtime: Runtime, tenant_id: uuid.UUID) -> Connection:
         return await connections.require(uow, runtime.secrets, tenant_id)
 
 
-def _client(runtime: Runtime, connection: Connection) -> TwikeyClient:
-    return resources_of(runtime).gateway.client(connection.credentials)
+def _client(resources: Resources, connection: Connection) -> TwikeyClient:
+    return resources.gateway.client(connection.credentials)
 
 
 # ---- invite ---------------------------------------------------------------------------------------
-async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest) -> dict[str, Any]:
+async def invite(
+    runtime: Runtime[Settings], resources: Resources, tenant_id: uuid.UUID, request: InviteRequest
+) -> dict[str, Any]:
     connection = await _connection(runtime, tenant_id)
     template = connection.template_for(request.scheme)
     if not template:
@@ -77,7 +80,7 @@ async def invite(runtime: Runtime, tenant_id: uuid.UUID, request: InviteRequest)
             "twikey_template_missing",
             f"no {request.scheme} template is configured on this tenant's Twikey connection",
         )
-    client = _client(runtime, connection)
+    client = _client(resources, connection)
     if request.mandate_number:
         answer = await invites.invite_once(runtime, client, tenant_id, request, template)
     else:
@@ -198,7 +201,7 @@ async def _collect_one(runtime: Runtime, client: TwikeyClient, cause: Envelope, 
     await _record_created(runtime, cause, item, entry)
 
 
-async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) -> None:
+async def collect(runtime: Runtime[Settings], resources: Resources, envelope: Envelope, data: CollectRequested) -> None:
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.collect_requested without tenant_id")
@@ -209,8 +212,8 @@ async def collect(runtime: Runtime, envelope: Envelope, data: CollectRequested) 
         for item in data.items:
             await _refuse(runtime, envelope, item, "not_connected", "the tenant has no Twikey connection")
         return
-    client = _client(runtime, connection)
-    gate = asyncio.Semaphore(resources_of(runtime).settings.collect_concurrency)
+    client = _client(resources, connection)
+    gate = asyncio.Semaphore(runtime.settings.collect_concurrency)
 
     async def one(item: CollectItem) -> BaseException | None:
         async with gate:
@@ -251,7 +254,9 @@ async def _mandate_action(client: TwikeyClient, data: MandateActionRequested) ->
         await client.remind(number)
 
 
-async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActionRequested) -> None:
+async def mandate_action(
+    runtime: Runtime[Settings], resources: Resources, envelope: Envelope, data: MandateActionRequested
+) -> None:
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.mandate_action_requested without tenant_id")
@@ -259,7 +264,7 @@ async def mandate_action(runtime: Runtime, envelope: Envelope, data: MandateActi
     failure: tuple[str, str] | None = None
     try:
         connection = await _connection(runtime, tenant_id)
-        await _mandate_action(_client(runtime, connection), data)
+        await _mandate_action(_client(resources, connection), data)
     except AppError as exc:
         failure = (exc.code, exc.detail)
     except TwikeyError as exc:
@@ -313,7 +318,7 @@ def paylink_form(data: PaylinkRequested) -> dict[str, str]:
     return form
 
 
-async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) -> None:
+async def paylink(runtime: Runtime[Settings], resources: Resources, envelope: Envelope, data: PaylinkRequested) -> None:
     tenant_id = envelope.tenant_id
     if tenant_id is None:
         raise ValueError("sync.paylink_requested without tenant_id")
@@ -331,7 +336,7 @@ async def paylink(runtime: Runtime, envelope: Envelope, data: PaylinkRequested) 
         return
     failure: tuple[str, str] | None = None
     try:
-        client = _client(runtime, await _connection(runtime, tenant_id))
+        client = _client(resources, await _connection(runtime, tenant_id))
         try:
             link = await client.create_paylink(paylink_form(data), idempotency_key("link", tenant_id, data.reference))
         except TwikeyOutcomeUnknown:

@@ -37,7 +37,7 @@ from sync_svc.domain import feed_messages
 from sync_svc.domain.feed_messages import BadMessage
 from sync_svc.domain.feeds import FEEDS, PageRecord, cursor_for_reset
 from sync_svc.service_layer import connections
-from sync_svc.service_layer.resources import DRAIN_CHANNEL, resources_of
+from sync_svc.service_layer.resources import DRAIN_CHANNEL, Resources
 
 log = get_logger(__name__)
 
@@ -285,11 +285,14 @@ async def _record_error(runtime: Runtime, tenant_id: uuid.UUID, feed: str, error
 
 
 async def drain_tenant(
-    runtime: Runtime, tenant_id: uuid.UUID, after_fetch: AfterFetch | None = None, feeds: tuple[str, ...] = FEEDS
+    runtime: Runtime,
+    resources: Resources,
+    tenant_id: uuid.UUID,
+    after_fetch: AfterFetch | None = None,
+    feeds: tuple[str, ...] = FEEDS,
 ) -> DrainResult:
     """Drain every feed of the tenant until empty. Twikey errors are recorded on the feed and do
     not stop the other feeds; the caller retries later (the drain request stays pending)."""
-    resources = resources_of(runtime)
     async with runtime.uow() as uow:
         connection = await connections.load(uow, runtime.secrets, tenant_id)
     if connection is None:

@@ -32,7 +32,7 @@ from koppel_shared.service import Runtime
 from sync_svc.adapters.orm import twikey_invites
 from sync_svc.adapters.twikey_client import TwikeyClient, TwikeyError, TwikeyOutcomeUnknown, TwikeyUnavailable
 from sync_svc.domain.invite import InviteRequest, invite_form
-from sync_svc.service_layer.resources import resources_of
+from sync_svc.settings import Settings
 
 log = get_logger(__name__)
 
@@ -106,10 +106,10 @@ async def _record(runtime: Runtime, tenant_id: uuid.UUID, number: str, **values:
         await uow.commit()
 
 
-async def _resend_if_settled(runtime: Runtime, tenant_id: uuid.UUID, number: str, sent_at: datetime) -> bool:
+async def _resend_if_settled(runtime: Runtime[Settings], tenant_id: uuid.UUID, number: str, sent_at: datetime) -> bool:
     """Take over an attempt whose outcome stayed unknown and that Twikey does not know, once it has
     surely ended. Only one caller wins (the sent_at it saw must still be there)."""
-    settle = timedelta(seconds=resources_of(runtime).settings.invite_settle_seconds)
+    settle = timedelta(seconds=runtime.settings.invite_settle_seconds)
     now = datetime.now(UTC)
     if now - sent_at < settle:
         return False

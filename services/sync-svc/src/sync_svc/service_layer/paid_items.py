@@ -30,7 +30,7 @@ from sync_svc.domain import feed_messages
 from sync_svc.domain.feed_messages import BadMessage
 from sync_svc.service_layer import connections
 from sync_svc.service_layer.feeds import _page_top
-from sync_svc.service_layer.resources import resources_of
+from sync_svc.service_layer.resources import Resources
 
 Kind = Literal["transaction", "paylink"]
 FEED_OF: dict[str, str] = {"transaction": "transaction", "paylink": "paylink"}
@@ -89,23 +89,24 @@ def _mandate_item(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def read(runtime: Runtime, tenant_id: uuid.UUID, kind: Kind, after: int) -> dict[str, Any]:
+async def read(runtime: Runtime, resources: Resources, tenant_id: uuid.UUID, kind: Kind, after: int) -> dict[str, Any]:
     """Paid items of one kind: up to ``PAGES_PER_CALL`` feed pages after ``after``; ``next_after``
     continues, ``done`` says the feed's end was reached. Entries Koppel cannot read are counted
     in ``unreadable`` (the drain puts them on the feed's bad-messages list)."""
     params = None if kind == "transaction" else PAID_LINKS
     convert = _transaction_item if kind == "transaction" else _paylink_item
-    return {"kind": kind, **await _replay(runtime, tenant_id, FEED_OF[kind], params, convert, after)}
+    return {"kind": kind, **await _replay(runtime, resources, tenant_id, FEED_OF[kind], params, convert, after)}
 
 
-async def read_mandates(runtime: Runtime, tenant_id: uuid.UUID, after: int) -> dict[str, Any]:
+async def read_mandates(runtime: Runtime, resources: Resources, tenant_id: uuid.UUID, after: int) -> dict[str, Any]:
     """The mandate feed's messages, as ``read`` pages the paid items: one item per message
     (number, change, state, customer number, name, signature date, ``seq``)."""
-    return await _replay(runtime, tenant_id, "mandate", None, _mandate_item, after)
+    return await _replay(runtime, resources, tenant_id, "mandate", None, _mandate_item, after)
 
 
 async def _replay(
     runtime: Runtime,
+    resources: Resources,
     tenant_id: uuid.UUID,
     feed: str,
     params: Sequence[tuple[str, str]] | None,
@@ -122,7 +123,7 @@ async def _replay(
         raise Conflict("twikey_not_connected", "this tenant has no Twikey connection")
     if not drained:
         raise Conflict("feed_not_drained", f"the {feed} feed was never read; try again after its first drain")
-    client = resources_of(runtime).gateway.client(connection.credentials)
+    client = resources.gateway.client(connection.credentials)
     items: list[dict[str, Any]] = []
     unreadable = 0
     position = after

@@ -1,6 +1,8 @@
-"""What sync-svc keeps per process beside the shared runtime: the Twikey gateway (HTTP pool,
-session tokens), the decrypted-key cache for webhooks, and a plain asyncpg pool for the webhook
-hot path (one INSERT per request is several times cheaper there than an ORM session)."""
+"""What sync-svc keeps per process beside the shared runtime, its dependencies object: the
+Twikey gateway (HTTP pool, session tokens), the decrypted-key cache for webhooks, and a plain
+asyncpg pool for the webhook hot path (one INSERT per request is several times cheaper there than
+an ORM session). Built once per process by ``open_resources`` (the definition's ``dependencies``),
+reached in routes through ``sync_svc.dependencies.Deps`` and in consumers and loops by closure."""
 
 from __future__ import annotations
 
@@ -22,7 +24,6 @@ from sync_svc.adapters.webhook_store import BatchWriter
 from sync_svc.service_layer.connections import KeyCache
 from sync_svc.settings import Settings
 
-EXTRAS_KEY = "sync"
 # LISTENed to by the worker's drain loop; the webhook endpoint and feed resets NOTIFY it.
 DRAIN_CHANNEL = "sync_drain"
 
@@ -65,9 +66,8 @@ class Resources:
             await self.pool.close()
 
 
-async def open_resources(runtime: Runtime) -> None:
+async def open_resources(runtime: Runtime[Settings]) -> Resources:
     settings = runtime.settings
-    assert isinstance(settings, Settings)
     gateway = TwikeyGateway(
         http=make_client(timeout=settings.twikey_timeout_seconds, limits=_limits()),
         sessions=SessionCache(max_age=settings.twikey_session_max_age_seconds),
@@ -78,17 +78,12 @@ async def open_resources(runtime: Runtime) -> None:
         ),
     )
     resources = Resources(settings=settings, gateway=gateway, keys=KeyCache(ttl=settings.webhook_key_cache_seconds))
-    runtime.extras[EXTRAS_KEY] = resources
-    runtime.extras.setdefault("closers", []).append(resources.aclose)
+    runtime.closers.append(resources.aclose)
     # Everything built so far lives as long as the process: keep the garbage collector's full
     # collections (tens of ms with every request on hold) from walking it again and again.
     freeze_long_lived()
+    return resources
 
 
 def _limits() -> httpx.Limits:
     return httpx.Limits(max_connections=50, max_keepalive_connections=20)
-
-
-def resources_of(runtime: Runtime) -> Resources:
-    resources: Resources = runtime.extras[EXTRAS_KEY]
-    return resources

@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bookkeeping_svc.adapters.orm import bookings
-from bookkeeping_svc.adapters.repository import BookingRepository
+from bookkeeping_svc.adapters.repository import SqlBookingRepository
 from bookkeeping_svc.domain.booking import PAUSABLE, RESUMABLE, RETRYABLE, Outcome, each
 from bookkeeping_svc.domain.errors import hint_for
 
@@ -24,19 +24,19 @@ from bookkeeping_svc.domain.errors import hint_for
 async def _apply(session: AsyncSession, outcomes: list[tuple[uuid.UUID, Outcome]]) -> int:
     # A transition that publishes would need the outbox: these never do (domain tests hold it).
     assert all(outcome.event is None for _, outcome in outcomes), "a bulk transition published an event"
-    return await BookingRepository(session).save_all(outcomes)
+    return await SqlBookingRepository(session).save_all(outcomes)
 
 
 async def pause_all(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> int:
     """The tenant's consent is gone: every booking at work pauses, remembering what it was doing."""
-    states = await BookingRepository(session).states(tenant_id, PAUSABLE)
+    states = await SqlBookingRepository(session).states(tenant_id, PAUSABLE)
     done = each(states, lambda b: b.pause(reason, hint_for("auth_lost")))
     return await _apply(session, done.outcomes)
 
 
 async def resume_all(session: AsyncSession, tenant_id: uuid.UUID, now: datetime) -> int:
     """Reconnected: paused bookings (and those that failed on lost consent) go back to work."""
-    states = await BookingRepository(session).states(tenant_id, RESUMABLE)
+    states = await SqlBookingRepository(session).states(tenant_id, RESUMABLE)
     done = each(states, lambda b: b.resume(now))
     return await _apply(session, done.outcomes)
 
@@ -47,6 +47,6 @@ async def requeue_all(
     """Everything open or failed (one tenant's, or everyone's; only failures with ``error_code``
     when given) gets another go now, each from where it stands (``Booking.retry``)."""
     extra = [bookings.c.error_code == error_code] if error_code is not None else []
-    states = await BookingRepository(session).states(tenant_id, RETRYABLE, *extra)
+    states = await SqlBookingRepository(session).states(tenant_id, RETRYABLE, *extra)
     done = each(states, lambda b: b.retry(now))
     return await _apply(session, done.outcomes)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bookkeeping_svc.adapters.repository import BookingRepository
+from bookkeeping_svc.adapters import repository
 from bookkeeping_svc.adapters.twinfield.answers import Refusal
 from bookkeeping_svc.adapters.twinfield.errors import RateLimited
 from bookkeeping_svc.domain.booking import Booking, Outcome, Payment, Published
@@ -34,7 +34,7 @@ async def record(uow: UnitOfWork, booking_id: uuid.UUID, outcome: Outcome, cause
     """Store a transition's outcome and emit its event in the same transaction."""
     if not outcome.changed:
         return None
-    row = await BookingRepository(uow.session).save(booking_id, outcome)
+    row = await repository.of(uow).save(booking_id, outcome)
     if outcome.event is not None:
         await uow.emit(booking_event(EVENTS[outcome.event], row, cause))
     return row
@@ -65,15 +65,11 @@ class Work:
 
     async def due(self, tenant_id: uuid.UUID, statuses: Sequence[str], *extra: Any, limit: int = 0) -> list[Any]:
         async with self.runtime.uow() as uow:
-            return await BookingRepository(uow.session).due(
-                tenant_id, statuses, *extra, limit=limit or self.settings.batch_size
-            )
+            return await repository.of(uow).due(tenant_id, statuses, *extra, limit=limit or self.settings.batch_size)
 
     async def claimed(self, tenant_id: uuid.UUID, rows: Iterable[Any], reversal: bool = False) -> set[str]:
         async with self.runtime.uow() as uow:
-            return await BookingRepository(uow.session).memo_numbers(
-                tenant_id, {r.invoice_number for r in rows}, reversal
-            )
+            return await repository.of(uow).memo_numbers(tenant_id, {r.invoice_number for r in rows}, reversal)
 
     async def refuse(self, uow: UnitOfWork, row: Any, refusal: Refusal) -> None:
         """Onto the errors list with what Twinfield (or our own check) said."""
