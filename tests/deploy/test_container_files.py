@@ -657,6 +657,7 @@ SAMPLE_VALUES = {
     "NGINX_LOCAL_RESOLVERS": "127.0.0.11 ",
     **{f"{name.upper()}_UPSTREAM": f"{name}-api:8000" for name in SERVICES},
     "CONSOLE_UPSTREAM": "console:8000",
+    "GATEWAY_API_DOCS": "/usr/share/nginx/koppel-api",
 }
 
 
@@ -902,7 +903,11 @@ def test_gateway_behaviour_under_nginx(gateway_render: ModuleType, template_text
             "GATEWAY_LISTEN": f"127.0.0.1:{port}",
             "NGINX_LOCAL_RESOLVERS": "127.0.0.1",
             **{f"{n.upper()}_UPSTREAM": f"127.0.0.1:{s.server_address[1]}" for n, s in stubs.items()},
+            "GATEWAY_API_DOCS": str(tmp_path / "api"),
         }
+        (tmp_path / "api").mkdir()
+        (tmp_path / "api" / "openapi.json").write_text('{"openapi": "3.1.0"}')
+        (tmp_path / "api" / "index.html").write_text("<html>docs</html>")
         conf = _standalone(gateway_render, template_text, tmp_path, values)
         with _nginx(conf, tmp_path, port) as access_log:
             health = _request(port, "GET", "/healthz")
@@ -914,6 +919,13 @@ def test_gateway_behaviour_under_nginx(gateway_render: ModuleType, template_text
                 assert answer.status == 200, uri
                 assert (answer.json()["service"], answer.json()["path"]) == (service, upstream_path), uri
                 assert answer.json()["forwarded_for"] == "127.0.0.1"
+
+            # The public OpenAPI document and its page are files; the page's assets are mandate-svc's.
+            assert _request(port, "GET", "/v1/openapi.json").json() == {"openapi": "3.1.0"}
+            assert _request(port, "GET", "/v1/docs").body == b"<html>docs</html>"
+            asset = _request(port, "GET", "/v1/docs/static/swagger-ui.css").json()
+            assert (asset["service"], asset["path"]) == ("mandate", "/static-offline-docs/swagger-ui.css")
+            assert _request(port, "GET", "/v1/docs/static/a/b.css").status == 404
 
             # Nothing else is exposed (not the services' /metrics either).
             for uri in NOT_ROUTED:
