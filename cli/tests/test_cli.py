@@ -212,23 +212,26 @@ def test_dlq_parked_lists_a_tenants_parked_updates_and_retry_puts_them_back_in_l
 
 
 @pytest.fixture
-def sync_svc(database_url: str, broker_prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """sync-svc's API on a port of its own (the CLI calls it over HTTP)."""
+def sync_svc(broker_prefix: str, cleanup_exchange: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """sync-svc's API on a port and a database of its own (the CLI calls it over HTTP)."""
     import asyncio
 
-    from koppel_shared.migrations import migrate
+    from koppel_shared.migrations import drop_database, migrate
     from koppel_shared.service import build_api
-    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY, settings_for_test
+    from koppel_shared.testing.fixtures import PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
     from koppel_shared.testing.serving import Served
     from sync_svc.bootstrap import definition
     from sync_svc.settings import Settings
 
-    settings = settings_for_test(Settings, database_url, broker_prefix)
+    settings = settings_for_test(Settings, f"{PG_BASE}/{unique_name('cli_sync')}", broker_prefix)
     asyncio.run(migrate(definition.migrations_dir, settings.database_url))
-    with Served(build_api(definition, settings), lifespan="on") as served:
-        monkeypatch.setenv("KOPPEL_SYNC_URL", served.base)
-        monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", TEST_SIGNING_KEY.encoded())  # the CLI signs with it
-        yield served.base
+    try:
+        with Served(build_api(definition, settings), lifespan="on") as served:
+            monkeypatch.setenv("KOPPEL_SYNC_URL", served.base)
+            monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", TEST_SIGNING_KEY.encoded())  # the CLI signs with it
+            yield served.base
+    finally:
+        asyncio.run(drop_database(settings.database_url))
 
 
 @pytest.mark.integration
