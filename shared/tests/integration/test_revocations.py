@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 import pytest
+import sqlalchemy as sa
 from fastapi import APIRouter
 
 from koppel_shared.auth import issue_admin_token, issue_token
@@ -17,7 +19,7 @@ from koppel_shared.events import new_event
 from koppel_shared.events.system import TokenRevoked
 from koppel_shared.messaging.inbox import InboxConsumer
 from koppel_shared.messaging.ping import ping_consumer
-from koppel_shared.revocations import RevocationList, remember_revocation
+from koppel_shared.revocations import RevocationList, forget_expired, remember_revocation, revoked_tokens
 from koppel_shared.service import Runtime
 from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from koppel_shared.testing.waiting import eventually
@@ -118,3 +120,17 @@ async def test_an_admin_token_reaches_admin_routes_only_and_can_be_revoked(runti
             return answer.status_code == 401 and answer.json()["code"] == "token_revoked"
 
         await eventually(refused_now, within=5)
+
+
+async def test_revocations_of_tokens_long_expired_are_forgotten_the_others_kept(runtime: Runtime) -> None:
+    tenant, now = uuid.uuid4(), datetime.now(UTC)
+    async with runtime.uow() as uow:
+        await remember_revocation(uow.session, tenant, "expired-long-ago", now - timedelta(days=2))
+        await remember_revocation(uow.session, tenant, "expired-just-now", now - timedelta(minutes=5))
+        await remember_revocation(uow.session, tenant, "still-valid", now + timedelta(days=30))
+        await remember_revocation(uow.session, tenant, "expiry-unknown", None)
+        assert await forget_expired(uow.session) >= 1
+        await uow.commit()
+        mine = sa.select(revoked_tokens.c.token_id).where(revoked_tokens.c.tenant_id == tenant)
+        kept = await uow.session.scalars(mine)
+        assert set(kept) == {"expired-just-now", "still-valid", "expiry-unknown"}
