@@ -259,3 +259,10 @@ def test_token_revoke_refuses_a_token_the_command_issued_and_list_shows_the_apis
     # Another tenant's token is not found under this tenant.
     other = runner.invoke(app, ["token", "revoke", made.json()["id"], "--tenant", str(uuid.uuid4())])
     assert other.exit_code == 1 and "token_not_found" in other.output
+    # An admin token (no tenant) is revoked installation-wide.
+    admin = runner.invoke(app, ["token", "admin"]).output.strip()
+    admin_id = verify_token(TEST_SIGNING_KEY.public_entry(), admin).token_id
+    assert runner.invoke(app, ["token", "revoke", admin_id, "--installation"]).exit_code == 0
+    refused = httpx.post(f"{sync_svc}/v1/tenants", headers={"Authorization": f"Bearer {admin}"}, json={"name": "X"})
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+    assert runner.invoke(app, ["token", "revoke", admin_id]).exit_code != 0  # --tenant or --installation

@@ -208,11 +208,21 @@ def token_list(tenant: TenantOpt, as_json: Annotated[bool, typer.Option("--json"
 @token_app.command("revoke")
 def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The token's id (its jti; `koppel token list`).")],
-    tenant: TenantOpt,
+    tenant: Annotated[uuid.UUID | None, typer.Option(help="The tenant whose token it is.")] = None,
+    installation: Annotated[
+        bool, typer.Option("--installation", help="An admin or service token (no tenant).")
+    ] = False,
 ) -> None:
-    """Revoke a tenant's token on every service within seconds (through sync-svc, KOPPEL_SYNC_URL):
-    one issued from the API, or one this command issued (its jti)."""
-    reply = _as_operator("sync", tenant, "DELETE", f"/v1/tokens/{token_id}")
+    """Revoke a token on every service within seconds (through sync-svc, KOPPEL_SYNC_URL): a
+    tenant's (issued from the API, or by this command: its jti), or with --installation an admin
+    or service token."""
+    if (tenant is None) == (not installation):
+        raise typer.BadParameter("give --tenant <id> or --installation")
+    if installation:
+        reply = _as_admin("DELETE", f"/v1/tokens/installation/{token_id}")
+    else:
+        assert tenant is not None
+        reply = _as_operator("sync", tenant, "DELETE", f"/v1/tokens/{token_id}")
     if reply.status_code != 204:
         typer.echo(reply.text, err=True)
         raise typer.Exit(1)
@@ -364,6 +374,16 @@ SERVICE_URLS = {
 def _as_operator(service: str, tenant: uuid.UUID, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """Call a service's API with a short-lived operator token of the tenant (``KOPPEL_<SERVICE>_URL``)."""
     token = issue_token(IssuerSettings().signing_key, tenant, ["operator"], ttl=timedelta(minutes=5))
+    return _call(service, token, method, path, **kwargs)
+
+
+def _as_admin(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """Call sync-svc's API with a short-lived admin token (``KOPPEL_SYNC_URL``)."""
+    token = issue_admin_token(IssuerSettings().signing_key, ttl=timedelta(minutes=5), subject="koppel-command")
+    return _call("sync", token, method, path, **kwargs)
+
+
+def _call(service: str, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
     variable, default = SERVICE_URLS[service]
     base = os.environ.get(variable, default)
     try:

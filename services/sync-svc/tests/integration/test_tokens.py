@@ -216,3 +216,25 @@ async def test_a_tenant_cannot_list_or_revoke_another_tenants_tokens(api: httpx.
     # An id that no token can have is not found either (and records nothing).
     for bad in ("not a token id!", "x" * 65):
         assert (await api.delete(f"/v1/tokens/{bad}", headers=operator_b)).status_code == 404
+
+
+async def test_an_admin_revokes_an_admin_or_service_token_and_no_tenant_can(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    doomed_admin = issue_admin_token(TEST_SIGNING_KEY, subject="leaked")
+    service = issue_service_token(TEST_SIGNING_KEY, "mandate")
+    _, operator = await new_tenant(api)
+    for token in (doomed_admin, service):
+        jti = jwt.decode(token, options={"verify_signature": False})["jti"]
+        refused = await api.delete(f"/v1/tokens/installation/{jti}", headers=operator)
+        assert refused.status_code == 403 and refused.json()["code"] == "insufficient_scope"
+        assert (await api.delete(f"/v1/tokens/installation/{jti}", headers=ADMIN)).status_code == 204
+        [event] = [e for e in await outbox(settings, "token.revoked") if e["data"]["token_id"] == jti]
+        assert event["tenant_id"] is None
+    r = await api.post("/v1/tenants", headers=bearer(doomed_admin), json={"name": "Via a leaked token"})
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    r = await api.get("/v1/tokens", headers={**bearer(service), "X-Koppel-Tenant": str(uuid.uuid4())})
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    assert (
+        await api.post("/v1/tenants", headers=ADMIN, json={"name": f"Still {uuid.uuid4().hex[:6]}"})
+    ).status_code == 201

@@ -1,19 +1,23 @@
 """``/v1/tokens`` (scope ``operator``): a tenant's tokens made from the browser. sync-svc signs them
 with its own key; the token is in the answer to ``POST`` only, never again. ``DELETE`` revokes a
 token on every service within seconds (``token.revoked``), also one the ``koppel`` command issued
-(by its ``jti``)."""
+(by its ``jti``). ``DELETE /v1/tokens/installation/{id}`` (admin token) revokes an admin or
+service token, which belongs to no tenant."""
 
 from __future__ import annotations
 
 import re
+import uuid
 from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
+from koppel_shared.auth import NO_TENANT
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
 from koppel_shared.revocations import RevocationList
+from koppel_shared.web.auth import AdminPrincipal
 from koppel_shared.web.errors import Problem
 from sync_svc.service_layer import tokens
 from sync_svc.settings import Settings
@@ -99,14 +103,31 @@ async def create_token(body: TokenIn, principal: Operator, runtime: RuntimeDep, 
     return {**issued.item, "token": issued.token}
 
 
+@router.delete("/installation/{token_id}", status_code=204, responses={404: {"description": "`token_not_found`"}})
+async def revoke_installation_token(
+    token_id: str, principal: AdminPrincipal, request: Request, uow: UowDep
+) -> Response:
+    """Revoke an admin or service token (its jti) on every service within seconds. Idempotent."""
+    if not TOKEN_ID.fullmatch(token_id):
+        raise Problem(404, "token_not_found", f"no token can have the id {token_id[:64]!r}")
+    await tokens.revoke_installation_token(uow, token_id)
+    await uow.commit()
+    _apply_here(request, NO_TENANT, token_id)
+    return Response(status_code=204)
+
+
 @router.delete("/{token_id}", status_code=204, responses={404: {"description": "`token_not_found`"}})
 async def revoke_token(token_id: str, principal: Operator, request: Request, uow: UowDep) -> Response:
     """Revoke a token of this tenant, on every service within seconds. Idempotent."""
     if not TOKEN_ID.fullmatch(token_id) or not await tokens.revoke(uow, principal.tenant_id, token_id):
         raise Problem(404, "token_not_found", f"this tenant has no token {token_id[:64]!r}")
     await uow.commit()
+    _apply_here(request, principal.tenant_id, token_id)
+    return Response(status_code=204)
+
+
+def _apply_here(request: Request, tenant_id: uuid.UUID, token_id: str) -> None:
     # In effect here at once; the other services apply token.revoked when it reaches them.
     revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
     if revocations is not None:
-        revocations.add(principal.tenant_id, token_id)
-    return Response(status_code=204)
+        revocations.add(tenant_id, token_id)

@@ -116,6 +116,12 @@ async def revoke(uow: UnitOfWork, tenant_id: uuid.UUID, token_id: str) -> bool:
     return True
 
 
+async def revoke_installation_token(uow: UnitOfWork, token_id: str) -> None:
+    """Revoke an admin or service token (no tenant) by its id, on every service."""
+    if await remember_revocation(uow.session, None, token_id):
+        await uow.emit(new_event(TokenRevoked(token_id=token_id), tenant_id=None))
+
+
 async def create_tenant(
     uow: UnitOfWork, key: SigningKey, issuer: str, name: str, token_days: int
 ) -> tuple[uuid.UUID, Issued]:
