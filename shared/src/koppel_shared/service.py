@@ -33,6 +33,7 @@ from koppel_shared.messaging.inbox import ConsumerSpec, InboxConsumer
 from koppel_shared.messaging.outbox import OutboxRelay
 from koppel_shared.messaging.topology import QueueSpec
 from koppel_shared.migrations import migrate, wait_until_migrated
+from koppel_shared.revocations import RevocationList
 from koppel_shared.settings import KoppelSettings
 from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.app import create_app
@@ -159,6 +160,7 @@ def build_api(definition: ServiceDefinition[SettingsT, DepsT], settings: Setting
         holder["rt"] = runtime
         app.state.runtime = runtime
         app.state.tenants = TenantDirectory(runtime.session_factory)
+        app.state.revocations = RevocationList(runtime.session_factory)
         try:
             app.state.dependencies = await definition.open_dependencies(runtime)
             yield

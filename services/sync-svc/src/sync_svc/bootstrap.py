@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koppel_shared.service import ServiceDefinition
-from sync_svc.entrypoints import api, internal, tenants, webhooks
+from sync_svc.entrypoints import api, internal, tenants, tokens, webhooks
 from sync_svc.entrypoints.consumers import consumers
 from sync_svc.entrypoints.loops import loops
 from sync_svc.service_layer.resources import Resources, open_resources
@@ -21,7 +21,7 @@ definition: ServiceDefinition[Settings, Resources] = ServiceDefinition(
     migrations_dir=MIGRATIONS,
     dependencies=open_resources,
     # The webhook route first: it is the hottest, and routes are matched in order.
-    routers=[webhooks.router, api.router, internal.router, tenants.router],
+    routers=[webhooks.router, api.router, internal.router, tenants.router, tokens.router],
     consumers=consumers,
     loops=loops,
 )

@@ -1,0 +1,124 @@
+"""``/v1/tokens`` (scope ``operator``): a tenant's tokens made from the browser. sync-svc signs them
+with its own key; the token is in the answer to ``POST`` only, never again. ``DELETE`` revokes a
+token on every service within seconds (``token.revoked``), also one the ``koppel`` command issued
+(by its ``jti``). ``DELETE /v1/tokens/installation/{id}`` (admin token) revokes an admin or
+service token, which belongs to no tenant."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, field_validator
+
+from koppel_shared.auth import NO_TENANT
+from koppel_shared.deps import Operator, UowDep
+from koppel_shared.revocations import RevocationList
+from koppel_shared.web.auth import AdminPrincipal
+from koppel_shared.web.errors import Problem
+from sync_svc.dependencies import RuntimeDep
+from sync_svc.service_layer import tokens
+
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+
+TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class TokenIn(BaseModel):
+    label: str = Field(min_length=1, max_length=100, description="What the token is for, for people")
+    scopes: list[Literal["erp", "operator"]] = Field(min_length=1, max_length=2)
+    ttl_days: int = Field(365, ge=1, le=730, strict=True, description="Valid this many days")
+
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [{"label": "ERP production", "scopes": ["erp"], "ttl_days": 365}]},
+    }
+
+    @field_validator("label")
+    @classmethod
+    def _label_has_text(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("the label is empty")
+        if any(ord(c) < 32 for c in value):
+            raise ValueError("the label has control characters")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a scope is named twice")
+        return value
+
+
+class TokenOut(BaseModel):
+    id: str = Field(description="The token's jti: what revokes it")
+    label: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="The token itself: shown this once, never again")
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+@router.get("", response_model=TokenList)
+async def list_tokens(principal: Operator, uow: UowDep) -> Any:
+    """This tenant's tokens sync-svc issued, newest first (revoked and expired ones too)."""
+    return {"items": await tokens.list_tokens(uow, principal.tenant_id)}
+
+
+@router.post("", response_model=TokenCreated, status_code=201, responses={409: {"description": "`too_many_tokens`"}})
+async def create_token(body: TokenIn, principal: Operator, runtime: RuntimeDep, uow: UowDep) -> Any:
+    settings = runtime.settings
+    issued = await tokens.issue(
+        uow,
+        settings.signing_key,
+        settings.jwt_issuer,
+        principal.tenant_id,
+        body.label,
+        list(body.scopes),
+        body.ttl_days,
+    )
+    await uow.commit()
+    return {**issued.item, "token": issued.token}
+
+
+@router.delete("/installation/{token_id}", status_code=204, responses={404: {"description": "`token_not_found`"}})
+async def revoke_installation_token(
+    token_id: str, principal: AdminPrincipal, request: Request, uow: UowDep
+) -> Response:
+    """Revoke an admin or service token (its jti) on every service within seconds. Idempotent."""
+    if not TOKEN_ID.fullmatch(token_id):
+        raise Problem(404, "token_not_found", f"no token can have the id {token_id[:64]!r}")
+    await tokens.revoke_installation_token(uow, token_id)
+    await uow.commit()
+    _apply_here(request, NO_TENANT, token_id)
+    return Response(status_code=204)
+
+
+@router.delete("/{token_id}", status_code=204, responses={404: {"description": "`token_not_found`"}})
+async def revoke_token(token_id: str, principal: Operator, request: Request, uow: UowDep) -> Response:
+    """Revoke a token of this tenant, on every service within seconds. Idempotent."""
+    if not TOKEN_ID.fullmatch(token_id) or not await tokens.revoke(uow, principal.tenant_id, token_id):
+        raise Problem(404, "token_not_found", f"this tenant has no token {token_id[:64]!r}")
+    await uow.commit()
+    _apply_here(request, principal.tenant_id, token_id)
+    return Response(status_code=204)
+
+
+def _apply_here(request: Request, tenant_id: uuid.UUID, token_id: str) -> None:
+    # In effect here at once; the other services apply token.revoked when it reaches them.
+    revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
+    if revocations is not None:
+        revocations.add(tenant_id, token_id)
