@@ -74,7 +74,9 @@ def test_list_general_ledger_accounts_by_balance_sheet_and_profit_and_loss(tw, h
     assert "1300" in codes and "8000" not in codes and codes[-1] == "BAS"
     assert balance.find("dimension[.='1300']").get("name") == "Debiteuren"
     pnl = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>PNL</dimtype></list>")
-    assert "8000" in [d.text for d in pnl.findall("dimension")] and "1300" not in [d.text for d in pnl.findall("dimension")]
+    assert "8000" in [d.text for d in pnl.findall("dimension")] and "1300" not in [
+        d.text for d in pnl.findall("dimension")
+    ]
     http.post(f"/_sandbox/offices/{OFFICE}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"})
     again = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>BAS</dimtype></list>")
     assert "1120" in [d.text for d in again.findall("dimension")]

@@ -32,7 +32,9 @@ async def test_offices_and_each_offices_own_accounts_are_read_from_twinfield(
     service: Service, twinfield: Sandbox
 ) -> None:
     twinfield.control("POST", "/offices", json={"organisation": ORG, "code": SECOND, "name": "Tweede BV"})
-    twinfield.control("POST", f"/offices/{SECOND}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"})
+    twinfield.control(
+        "POST", f"/offices/{SECOND}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"}
+    )
     tenant = uuid.uuid4()
     headers = service.headers(tenant)
     await connect_without_settings(service, twinfield, tenant)
@@ -78,7 +80,11 @@ async def test_put_refuses_an_office_or_account_twinfield_does_not_have_and_chan
 
     refused = await service.api.put(
         "/v1/twinfield/connection",
-        json={"office": OFFICE, "debtor_account": "1399", "cross_accounts": {"direct_debit": "1105", "paylink": "8000"}},
+        json={
+            "office": OFFICE,
+            "debtor_account": "1399",
+            "cross_accounts": {"direct_debit": "1105", "paylink": "8000"},
+        },
         headers=headers,
     )
     assert refused.status_code == 422, refused.text
@@ -102,7 +108,9 @@ async def test_an_account_just_added_in_twinfield_is_accepted_though_the_list_wa
     await service.connect(tenant, twinfield)
     listed = await service.api.get("/v1/twinfield/accounts", params={"office": OFFICE}, headers=headers)
     assert "1120" not in {a["code"] for a in listed.json()["items"]}
-    twinfield.control("POST", f"/offices/{OFFICE}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"})
+    twinfield.control(
+        "POST", f"/offices/{OFFICE}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"}
+    )
     saved = await service.api.put(
         "/v1/twinfield/connection",
         json={"office": OFFICE, "cross_accounts": {"direct_debit": "1105", "paylink": "1120"}},
