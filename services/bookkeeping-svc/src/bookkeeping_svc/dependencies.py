@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from bookkeeping_svc.adapters.sync_client import SyncClient
+from bookkeeping_svc.service_layer.chart import ChartCache
 from bookkeeping_svc.service_layer.gateway import Gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared.deps import get_dependencies, get_runtime
@@ -20,6 +21,7 @@ from koppel_shared.service import Runtime
 class Dependencies:
     gateway: Gateway  # Twinfield: OAuth, the access cache, the credit budget
     sync: SyncClient  # sync-svc's paid-items replay, read by the reconciler
+    chart: ChartCache  # the settings form's offices and accounts, kept chart_cache_seconds
 
 
 Deps = Annotated[Dependencies, Depends(get_dependencies)]

@@ -13,6 +13,7 @@ from notify_svc.dependencies import Dependencies
 from notify_svc.entrypoints.api import router
 from notify_svc.entrypoints.consumers import consumers
 from notify_svc.entrypoints.loops import loops
+from notify_svc.entrypoints.sample import router as sample_router
 from notify_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -29,7 +30,7 @@ definition: ServiceDefinition[Settings, Dependencies] = ServiceDefinition(
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
     dependencies=open_dependencies,
-    routers=[router],
+    routers=[router, sample_router],
     consumers=consumers,
     loops=loops,
 )

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from koppel_shared.deps import Operator, UowDep
 from sync_svc.dependencies import Deps, RuntimeDep
-from sync_svc.service_layer import connections, feeds, webhooks
+from sync_svc.service_layer import connections, feeds, templates, webhooks
 
 router = APIRouter(prefix="/v1/twikey", tags=["twikey"])
 
@@ -79,9 +79,16 @@ async def get_connection(principal: Operator, runtime: RuntimeDep, uow: UowDep) 
 
 @router.post("/connection/test")
 async def test_connection(principal: Operator, runtime: RuntimeDep, deps: Deps, uow: UowDep) -> dict[str, Any]:
-    """Log in at Twikey with the stored key; ``ok`` false carries Twikey's code and message."""
+    """Log in at Twikey with the stored key; ``ok`` false carries Twikey's code and message. After
+    a login, ``templates`` lists the configured templates Twikey has for the key and
+    ``template_problems`` the ones it refuses (``service_layer/templates.py``)."""
     outcome = await connections.test(uow, runtime.secrets, deps.gateway, principal.tenant_id)
     await uow.commit()
+    found: dict[str, list[dict[str, Any]]] = {"templates": [], "template_problems": []}
+    if outcome["ok"]:
+        connection = await connections.require(uow, runtime.secrets, principal.tenant_id)
+        found = await templates.check(deps.gateway.client(connection.credentials), connection)
+    outcome.update(found)
     settings = runtime.settings
     return {**outcome, "webhook_url": connections.webhook_url(settings.public_base_url, principal.tenant_id)}
 
