@@ -1,0 +1,185 @@
+"""The console's settings forms in front of the real service APIs (no browser): each form refuses
+bad input beside its field and changes nothing, an accepted one redirects (POST-redirect-GET), a
+secret is shown once, the Twikey Test shows Twikey's own code and message, and the overview's
+first-run checklist follows what is set."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from koppel_console.app import csrf_for
+from twikey_sandbox import create_app as twikey_sandbox
+
+from .browser import serve
+from .console_stack import Stack, running
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def signed_in() -> AsyncIterator[tuple[httpx.AsyncClient, Stack]]:
+    # ERP endpoints on this machine (nothing delivers to them: no notify worker runs here)
+    loopback = {"notify": {"webhook_allow_http": True, "webhook_allowed_networks": ["127.0.0.0/8"]}}
+    async with (
+        running(invoices=20, overrides=loopback) as stack,
+        httpx.AsyncClient(base_url=stack.console, timeout=60) as client,
+    ):
+        assert (await client.post("/console/login", data={"token": stack.token})).status_code == 303
+        yield client, stack
+
+
+def csrf(stack: Stack) -> str:
+    return csrf_for(stack.settings, stack.token)
+
+
+def field_error(html: str, name: str) -> str | None:
+    found = re.search(rf'id="error-{name}" role="alert">([^<]*)<', html)
+    return found[1] if found else None
+
+
+async def api(stack: Stack, service: str, path: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await http.get(f"{stack.services[service]}{path}", headers={"Authorization": f"Bearer {stack.token}"})
+
+
+async def test_every_settings_page_renders_and_the_nav_leads_there(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, _ = signed_in
+    assert (await client.get("/console/settings")).headers["location"] == "/console/settings/twikey"
+    for section in ("twikey", "twinfield", "policy", "endpoints", "tokens"):
+        page = await client.get(f"/console/settings/{section}")
+        assert page.status_code == 200, page.text[:400]
+        assert f'id="settings-{section}"' in page.text and 'href="/console/settings"' in page.text
+
+
+async def test_a_form_without_its_csrf_token_is_refused(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, _ = signed_in
+    refused = await client.post("/console/settings/policy", data={"csrf": "stale", "lead_days": "1"})
+    assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
+
+
+async def test_policy_bad_input_is_shown_beside_its_field_and_changes_nothing(
+    signed_in: tuple[httpx.AsyncClient, Stack],
+):
+    client, stack = signed_in
+    before = (await api(stack, "collection", "/v1/collection-policy")).json()
+    good = {"csrf": csrf(stack), "auto_collect": "on", "lead_days": "3", "max_amount_eur": "5000",
+            "retry_r_codes": "AM04", "retry_after_days": "5", "max_attempts": "2"}  # fmt: skip
+    # the console's own check: a number out of the service's range
+    page = await client.post("/console/settings/policy", data={**good, "lead_days": "61"})
+    assert page.status_code == 422 and "0 to 60" in (field_error(page.text, "lead_days") or "")
+    assert 'value="61"' in page.text  # what was typed stays in the form
+    # the service's own refusal: an R-code that may never be retried comes back beside its field
+    page = await client.post("/console/settings/policy", data={**good, "retry_r_codes": "MD01"})
+    assert page.status_code == 422 and "never be retried" in (field_error(page.text, "retry_r_codes") or "")
+    page = await client.post("/console/settings/policy", data={**good, "max_amount_eur": "12.345"})
+    assert page.status_code == 422 and field_error(page.text, "max_amount_eur")
+    assert (await api(stack, "collection", "/v1/collection-policy")).json() == before
+
+    saved = await client.post("/console/settings/policy", data=good)
+    assert saved.status_code == 303 and saved.headers["location"].startswith("/console/settings/policy?flash=")
+    policy = (await api(stack, "collection", "/v1/collection-policy")).json()
+    assert policy["version"] > before["version"] and policy["max_amount_cents"] == 500_000
+    assert policy["notify_debtor"] is False and policy["auto_collect"] is True  # unticked is off
+
+
+async def test_an_endpoint_is_added_and_its_secret_shown_exactly_once(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, stack = signed_in
+    before = (await api(stack, "notify", "/v1/webhook-endpoints")).json()["data"]
+    form = {"csrf": csrf(stack), "url": "ftp://x", "event_types": "*"}
+    page = await client.post("/console/settings/endpoints", data=form)
+    assert page.status_code == 422 and field_error(page.text, "url")
+    form = {"csrf": csrf(stack), "url": "http://127.0.0.1:9/hook", "event_types": "mandate"}
+    page = await client.post("/console/settings/endpoints", data=form)
+    assert page.status_code == 422 and field_error(page.text, "event_types")
+    assert len((await api(stack, "notify", "/v1/webhook-endpoints")).json()["data"]) == len(before)
+
+    added = await client.post(
+        "/console/settings/endpoints",
+        data={"csrf": csrf(stack), "url": "http://127.0.0.1:9/hook", "event_types": "mandate.*, collection.paid"},
+    )
+    assert added.status_code == 303, re.findall(r'role="alert">([^<]*)<', added.text)
+    shown = await client.get(added.headers["location"])
+    secret = re.search(r'<code id="secret-value">(whsec_[^<]+)</code>', shown.text)
+    assert secret, shown.text[:2000]
+    again = await client.get("/console/settings/endpoints")
+    assert secret[1] not in again.text and 'id="secret-value"' not in again.text
+    after = (await api(stack, "notify", "/v1/webhook-endpoints")).json()["data"]
+    new = [e for e in after if e["url"] == "http://127.0.0.1:9/hook"]
+    assert len(new) == 1 and new[0]["event_types"] == ["mandate.*", "collection.paid"]
+
+    rotated = await client.post(f"/console/settings/endpoints/{new[0]['id']}/rotate", data={"csrf": csrf(stack)})
+    shown = await client.get(rotated.headers["location"])
+    fresh = re.search(r'<code id="secret-value">(whsec_[^<]+)</code>', shown.text)
+    assert fresh and fresh[1] != secret[1]
+
+
+async def test_a_secret_kept_for_one_session_is_not_shown_to_another(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, stack = signed_in
+    added = await client.post(
+        "/console/settings/endpoints", data={"csrf": csrf(stack), "url": "http://127.0.0.1:9/other", "event_types": "*"}
+    )
+    once = added.cookies.get("koppel_console_once")
+    assert once
+    from koppel_shared.auth import issue_token
+    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
+
+    other = issue_token(TEST_SIGNING_KEY, stack.tenant, ["operator"])
+    async with httpx.AsyncClient(base_url=stack.console, timeout=30) as stranger:
+        await stranger.post("/console/login", data={"token": other})
+        stranger.cookies.set("koppel_console_once", once, path="/console/settings")
+        page = await stranger.get("/console/settings/endpoints")
+    assert 'id="secret-value"' not in page.text
+
+
+async def test_twikey_key_is_write_only_and_the_test_shows_twikeys_own_refusal(
+    signed_in: tuple[httpx.AsyncClient, Stack],
+):
+    client, stack = signed_in
+    page = await client.post("/console/settings/twikey", data={"csrf": csrf(stack), "api_key": ""})
+    assert page.status_code == 422 and "first time" in (field_error(page.text, "api_key") or "")
+    assert (await api(stack, "sync", "/v1/twikey/connection")).status_code == 404
+    page = await client.post("/console/settings/twikey", data={"csrf": csrf(stack), "api_key": "short"})
+    assert page.status_code == 422 and field_error(page.text, "api_key")
+
+    with serve(twikey_sandbox(api_key="SANDBOX-GOOD-KEY-1")) as sandbox:
+        wrong = await client.post(
+            "/console/settings/twikey",
+            data={"csrf": csrf(stack), "api_key": "NOT-A-KEY-OF-TWIKEY", "base_url": f"{sandbox}/creditor"},
+        )
+        assert wrong.status_code == 303
+        page = await client.get("/console/settings/twikey")
+        assert "NOT-A-KEY-OF-TWIKEY" not in page.text and "API key set on" in page.text
+        tested = await client.post("/console/settings/twikey/test", data={"csrf": csrf(stack)})
+        page = await client.get(tested.headers["location"])
+        code = re.search(r'<code id="twikey-code">([^<]*)</code> <span id="twikey-message">([^<]*)</span>', page.text)
+        assert code and code[1] and code[2], page.text[:3000]  # Twikey's own code and message
+
+        right = await client.post(
+            "/console/settings/twikey", data={"csrf": csrf(stack), "api_key": "SANDBOX-GOOD-KEY-1"}
+        )
+        assert right.status_code == 303
+        tested = await client.post("/console/settings/twikey/test", data={"csrf": csrf(stack)})
+        page = await client.get(tested.headers["location"])
+        assert 'id="twikey-test-result">Twikey accepted the key' in page.text
+        assert 'id="webhook-url"' in page.text
+    connection = (await api(stack, "sync", "/v1/twikey/connection")).json()
+    assert connection["last_test"]["ok"] is True and connection["base_url"] == f"{sandbox}/creditor"
+
+
+async def test_the_checklist_follows_what_is_set_and_links_to_each_form(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, _ = signed_in
+    page = await client.get("/console/overview")
+    assert 'id="checklist"' in page.text
+    for key, href in [
+        ("twinfield_connected", "/console/settings/twinfield"),
+        ("twinfield_office", "/console/settings/twinfield"),
+        ("erp_token", "/console/settings/tokens"),
+    ]:
+        item = re.search(rf'<li id="todo-{key}" class="(\w+)">.*?href="([^"]+)"', page.text)
+        assert item and item[1] == "todo" and item[2] == href, key
+    # the seeded tenant has ERP endpoints (and the tests above saved a policy)
+    assert re.search(r'<li id="todo-erp_endpoint" class="done">', page.text)
