@@ -129,6 +129,7 @@ def test_every_endpoint_answers_successfully_within_the_contract(recorder, credi
     api.get("/payment/link", params={"id": link["id"]})
     api.delete("/payment/link", params={"id": link["id"]})
     api.get("/payment/link/feed", params={"all": "true"})
+    api.get("/payment/methods", params={"ct": creditor.core})
 
     answered = {
         (op.method, op.path)

@@ -82,3 +82,14 @@ def test_two_apps_do_not_share_state():
     a, b = create_app(api_key="A"), create_app(api_key="B")
     assert a.state.sandbox is not b.state.sandbox
     assert list(a.state.sandbox.creditors) == ["A"] and list(b.state.sandbox.creditors) == ["B"]
+
+
+def test_payment_methods_answers_for_the_keys_own_templates_only(creditor, control):
+    for ct in (creditor.core, creditor.b2b):
+        r = creditor.client.get("/payment/methods", params={"ct": ct})
+        assert r.status_code == 200, r.text
+        assert isinstance(r.json(), dict)
+    other = control.post("/creditors", json={}).json()["templates"]["CORE"]
+    for params in ({"ct": other}, {"ct": "abc"}, {}):
+        r = creditor.client.get("/payment/methods", params=params)
+        assert r.status_code == 400 and r.headers["ApiErrorCode"] == "err_no_such_ct", (params, r.text)

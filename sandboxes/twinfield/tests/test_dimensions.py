@@ -62,8 +62,27 @@ def test_a_user_whose_language_is_english_reads_the_english_message(http) -> Non
 def test_list_customers(tw, http) -> None:
     _seed(http)
     result = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>DEB</dimtype></list>")
-    assert [d.text for d in result.findall("dimension")] == ["1001", "1002"]
+    assert [d.text for d in result.findall("dimension")] == ["1001", "1002", "DEB"]
     assert result.find("dimension").get("name") == "Bakkerij De Korf"
+    assert result.findall("dimension")[-1].get("name") == ""
+
+
+def test_list_general_ledger_accounts_by_balance_sheet_and_profit_and_loss(tw, http) -> None:
+    balance = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>BAS</dimtype></list>")
+    assert (balance.get("office"), balance.get("type")) == (OFFICE, "BAS")
+    codes = [d.text for d in balance.findall("dimension")]
+    assert "1300" in codes and "8000" not in codes and codes[-1] == "BAS"
+    assert balance.find("dimension[.='1300']").get("name") == "Debiteuren"
+    pnl = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>PNL</dimtype></list>")
+    assert "8000" in [d.text for d in pnl.findall("dimension")] and "1300" not in [d.text for d in pnl.findall("dimension")]
+    http.post(f"/_sandbox/offices/{OFFICE}/accounts", json={"code": "1120", "name": "Kruisposten", "type": "BAS"})
+    again = tw.ok(f"<list><type>dimensions</type><office>{OFFICE}</office><dimtype>BAS</dimtype></list>")
+    assert "1120" in [d.text for d in again.findall("dimension")]
+
+
+def test_list_of_an_office_the_token_cannot_use_is_refused(tw) -> None:
+    result = tw.failed("<list><type>dimensions</type><office>NLA999999</office><dimtype>BAS</dimtype></list>")
+    assert result.get("msg")
 
 
 def _update(code: str, iban: str, mandate: str) -> str:

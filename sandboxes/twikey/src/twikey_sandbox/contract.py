@@ -170,6 +170,10 @@ class Empty(_Open):
     """``{}``: nothing documented inside, and nothing required."""
 
 
+class PaymentMethods(_Open):
+    """``GET /payment/methods``: a JSON object whose fields Twikey does not publish."""
+
+
 class ErrorBody(_Open):
     code: str
     message: str
@@ -258,6 +262,7 @@ OPERATIONS = (
     Operation("GET", "/payment/link", {200: Paylinks}, rate_limited=True),
     Operation("DELETE", "/payment/link", {200: Empty}),
     Operation("GET", "/payment/link/feed", {200: Paylinks}, feed=True),
+    Operation("GET", "/payment/methods", {200: PaymentMethods}),
 )
 
 

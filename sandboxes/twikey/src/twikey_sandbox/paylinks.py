@@ -183,6 +183,24 @@ async def status_route(request: Request) -> JSONResponse:
     return JSONResponse({"Links": [paylink_json(p, includes) for p in links]}, headers=headers)
 
 
+# The methods a template ("profile") offers when the sandbox is asked: what a pay page of it shows.
+PROFILE_METHODS = ("bancontact", "ideal", "visa", "mastercard")
+
+
+@router.get("/payment/methods")
+async def methods_route(request: Request) -> JSONResponse:
+    """``GET /payment/methods?ct=`` (twikey/development-kit docs/openapi.yaml, "Retrieve activated
+    payment methods from profile settings"): ``ct`` required, and the only documented refusal is
+    ``err_no_such_ct``, so a missing, non-numeric or unknown template is that code. The 200 body's
+    shape is not published (``application/json: {}``): the sandbox answers an object of its own."""
+    creditor = authenticate(request)
+    raw = request.query_params.get("ct", "")
+    if not raw.isdigit() or int(raw) not in creditor.templates:
+        raise ApiError("err_no_such_ct", extra="ct")
+    ct = int(raw)
+    return JSONResponse({"ct": ct, "methods": list(PROFILE_METHODS)})
+
+
 @router.delete("/payment/link")
 async def delete_route(request: Request) -> Response:
     creditor = authenticate(request)

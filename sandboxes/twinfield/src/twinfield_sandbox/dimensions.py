@@ -138,17 +138,34 @@ def render(office: Office, customer: Customer) -> etree._Element:
     return root
 
 
+# Types `<list><type>dimensions</type>` answers: customers, and the general ledger accounts of
+# the balance sheet (BAS) and profit and loss (PNL) that CodeMill-Solutions/twinfield-mcp
+# src/tools/dimensions.ts lists the same way (pronamic/wp-twinfield src/DimensionTypes.php names
+# BAS "Balancesheet", PNL "Profit and Loss").
+LISTED_TYPES = ("DEB", "BAS", "PNL")
+
+
 def list_dimensions(ctx: Context, request: etree._Element) -> etree._Element:
+    """`<dimensions office type result><dimension name shortname>CODE</dimension>…`, closed by an
+    entry whose code is the type itself with an empty name, as Twinfield answers (php-twinfield/
+    twinfield tests/IntegrationTests/resources/customerListResponse.xml ends with `DEB`; twinfield-mcp
+    drops that marker for every type it lists)."""
     office = ctx.office_for(text_of(request, "office"))
     dimtype = text_of(request, "dimtype")
     root = etree.Element("dimensions", office=office.code if office else text_of(request, "office"), type=dimtype)
     if office is None:
         mark(root, "Administratie bestaat niet of u heeft er geen toegang toe.")
-    elif dimtype != "DEB":
-        mark(root, f"Dimensietype {dimtype} wordt door de sandbox niet ondersteund; gebruik DEB.")
+    elif dimtype not in LISTED_TYPES:
+        mark(root, f"Dimensietype {dimtype} wordt door de sandbox niet ondersteund; gebruik DEB, BAS of PNL.")
     else:
-        for customer in sorted(office.customers.values(), key=lambda c: c.code):
-            sub(root, "dimension", customer.code, name=customer.name, shortname=customer.shortname)
+        entries: list[tuple[str, str, str]]
+        if dimtype == "DEB":
+            entries = [(c.code, c.name, c.shortname) for c in office.customers.values()]
+        else:
+            entries = [(a.code, a.name, "") for a in office.accounts.values() if a.type == dimtype]
+        for code, name, shortname in sorted(entries):
+            sub(root, "dimension", code, name=name, shortname=shortname)
+        sub(root, "dimension", dimtype, name="", shortname="")
     settle(root)
     return root
 

@@ -322,6 +322,18 @@ class TwikeyClient:
         number = mndt.get("MndtId") if isinstance(mndt, dict) else None
         return MandateDetail(mandate_number=str(number or mandate_number), state=response.headers.get("X-STATE"))
 
+    async def template_exists(self, template_id: str) -> bool:
+        """``GET /payment/methods?ct=…`` (reference §10): Twikey publishes no list of templates,
+        but this read answers 200 for a template of the key and ``err_no_such_ct`` otherwise. The
+        200 body's shape is not published, so only the status is read."""
+        try:
+            await self.call("GET", "/payment/methods", params={"ct": template_id})
+        except TwikeyError as exc:
+            if exc.code in ("err_no_such_ct", "err_invalid_ct"):
+                return False
+            raise
+        return True
+
     # ---- feeds -----------------------------------------------------------------------------
     async def feed(
         self, name: str, resume_after: int | None, params: Sequence[tuple[str, str]] | None = None

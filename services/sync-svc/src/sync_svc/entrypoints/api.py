@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
-from sync_svc.service_layer import connections, feeds, webhooks
+from sync_svc.service_layer import connections, feeds, templates, webhooks
 from sync_svc.service_layer.resources import resources_of
 from sync_svc.settings import Settings
 
@@ -84,9 +84,17 @@ async def get_connection(principal: Operator, runtime: RuntimeDep, uow: UowDep) 
 
 @router.post("/connection/test")
 async def test_connection(principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
-    """Log in at Twikey with the stored key; ``ok`` false carries Twikey's code and message."""
-    outcome = await connections.test(uow, runtime.secrets, resources_of(runtime).gateway, principal.tenant_id)
+    """Log in at Twikey with the stored key; ``ok`` false carries Twikey's code and message. After
+    a login, ``templates`` lists the configured templates Twikey has for the key and
+    ``template_problems`` the ones it refuses (``service_layer/templates.py``)."""
+    gateway = resources_of(runtime).gateway
+    outcome = await connections.test(uow, runtime.secrets, gateway, principal.tenant_id)
     await uow.commit()
+    found: dict[str, list[dict[str, Any]]] = {"templates": [], "template_problems": []}
+    if outcome["ok"]:
+        connection = await connections.require(uow, runtime.secrets, principal.tenant_id)
+        found = await templates.check(gateway.client(connection.credentials), connection)
+    outcome.update(found)
     settings = _settings(runtime)
     return {**outcome, "webhook_url": connections.webhook_url(settings.public_base_url, principal.tenant_id)}
 
