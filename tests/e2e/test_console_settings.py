@@ -158,13 +158,22 @@ async def test_twikey_key_is_write_only_and_the_test_shows_twikeys_own_refusal(
         code = re.search(r'<code id="twikey-code">([^<]*)</code> <span id="twikey-message">([^<]*)</span>', page.text)
         assert code and code[1] and code[2], page.text[:3000]  # Twikey's own code and message
 
+        # the template ids as Twikey's dashboard shows them; B2B mistyped
+        async with httpx.AsyncClient(timeout=30) as http:
+            creditor = (await http.get(f"{sandbox}/_sandbox/creditors/SANDBOX-GOOD-KEY-1")).json()
+        core = str(creditor["templates"]["CORE"])
         right = await client.post(
-            "/console/settings/twikey", data={"csrf": csrf(stack), "api_key": "SANDBOX-GOOD-KEY-1"}
-        )
+            "/console/settings/twikey",
+            data={"csrf": csrf(stack), "api_key": "SANDBOX-GOOD-KEY-1", "core_template_id": core,
+                  "b2b_template_id": "999999"},
+        )  # fmt: skip
         assert right.status_code == 303
         tested = await client.post("/console/settings/twikey/test", data={"csrf": csrf(stack)})
         page = await client.get(tested.headers["location"])
         assert 'id="twikey-test-result">Twikey accepted the key' in page.text
+        assert 'id="template-ok-CORE"' in page.text and 'id="template-ok-B2B"' not in page.text
+        problem = re.search(r'id="template-problem-B2B" role="alert"><code>([^<]+)</code>', page.text)
+        assert problem and problem[1] == "err_no_such_ct"
         assert 'id="webhook-url"' in page.text
     connection = (await api(stack, "sync", "/v1/twikey/connection")).json()
     assert connection["last_test"]["ok"] is True and connection["base_url"] == f"{sandbox}/creditor"

@@ -142,10 +142,9 @@ async def _twikey(
     )
     once = read_once(request, session[1])
     test = once.get("test") if once.get("section") == "twikey" else None
-    templates_found = (test or {}).get("templates") or []
     return settings_page(
         request, session, "twikey", status_code=422 if errors else 200, connection=connection, feeds=feeds,
-        test=test, templates_found=templates_found, errors=errors or Errors(), typed=typed or {},
+        test=test, errors=errors or Errors(), typed=typed or {},
         not_connected=connection.status == 404,
     )  # fmt: skip
 
@@ -159,11 +158,11 @@ async def twikey_save(
     base_url: Annotated[str, Form()] = "",
     core_template_id: Annotated[str, Form()] = "",
     b2b_template_id: Annotated[str, Form()] = "",
-    templates_offered: Annotated[str, Form()] = "",
     notify_before_collection: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, session[1], csrf)
     current = await api(request).call("sync", "GET", "/v1/twikey/connection", session[1])
+    typed = {"base_url": base_url, "core_template_id": core_template_id, "b2b_template_id": b2b_template_id}
     errors = Errors()
     api_key = api_key.strip()
     if api_key and not 8 <= len(api_key) <= 200:
@@ -173,16 +172,13 @@ async def twikey_save(
     base_url = base_url.strip()
     if base_url and (not re.match(r"^https?://", base_url) or len(base_url) > 500):
         errors.add("base_url", "an http(s) address, at most 500 characters")
-    # The template ids must be among those the last Test found, of the right scheme.
-    offered = dict(pair.split(":", 1) for pair in templates_offered.split(",") if ":" in pair)
-    for name, scheme in (("core_template_id", "CORE"), ("b2b_template_id", "B2B")):
-        value = {"core_template_id": core_template_id, "b2b_template_id": b2b_template_id}[name].strip()
-        if value and offered and offered.get(value) != scheme:
-            errors.add(name, f"choose one of the {scheme} templates Twikey has for this key")
-        if len(value) > 50:
+    # Twikey's API cannot list a key's templates: the ids come from Twikey's dashboard (Settings →
+    # Templates) and the Test checks that Twikey has them.
+    for name, value in (("core_template_id", core_template_id), ("b2b_template_id", b2b_template_id)):
+        if len(value.strip()) > 50:
             errors.add(name, "at most 50 characters")
     if errors:
-        return await _twikey(request, session, errors, {"base_url": base_url})
+        return await _twikey(request, session, errors, typed)
     existing = current.body if current.ok and isinstance(current.body, dict) else {}
     body: dict[str, Any] = {
         "core_template_id": core_template_id.strip() or existing.get("core_template_id"),
@@ -196,7 +192,7 @@ async def twikey_save(
     answer = await api(request).call("sync", "PUT", "/v1/twikey/connection", session[1], json=body)
     if not answer.ok:
         errors.take_answer(answer)
-        return await _twikey(request, session, errors, {"base_url": base_url})
+        return await _twikey(request, session, errors, typed)
     return back("/console/settings/twikey", "Twikey settings saved." + (" Now press Test." if api_key else ""))
 
 
@@ -212,9 +208,12 @@ async def twikey_test(request: Request, session: Session, csrf: Annotated[str, F
         "code": outcome.get("code"),
         "message": outcome.get("message"),
         "merchant_id": outcome.get("merchant_id"),
-        "templates": outcome.get("templates"),
+        "templates": outcome.get("templates") or [],
+        "template_problems": outcome.get("template_problems") or [],
     }
     flash = "Twikey accepted the key." if test["ok"] else "Twikey refused the key."
+    if test["ok"] and test["template_problems"]:
+        flash += " Check the mandate templates."
     return kept("/console/settings/twikey", flash, request, session, {"section": "twikey", "test": test})
 
 
