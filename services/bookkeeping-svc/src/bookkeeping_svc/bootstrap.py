@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bookkeeping_svc.entrypoints.api import routers
+from bookkeeping_svc.entrypoints.chart_api import router as chart_router
 from bookkeeping_svc.entrypoints.consumers import consumers
 from bookkeeping_svc.entrypoints.loops import loops
 from bookkeeping_svc.entrypoints.reconcile_api import router as reconcile_router
@@ -19,7 +20,7 @@ definition = ServiceDefinition(
     description="The only service that talks to Twinfield: connections, memo bookings, matching, retries.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
-    routers=[*routers, reconcile_router],
+    routers=[*routers, chart_router, reconcile_router],
     consumers=consumers,
     loops=loops,
 )

@@ -33,6 +33,8 @@ class Settings(KoppelSettings):
     twinfield_timeout_seconds: float = 30.0
     # Refresh the access token this long before it expires.
     token_refresh_margin_seconds: float = 120.0
+    # The settings form's look-ups (offices, an office's accounts) are kept this long per tenant.
+    chart_cache_seconds: float = 60.0
     # Fair-use budget (credits per sliding minute) that all workers together keep to: Twinfield
     # gives a certified client 1,000 per client id and 500 per client id + organisation.
     twinfield_client_credits_per_minute: int = 1000

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from bookkeeping_svc.domain.identity import CONFLICT_HINT
-from bookkeeping_svc.service_layer import conflicts, connection, intake, stats
+from bookkeeping_svc.service_layer import chart, conflicts, connection, intake, stats
 from bookkeeping_svc.service_layer.gateway import gateway
 from bookkeeping_svc.settings import Settings
 from koppel_shared.deps import Operator, RuntimeDep, UowDep
@@ -71,6 +71,9 @@ class BookingCounts(BaseModel):
 class ConnectionOut(BaseModel):
     status: Literal["not_connected", "connected", "consent_lost"]
     reason: str | None = None
+    consent_lost: bool = Field(False, description="Twinfield refused the refresh token: reconnect to resume bookings")
+    reconnect_required: bool = Field(False, description="POST /v1/twinfield/connect is what to do next")
+    cluster_url: str | None = Field(None, description="the Twinfield cluster the access token names")
     office: str | None
     organisation: str | None
     debtor_account: str
@@ -86,6 +89,9 @@ class ConnectionOut(BaseModel):
                 {
                     "status": "consent_lost",
                     "reason": "Twinfield refused the refresh token (invalid_grant); reconnect to resume bookings.",
+                    "consent_lost": True,
+                    "reconnect_required": True,
+                    "cluster_url": "https://accounting.twinfield.com",
                     "office": "NLA000001",
                     "organisation": "KOPPEL",
                     "debtor_account": "1300",
@@ -133,6 +139,19 @@ async def get_connection(principal: Operator, uow: UowDep) -> dict[str, Any]:
 
 @twinfield.put("/connection", response_model=ConnectionOut, summary="Set office, accounts and reference field")
 async def put_connection(body: ConnectionIn, principal: Operator, runtime: RuntimeDep, uow: UowDep) -> dict[str, Any]:
+    """Once connected, the office and accounts are checked against Twinfield first: one the
+    connection does not reach, or an account the office's chart does not have (or that is not a
+    balance sheet account), is 422 with ``errors: [{field, rule, message}]`` and nothing changes."""
+    cache = chart.chart_cache(runtime)
+    await chart.check(
+        gateway(runtime),
+        cache,
+        uow,
+        principal.tenant_id,
+        body.office,
+        body.debtor_account,
+        body.cross_accounts.model_dump(),
+    )
     await connection.configure(
         uow,
         principal.tenant_id,
@@ -146,6 +165,7 @@ async def put_connection(body: ConnectionIn, principal: Operator, runtime: Runti
     )
     await uow.commit()
     gateway(runtime).forget(principal.tenant_id)  # the cached access carries the accounts
+    cache.forget(principal.tenant_id)
     return await connection.status(uow, principal.tenant_id)
 
 

@@ -188,6 +188,9 @@ async def status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
         return {
             "status": "not_connected",
             "reason": "no Twinfield connection yet: PUT /v1/twinfield/connection, then POST /v1/twinfield/connect",
+            "consent_lost": False,
+            "reconnect_required": True,
+            "cluster_url": None,
             "office": None,
             "organisation": None,
             "debtor_account": "1300",
@@ -200,6 +203,9 @@ async def status(uow: UnitOfWork, tenant_id: uuid.UUID) -> dict[str, Any]:
     return {
         "status": row.status,
         "reason": row.status_reason,
+        "consent_lost": row.status == "consent_lost",
+        "reconnect_required": row.status != "connected",
+        "cluster_url": row.cluster_url,
         "office": row.office,
         "organisation": row.organisation,
         "debtor_account": row.debtor_account,

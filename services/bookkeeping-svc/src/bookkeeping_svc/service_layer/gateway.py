@@ -171,22 +171,26 @@ class Gateway:
         margin = timedelta(seconds=self.settings.token_refresh_margin_seconds)
         return access.expires_at - margin > datetime.now(UTC)
 
-    async def access(self, tenant_id: uuid.UUID, stale: str | None = None) -> Access:
-        """A valid access token for the tenant; ``stale`` names a token Twinfield refused."""
+    async def access(self, tenant_id: uuid.UUID, stale: str | None = None, office_required: bool = True) -> Access:
+        """A valid access token for the tenant; ``stale`` names a token Twinfield refused. Only
+        the settings form's look-ups (which offices, which accounts) pass ``office_required=False``:
+        they run between consent and choosing an office (``office`` is then "")."""
         cached = self._cache.get(tenant_id)
-        if self._fresh(cached, stale):
+        if self._fresh(cached, stale) and (cached.office or not office_required):  # type: ignore[union-attr]
             assert cached is not None
             return cached
         async with self._locks[tenant_id]:
             cached = self._cache.get(tenant_id)
-            if self._fresh(cached, stale):
+            if self._fresh(cached, stale) and (cached.office or not office_required):  # type: ignore[union-attr]
                 assert cached is not None
                 return cached
-            access = await self._refresh_single_flight(tenant_id, stale)
+            access = await self._refresh_single_flight(tenant_id, stale, office_required)
             self._cache[tenant_id] = access
             return access
 
-    async def _refresh_single_flight(self, tenant_id: uuid.UUID, stale: str | None) -> Access:
+    async def _refresh_single_flight(
+        self, tenant_id: uuid.UUID, stale: str | None, office_required: bool = True
+    ) -> Access:
         secrets = self.runtime.secrets
         async with self.runtime.uow() as uow:
             row = (
@@ -194,15 +198,17 @@ class Gateway:
                     sa.select(connections).where(connections.c.tenant_id == tenant_id).with_for_update()
                 )
             ).first()
-            if row is None or row.status != "connected" or not row.refresh_token or not row.office:
+            if row is None or row.status != "connected" or not row.refresh_token:
                 raise NotConnected(f"tenant {tenant_id} has no usable Twinfield connection")
+            if office_required and not row.office:
+                raise NotConnected(f"tenant {tenant_id} has chosen no Twinfield office yet")
             if row.access_token and row.access_expires_at and row.cluster_url:
                 stored = Access(
                     tenant_id,
                     secrets.decrypt(row.access_token),
                     row.access_expires_at,
                     row.cluster_url,
-                    row.office,
+                    row.office or "",
                     row.organisation or "",
                     accounts_of(row),
                 )
@@ -238,7 +244,7 @@ class Gateway:
                 tokens.access_token,
                 expires_at,
                 info.cluster_url,
-                row.office,
+                row.office or "",
                 info.organisation or row.organisation or "",
                 accounts_of(row),
             )
@@ -268,12 +274,13 @@ class Gateway:
                 await self.refund(access, credits.left)
 
     async def call(
-        self, access: Access, request_xml: str, prepaid: Prepaid | None = None
+        self, access: Access, request_xml: str, prepaid: Prepaid | None = None, company: str | None = None
     ) -> tuple[Access, etree._Element]:
         """One ProcessXml call within the fair-use budget: spends ``prepaid`` credits, or waits
         for its own, honours 429 ``Retry-After`` (the request was not processed and not charged, so
         it is sent again on the same credits), refreshes the token once on fault 354. Returns the
-        access used (it may have been refreshed)."""
+        access used (it may have been refreshed). ``company`` sends another office than the
+        tenant's as the header's ``CompanyCode`` ("" sends none: the offices list)."""
         cost = cost_of(request_xml)
         if prepaid is not None:
             prepaid.spend(cost)
@@ -283,7 +290,8 @@ class Gateway:
         refreshed = False
         while True:
             try:
-                root = await self.xml.call(access.cluster_url, access.token, access.office, request_xml)
+                office = access.office if company is None else company
+                root = await self.xml.call(access.cluster_url, access.token, office, request_xml)
                 return access, root
             except RateLimited as exc:
                 log.info("twinfield.rate_limited", retry_after=exc.retry_after, organisation=access.organisation)
@@ -297,7 +305,7 @@ class Gateway:
                 if refreshed:
                     raise
                 refreshed = True
-                access = await self.access(access.tenant_id, stale=access.token)
+                access = await self.access(access.tenant_id, stale=access.token, office_required=company is None)
 
 
 async def mark_consent_lost(session: AsyncSession, tenant_id: uuid.UUID, reason: str) -> None:
