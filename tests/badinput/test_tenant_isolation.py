@@ -115,6 +115,13 @@ async def _make_tenant_a(w: World, http: httpx.AsyncClient, sandbox: Served, set
     registered = await c["sync"].post("/v1/tenants", headers=a["sync"], json={"name": f"Tenant A {tag}"})
     assert registered.status_code == 201, registered.text
     w.markers.add(f"Tenant A {tag}")
+    # sync-svc: a token A made from the browser (B must neither see nor revoke it).
+    made_token = await c["sync"].post(
+        "/v1/tokens", headers=a["sync"], json={"label": f"ERP of A {tag}", "scopes": ["erp"], "ttl_days": 30}
+    )
+    assert made_token.status_code == 201, made_token.text
+    w.path_values["token_id"] = made_token.json()["id"]
+    w.markers |= {f"ERP of A {tag}", made_token.json()["id"], made_token.json()["token"]}
 
     # sync-svc: a Twikey connection (on a sandbox creditor) and a received webhook.
     made = (await http.post(f"{sandbox.base}/_sandbox/creditors", json={})).json()
@@ -399,6 +406,7 @@ async def test_another_tenant_is_refused_on_every_route_and_sees_none_of_this_te
         "collection /v1/subscriptions",
         "sync /v1/twikey/connection",
         "sync /v1/twikey/webhooks",
+        "sync /v1/tokens",
         "bookkeeping /v1/bookings",
         "bookkeeping /v1/twinfield/connection",
         "notify /v1/webhook-endpoints",

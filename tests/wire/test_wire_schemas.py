@@ -2,7 +2,8 @@
 of every event that carries debtor data, the schemas in mandate-svc's and sync-svc's OpenAPI
 documents that do, sync-svc's internal invite, and the invite body mandate-svc sends are compared
 with ``wire_schemas.json``. (Only what carries a debtor: other changes to the APIs are not this
-test's business.)
+test's business.) The events every service's system consumer reads (``tenant.registered``,
+``token.revoked``, ...) are held fixed too: every service, of every version running, decodes them.
 
 After a deliberate change of the wire, regenerate it: ``KOPPEL_WRITE_WIRE_SCHEMAS=1 uv run pytest
 tests/wire``, and say so in the change."""
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from koppel_shared.events import registry
+from koppel_shared.messaging.ping import ping_consumer
 from koppel_shared.service import build_api
 from koppel_shared.testing.fixtures import settings_for_test
 from mandate_svc.adapters.sync_client import HttpSyncClient
@@ -40,7 +42,12 @@ def _carries_debtor(schema: Any) -> bool:
 
 def _event_schemas() -> dict[str, Any]:
     schemas = {f"{name} v{version}": model.model_json_schema() for name, (version, model) in registry._by_type.items()}
-    return {name: schema for name, schema in sorted(schemas.items()) if _carries_debtor(schema)}
+    everywhere = set(ping_consumer().bindings)
+    return {
+        name: schema
+        for name, schema in sorted(schemas.items())
+        if _carries_debtor(schema) or name.split(" ")[0] in everywhere
+    }
 
 
 def _openapi(definition: Any, settings_cls: Any) -> dict[str, Any]:

@@ -14,6 +14,14 @@ A service that calls another (mandate-svc and bookkeeping-svc call sync-svc's ``
 holds a *service token* the issuer made for it: scope ``internal`` only and no tenant of its own;
 the call names the tenant it acts for in ``X-Koppel-Tenant``.
 
+An *admin token* (scope ``admin`` only, no tenant) is for the installation itself: it creates
+tenants (sync-svc's ``POST /v1/tenants``) and nothing else; tenant routes refuse it. The ``koppel``
+command issues it (``koppel token admin``); ``koppel run`` writes one for the local system.
+
+sync-svc is a second issuer, for tokens made from the browser (``/v1/tokens``): it has a signing
+key of its own (``KOPPEL_SYNC_TOKEN_SIGNING_KEY``, a kid apart from the command's), whose public
+entry is in every verifier's list. A token is revoked by its ``jti`` (koppel_shared.revocations).
+
 Keys are written ``<kid>:<base64url of the 32 raw key bytes>``: a signing key as its private seed,
 public keys as a comma-separated list of those.
 """
@@ -34,7 +42,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
 ALGORITHM = "EdDSA"
-SCOPES = ("erp", "operator", "internal")
+SCOPES = ("erp", "operator", "internal", "admin")
+# The scopes issued to tenants (``admin`` belongs to admin tokens, ``internal`` to service tokens).
+TENANT_SCOPES = ("erp", "operator")
+# What stands for "no tenant" where a tenant id is needed: no tenant is ever given this id.
+NO_TENANT = uuid.UUID(int=0)
 TENANT_HEADER = "X-Koppel-Tenant"
 KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -127,15 +139,28 @@ class TenantPrincipal:
     token_id: str
     # The calling service, for a service token (which acts for the tenant the call names).
     service: str | None = None
+    # An admin token: no tenant at all (``tenant_id`` is NO_TENANT); tenant routes refuse it.
+    admin: bool = False
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 
+    @property
+    def token_tenant(self) -> uuid.UUID:
+        """The tenant the token itself names (NO_TENANT for admin and service tokens): the key its
+        revocation is recorded under."""
+        return NO_TENANT if self.admin or self.service is not None else self.tenant_id
+
 
 def _sign(key: SigningKey, claims: Mapping[str, object], ttl: timedelta) -> str:
-    now = datetime.now(UTC)
-    claims = {**claims, "iat": int(now.timestamp()), "exp": int((now + ttl).timestamp()), "jti": uuid.uuid4().hex}
-    return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
+    return _sign_with_id(key, claims, ttl)[0]
+
+
+def _sign_with_id(key: SigningKey, claims: Mapping[str, object], ttl: timedelta) -> tuple[str, str, datetime]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    expires, jti = now + ttl, uuid.uuid4().hex
+    claims = {**claims, "iat": int(now.timestamp()), "exp": int(expires.timestamp()), "jti": jti}
+    return jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid}), jti, expires
 
 
 def issue_token(
@@ -146,12 +171,33 @@ def issue_token(
     subject: str | None = None,
     issuer: str = "koppel",
 ) -> str:
+    return issue_token_with_id(key, tenant_id, scopes, ttl, subject, issuer)[0]
+
+
+def issue_token_with_id(
+    key: SigningKey,
+    tenant_id: uuid.UUID | str,
+    scopes: list[str] | tuple[str, ...] = ("erp",),
+    ttl: timedelta = timedelta(days=365),
+    subject: str | None = None,
+    issuer: str = "koppel",
+) -> tuple[str, str, datetime]:
+    """``issue_token``, with the token's id (``jti``, what revokes it) and when it expires."""
     unknown = set(scopes) - set(SCOPES)
     if unknown:
         raise ValueError(f"unknown scopes: {sorted(unknown)}")
+    if "admin" in scopes:
+        raise ValueError("an admin token has no tenant: issue_admin_token")
     tid = str(uuid.UUID(str(tenant_id)))
     claims = {"iss": issuer, "sub": subject or f"tenant:{tid}", "tid": tid, "scope": " ".join(scopes)}
-    return _sign(key, claims, ttl)
+    return _sign_with_id(key, claims, ttl)
+
+
+def issue_admin_token(
+    key: SigningKey, ttl: timedelta = timedelta(days=30), subject: str = "admin", issuer: str = "koppel"
+) -> str:
+    """An installation-wide token (scope ``admin``, no tenant): creates tenants, nothing else."""
+    return _sign(key, {"iss": issuer, "sub": f"admin:{subject}", "adm": True, "scope": "admin"}, ttl)
 
 
 def issue_service_token(
@@ -192,9 +238,15 @@ def verify_token(
             token, key, algorithms=[ALGORITHM], issuer=issuer, options={"require": ["exp", "iat", "sub"]}
         )
         scopes = frozenset(str(claims.get("scope", "")).split())
-        service = None
+        service, admin = None, False
         if "tid" in claims:
+            if not scopes <= set(TENANT_SCOPES) | {"internal"}:
+                raise TokenError(f"a tenant token cannot carry the scopes {sorted(scopes - set(TENANT_SCOPES))}")
             tenant_id = uuid.UUID(claims["tid"])
+            if tenant_id == NO_TENANT:
+                raise TokenError("the token names no tenant")
+        elif claims.get("adm") is True and scopes == {"admin"} and "svc" not in claims:
+            tenant_id, admin = NO_TENANT, True
         elif "svc" in claims and scopes == {"internal"}:
             service = str(claims["svc"])
             if acting_for is None:
@@ -210,4 +262,5 @@ def verify_token(
         subject=str(claims["sub"]),
         token_id=str(claims.get("jti", "")),
         service=service,
+        admin=admin,
     )

@@ -32,6 +32,7 @@ from koppel_shared.messaging.inbox import ConsumerSpec, InboxConsumer
 from koppel_shared.messaging.outbox import OutboxRelay
 from koppel_shared.messaging.topology import QueueSpec
 from koppel_shared.migrations import migrate, wait_until_migrated
+from koppel_shared.revocations import RevocationList
 from koppel_shared.settings import KoppelSettings
 from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.app import create_app
@@ -138,6 +139,7 @@ def build_api(definition: ServiceDefinition, settings: KoppelSettings) -> FastAP
         holder["rt"] = runtime
         app.state.runtime = runtime
         app.state.tenants = TenantDirectory(runtime.session_factory)
+        app.state.revocations = RevocationList(runtime.session_factory)
         if definition.on_open:
             await definition.on_open(runtime)
         try:

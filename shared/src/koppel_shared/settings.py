@@ -31,6 +31,10 @@ DEV_ENCRYPTION_KEY = "ZGV2LW9ubHkta2V5LWNoYW5nZS1tZS0wMTIzNDU2Nzg="
 DEV_KID = "dev-only-change-me"
 DEV_TOKEN_SIGNING_KEY = f"{DEV_KID}:ZGV2LW9ubHktdG9rZW4ta2V5LWNoYW5nZS1tZS0wMTI"
 DEV_TOKEN_PUBLIC_KEYS = f"{DEV_KID}:sSRsU7Ozb49h-vCAHbOQ2vq_htkbaiTzN5PbsINTAuM"
+# sync-svc's development key pair (it issues the tokens made from the browser), refused likewise.
+DEV_SYNC_KID = "dev-sync-only-change-me"
+DEV_SYNC_TOKEN_SIGNING_KEY = f"{DEV_SYNC_KID}:ZGV2LW9ubHktc3luYy10b2tlbi1rZXktY2hhbmdlLW0"
+DEV_SYNC_TOKEN_PUBLIC_KEY = f"{DEV_SYNC_KID}:E7gIVWL-kCQ_yMOFO3zvI3Xf1ZtDBecYylCbkGqgcbg"
 PLACEHOLDERS = {DEV_ENCRYPTION_KEY, "changeme", "change-me", "secret", ""}
 
 COMMON_PREFIX = "KOPPEL_"
@@ -68,7 +72,7 @@ class KoppelSettings(BaseSettings):
 
     # The public keys tokens may be signed with, ``<kid>:<base64url>`` comma-separated
     # (koppel_shared.auth). Public, so a plain string; no service holds a private key.
-    token_public_keys: str = DEV_TOKEN_PUBLIC_KEYS
+    token_public_keys: str = f"{DEV_TOKEN_PUBLIC_KEYS},{DEV_SYNC_TOKEN_PUBLIC_KEY}"
     jwt_issuer: str = "koppel"
     encryption_keys: SecretStr = SecretStr(DEV_ENCRYPTION_KEY)
     # Honour tokens only for registered tenants (koppel_shared.tenants). Only a service's own
@@ -122,7 +126,7 @@ class KoppelSettings(BaseSettings):
         bad = [
             name for name, value in self if isinstance(value, SecretStr) and _is_placeholder(value.get_secret_value())
         ]
-        if DEV_KID in self.public_keys.kids:
+        if self.public_keys.kids & {DEV_KID, DEV_SYNC_KID}:
             bad.append("token_public_keys")
         if bad:
             raise ValueError(
@@ -162,6 +166,6 @@ def dev_service_token(service: str) -> SecretStr:
 
 def _is_placeholder(value: str) -> bool:
     parts = [p.strip() for p in value.split(",")]
-    if token_kid(value) == DEV_KID:
+    if token_kid(value) in (DEV_KID, DEV_SYNC_KID):
         return True
     return any(p in PLACEHOLDERS or "change-me" in p or "changeme" in p for p in parts)

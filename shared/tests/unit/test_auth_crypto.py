@@ -7,12 +7,15 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from koppel_shared.auth import (
+    NO_TENANT,
     KeyFormatError,
     PublicKeys,
     SigningKey,
     TokenError,
+    issue_admin_token,
     issue_service_token,
     issue_token,
+    issue_token_with_id,
     verify_token,
 )
 from koppel_shared.crypto import SecretBox, SecretDecryptionError, generate_key
@@ -102,6 +105,45 @@ def test_a_token_without_tenant_that_is_not_a_service_token_is_refused() -> None
     token = jwt.encode(claims, KEY.private, algorithm="EdDSA", headers={"kid": "k1"})
     with pytest.raises(TokenError, match="no tenant"):
         verify_token(KEYS, token, acting_for=str(uuid.uuid4()))
+
+
+def test_admin_token_names_no_tenant_and_grants_admin_only() -> None:
+    principal = verify_token(KEYS, issue_admin_token(KEY, subject="ops"), acting_for=str(uuid.uuid4()))
+    assert principal.admin and principal.scopes == {"admin"}
+    # the tenant header does not make it a tenant's token
+    assert principal.tenant_id == NO_TENANT and principal.token_tenant == NO_TENANT
+    assert principal.subject == "admin:ops" and principal.service is None
+
+
+def test_tenant_tokens_cannot_carry_the_admin_scope() -> None:
+    with pytest.raises(ValueError, match="admin"):
+        issue_token(KEY, uuid.uuid4(), ["operator", "admin"])
+    now = int(time.time())
+    for claims in (
+        {"tid": str(uuid.uuid4()), "scope": "operator admin"},  # a tenant token claiming admin too
+        {"tid": str(uuid.uuid4()), "scope": "admin", "adm": True},
+        {"scope": "admin"},  # no admin mark
+        {"scope": "admin operator", "adm": True},  # admin with more
+        {"tid": str(NO_TENANT), "scope": "operator"},  # the id that stands for no tenant
+    ):
+        body = {"iss": "koppel", "sub": "x", "iat": now, "exp": now + 60, **claims}
+        token = jwt.encode(body, KEY.private, algorithm="EdDSA", headers={"kid": "k1"})
+        with pytest.raises(TokenError):
+            verify_token(KEYS, token)
+
+
+def test_a_service_token_is_revoked_under_no_tenant_whatever_tenant_it_acts_for() -> None:
+    principal = verify_token(KEYS, issue_service_token(KEY, "mandate"), acting_for=str(uuid.uuid4()))
+    assert principal.token_tenant == NO_TENANT
+    tenant = uuid.uuid4()
+    assert verify_token(KEYS, issue_token(KEY, tenant)).token_tenant == tenant
+
+
+def test_issuing_with_id_gives_the_jti_and_expiry_in_the_token() -> None:
+    token, jti, expires = issue_token_with_id(KEY, uuid.uuid4(), ["erp"], ttl=timedelta(days=2))
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["jti"] == jti == verify_token(KEYS, token).token_id
+    assert claims["exp"] == int(expires.timestamp())
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,15 @@ import uuid
 import pytest
 from pydantic import Field, SecretStr, ValidationError
 
-from koppel_shared.auth import verify_token
-from koppel_shared.settings import DEV_TOKEN_PUBLIC_KEYS, IssuerSettings, KoppelSettings, dev_service_token
+from koppel_shared.auth import SigningKey, verify_token
+from koppel_shared.settings import (
+    DEV_SYNC_TOKEN_PUBLIC_KEY,
+    DEV_SYNC_TOKEN_SIGNING_KEY,
+    DEV_TOKEN_PUBLIC_KEYS,
+    IssuerSettings,
+    KoppelSettings,
+    dev_service_token,
+)
 from koppel_shared.testing.fixtures import TEST_PUBLIC_KEYS, TEST_SIGNING_KEY
 
 REAL_KEY = "dGVzdC1rZXktMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY="
@@ -38,6 +45,17 @@ def test_the_dev_public_key_is_refused_outside_dev_even_beside_a_real_one() -> N
         KoppelSettings(environment="prod", encryption_keys=REAL_KEY, token_public_keys=keys)
 
 
+def test_the_dev_sync_public_key_is_trusted_in_dev_and_refused_outside_dev() -> None:
+    assert SigningKey.parse(DEV_SYNC_TOKEN_SIGNING_KEY).public_entry() == DEV_SYNC_TOKEN_PUBLIC_KEY
+    assert KoppelSettings(environment="dev").public_keys.kids == {
+        DEV_TOKEN_PUBLIC_KEYS.split(":")[0],
+        DEV_SYNC_TOKEN_PUBLIC_KEY.split(":")[0],
+    }
+    keys = f"{TEST_PUBLIC_KEYS},{DEV_SYNC_TOKEN_PUBLIC_KEY}"
+    with pytest.raises(ValidationError, match="token_public_keys"):
+        KoppelSettings(environment="prod", encryption_keys=REAL_KEY, token_public_keys=keys)
+
+
 def test_dev_signing_key_and_dev_service_token_are_refused_outside_dev() -> None:
     with pytest.raises(ValidationError, match="token_signing_key"):
         IssuerSettings(environment="prod", encryption_keys=REAL_KEY, token_public_keys=TEST_PUBLIC_KEYS)
@@ -60,7 +78,7 @@ def test_real_secrets_are_accepted_in_prod() -> None:
         encryption_keys=REAL_KEY,
         amqp_url="amqp://koppel:s3cr3t@rabbit:5672/",
     )
-    assert s.public_keys.kids == {"test"}
+    assert s.public_keys.kids == {"test", "test-sync"}
     assert "s3cr3t" not in repr(s)
     issuer = IssuerSettings(
         environment="prod",

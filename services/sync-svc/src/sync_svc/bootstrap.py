@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from koppel_shared.service import ServiceDefinition
-from sync_svc.entrypoints import api, internal, tenants, webhooks
+from sync_svc.entrypoints import api, internal, tenants, tokens, webhooks
 from sync_svc.entrypoints.consumers import consumers
 from sync_svc.entrypoints.loops import loops
 from sync_svc.service_layer.resources import open_resources
@@ -20,7 +20,7 @@ definition = ServiceDefinition(
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
     # The webhook route first: it is the hottest, and routes are matched in order.
-    routers=[webhooks.router, api.router, internal.router, tenants.router],
+    routers=[webhooks.router, api.router, internal.router, tenants.router, tokens.router],
     consumers=consumers,
     loops=loops,
     on_open=open_resources,

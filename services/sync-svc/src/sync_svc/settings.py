@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Any
 
-from koppel_shared.settings import KoppelSettings
+from pydantic import Field, SecretStr, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
+
+from koppel_shared.auth import SigningKey
+from koppel_shared.settings import COMMON_PREFIX, DEV_KID, DEV_SYNC_TOKEN_SIGNING_KEY, KoppelSettings
+
+OWN_ONLY = frozenset({"token_signing_key"})
+
+
+class _CommonEnvWithoutOwnOnly(EnvSettingsSource):
+    """The common ``KOPPEL_*`` variables, except those sync-svc reads under its own prefix only."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in OWN_ONLY:
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
 
 
 class Settings(KoppelSettings):
     service_prefix = "KOPPEL_SYNC_"
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        own = EnvSettingsSource(settings_cls, env_prefix=cls.service_prefix)
+        common = _CommonEnvWithoutOwnOnly(settings_cls, env_prefix=COMMON_PREFIX)
+        return (init_settings, own, common, file_secret_settings)
+
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel_sync"
     api_port: int = 8103
+
+    # The key the tokens made from the browser are signed with (``/v1/tokens``, ``POST
+    # /v1/tenants``): sync-svc's own, a kid apart from the ``koppel`` command's; its public entry is
+    # in every verifier's KOPPEL_TOKEN_PUBLIC_KEYS. Read from KOPPEL_SYNC_TOKEN_SIGNING_KEY only:
+    # the common KOPPEL_TOKEN_SIGNING_KEY is the command's key and must never end up here.
+    token_signing_key: SecretStr = SecretStr(DEV_SYNC_TOKEN_SIGNING_KEY)
+    # How long the operator token handed out with a new tenant lasts.
+    tenant_operator_token_days: int = Field(default=30, ge=1, le=730)
 
     # Where Twikey reaches us (the gateway); the webhook URL shown to operators is built from it.
     public_base_url: str = "http://127.0.0.1:8080"
@@ -47,3 +84,14 @@ class Settings(KoppelSettings):
     drain_min_interval_seconds: float = Field(default=0.2, ge=0)
     # Transactions of one collect command are created with this many parallel calls.
     collect_concurrency: int = 8
+
+    @field_validator("token_signing_key")
+    @classmethod
+    def _signing_key_is_syncs_own(cls, value: SecretStr) -> SecretStr:
+        if SigningKey.parse(value.get_secret_value()).kid == DEV_KID:
+            raise ValueError("sync-svc signs with a key of its own, not the koppel command's (another kid)")
+        return value
+
+    @property
+    def signing_key(self) -> SigningKey:
+        return SigningKey.parse(self.token_signing_key.get_secret_value())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from koppel_shared.events.registry import EventData, event_type
 
 
@@ -19,3 +21,13 @@ class TenantRegistered(EventData):
     tokens for it only from then on."""
 
     name: str
+
+
+@event_type("token.revoked", version=1)
+class TokenRevoked(EventData):
+    """A token is revoked: every service refuses it from now on. ``envelope.tenant_id`` is the
+    tenant the token names (None for an admin or service token)."""
+
+    token_id: str
+    # When the token would have expired anyway (None when unknown): its record may go after that.
+    expires_at: datetime | None = None

@@ -25,9 +25,10 @@ AMQP_URL = os.environ.get("KOPPEL_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672
 
 
 # The tests' token key pair: tests issue tokens with it, the services under test verify with its
-# public key (settings_for_test).
+# public key (settings_for_test). sync-svc signs the tokens it issues with a key of its own.
 TEST_SIGNING_KEY = SigningKey.parse("test:dGVzdC1vbmx5LXRva2VuLWtleS0wMTIzNDU2Nzg5YWI")
-TEST_PUBLIC_KEYS = TEST_SIGNING_KEY.public_entry()
+TEST_SYNC_SIGNING_KEY = SigningKey.parse("test-sync:dGVzdC1vbmx5LXN5bmMtdG9rZW4ta2V5LTAxMjM0NTY")
+TEST_PUBLIC_KEYS = f"{TEST_SIGNING_KEY.public_entry()},{TEST_SYNC_SIGNING_KEY.public_entry()}"
 
 
 def unique_name(kind: str) -> str:
@@ -54,6 +55,8 @@ def settings_for_test(settings_cls: type[S], database_url: str, prefix: str, **o
         # One service alone has no sync-svc registering tenants; the tests of the check turn it on.
         "known_tenants_only": False,
     }
+    if "token_signing_key" in settings_cls.model_fields:  # sync-svc, the issuer of browser-made tokens
+        values["token_signing_key"] = TEST_SYNC_SIGNING_KEY.encoded()
     if "sync_token" in settings_cls.model_fields:
         values["sync_token"] = issue_service_token(TEST_SIGNING_KEY, settings_cls.service_prefix.split("_")[1].lower())
     values.update(overrides)

@@ -2,7 +2,9 @@
 
 Routes take ``Principal`` (any valid token) or ``require_scope("operator")``; data access always
 filters by ``principal.tenant_id``. A service token (koppel_shared.auth) acts for whichever tenant
-its call names, so it is honoured only where a route asks for scope ``internal``.
+its call names, so it is honoured only where a route asks for scope ``internal``. An admin token
+(no tenant) is honoured only where a route takes ``AdminPrincipal``. A revoked token
+(koppel_shared.revocations) is refused everywhere with 401 ``token_revoked``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import structlog
 from fastapi import Depends, Request
 
 from koppel_shared.auth import TENANT_HEADER, TenantPrincipal, TokenError, verify_token
+from koppel_shared.revocations import RevocationList
 from koppel_shared.tenants import TenantDirectory
 from koppel_shared.web.errors import Problem
 
@@ -23,7 +26,21 @@ async def token_principal(request: Request) -> TenantPrincipal:
     return await _verified(request, service_tokens=False)
 
 
-async def _verified(request: Request, service_tokens: bool) -> TenantPrincipal:
+async def registering_principal(request: Request) -> TenantPrincipal:
+    """An admin token, or a tenant token whether or not its tenant is registered: for creating or
+    registering a tenant (the route tells the two apart by ``principal.admin``)."""
+    return await _verified(request, service_tokens=False, admin=True)
+
+
+async def admin_principal(request: Request) -> TenantPrincipal:
+    """An admin token's principal (installation routes: creating a tenant)."""
+    principal = await _verified(request, service_tokens=False, admin=True)
+    if not principal.admin:
+        raise Problem(403, "insufficient_scope", "this call needs an admin token (`koppel token admin`)")
+    return principal
+
+
+async def _verified(request: Request, service_tokens: bool, admin: bool = False) -> TenantPrincipal:
     # async so that the tenant bound to the log context is seen by the route as well
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -35,8 +52,17 @@ async def _verified(request: Request, service_tokens: bool) -> TenantPrincipal:
         principal = verify_token(settings.public_keys, token.strip(), settings.jwt_issuer, acting_for)
     except TokenError as exc:
         raise Problem(401, "invalid_token", f"the tenant token is not valid: {exc}") from exc
+    revocations: RevocationList | None = getattr(request.app.state, "revocations", None)
+    if revocations is not None and await revocations.is_revoked(principal.token_tenant, principal.token_id):
+        raise Problem(401, "token_revoked", f"this token ({principal.token_id}) was revoked")
     if principal.service is not None and not service_tokens:
         raise Problem(403, "insufficient_scope", "a service token is accepted by /internal APIs only")
+    if principal.admin and not admin:
+        raise Problem(
+            403, "insufficient_scope", "an admin token creates tenants only; use an operator token of the tenant"
+        )
+    if principal.admin:
+        return principal
     request.state.tenant_id = principal.tenant_id
     structlog.contextvars.bind_contextvars(tenant_id=str(principal.tenant_id))
     return principal
@@ -67,6 +93,8 @@ async def _registered(request: Request, principal: TenantPrincipal) -> TenantPri
 Principal = Annotated[TenantPrincipal, Depends(current_principal)]
 UnregisteredPrincipal = Annotated[TenantPrincipal, Depends(token_principal)]
 InternalPrincipal = Annotated[TenantPrincipal, Depends(internal_principal)]
+RegisteringPrincipal = Annotated[TenantPrincipal, Depends(registering_principal)]
+AdminPrincipal = Annotated[TenantPrincipal, Depends(admin_principal)]
 
 
 def require_scope(*scopes: str) -> Callable[[TenantPrincipal], TenantPrincipal]:

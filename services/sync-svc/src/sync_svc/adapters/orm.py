@@ -159,4 +159,19 @@ command_attempts = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
 )
 
+# The tokens sync-svc signed for a tenant (``/v1/tokens``): what they were for, never the token.
+# ``id`` is the token's ``jti``; ``scopes`` space-separated as in the token.
+issued_tokens = sa.Table(
+    "issued_tokens",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.Uuid, nullable=False),
+    sa.Column("label", sa.String(100), nullable=False),
+    sa.Column("scopes", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_issued_tokens_tenant", "tenant_id", "created_at"),
+)
+
 TARGET_METADATA = (metadata, messaging_metadata)
