@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from koppel_console.app import csrf_for
+from koppel_shared.auth import issue_admin_token, issue_token
+from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
 from twikey_sandbox import create_app as twikey_sandbox
 
 from .browser import serve
@@ -124,9 +126,6 @@ async def test_a_secret_kept_for_one_session_is_not_shown_to_another(signed_in: 
     )
     once = added.cookies.get("koppel_console_once")
     assert once
-    from koppel_shared.auth import issue_token
-    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
-
     other = issue_token(TEST_SIGNING_KEY, stack.tenant, ["operator"])
     async with httpx.AsyncClient(base_url=stack.console, timeout=30) as stranger:
         await stranger.post("/console/login", data={"token": other})
@@ -192,3 +191,61 @@ async def test_the_checklist_follows_what_is_set_and_links_to_each_form(signed_i
         assert item and item[1] == "todo" and item[2] == href, key
     # the seeded tenant has ERP endpoints (and the tests above saved a policy)
     assert re.search(r'<li id="todo-erp_endpoint" class="done">', page.text)
+
+
+async def test_a_new_tenant_is_set_up_from_the_sign_in_page_with_an_admin_token(
+    signed_in: tuple[httpx.AsyncClient, Stack],
+):
+    _, stack = signed_in
+    async with httpx.AsyncClient(base_url=stack.console, timeout=60) as browser:
+        # a tenant's operator token is no admin token: refused beside its field, no tenant made
+        page = await browser.post("/console/login/new-tenant", data={"name": "Acme BV", "admin_token": stack.token})
+        assert page.status_code == 422 and field_error(page.text, "admin_token")
+        page = await browser.post("/console/login/new-tenant", data={"name": " ", "admin_token": "x"})
+        assert page.status_code == 422 and field_error(page.text, "name")
+        assert "koppel_console_token" not in browser.cookies
+
+        admin = issue_admin_token(TEST_SIGNING_KEY)
+        page = await browser.post("/console/login/new-tenant", data={"name": "Acme BV", "admin_token": admin})
+        assert page.status_code == 303 and page.headers["location"] == "/console/overview"
+        operator = browser.cookies["koppel_console_token"]
+        overview = await browser.get("/console/overview")
+        tenant = re.search(r'class="who">tenant <code>([0-9a-f-]{36})</code>', overview.text)
+        assert tenant and tenant[1] != str(stack.tenant)
+        # a brand-new tenant: everything still to do, and every service already knows it
+        assert len(re.findall(r'<li id="todo-\w+" class="todo">', overview.text)) == 8
+        assert 'role="alert"' not in overview.text.split('id="checklist"', 1)[1].split("</section>", 1)[0]
+    async with httpx.AsyncClient(timeout=30) as http:
+        me = await http.get(f"{stack.services['sync']}/v1/tenants/me", headers={"Authorization": f"Bearer {operator}"})
+    assert me.json()["name"] == "Acme BV"
+
+
+async def test_tokens_are_issued_shown_once_and_revoked(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, stack = signed_in
+    page = await client.post("/console/settings/tokens", data={"csrf": csrf(stack), "label": "", "scopes": "erp"})
+    assert page.status_code == 422 and field_error(page.text, "label")
+    page = await client.post("/console/settings/tokens", data={"csrf": csrf(stack), "label": "ERP", "ttl_days": "731"})
+    assert page.status_code == 422 and field_error(page.text, "scopes") and field_error(page.text, "ttl_days")
+    assert (await api(stack, "sync", "/v1/tokens")).json()["items"] == []
+
+    issued = await client.post(
+        "/console/settings/tokens", data={"csrf": csrf(stack), "label": "ERP production", "scopes": "erp"}
+    )
+    assert issued.status_code == 303
+    shown = await client.get(issued.headers["location"])
+    token = re.search(r'<code id="secret-value">([^<]+)</code>', shown.text)
+    assert token and token[1].count(".") == 2
+    assert token[1] not in (await client.get("/console/settings/tokens")).text
+    async with httpx.AsyncClient(timeout=30) as http:
+        erp = {"Authorization": f"Bearer {token[1]}"}
+        assert (await http.get(f"{stack.services['collection']}/v1/invoices?limit=1", headers=erp)).status_code == 200
+        listed = (await api(stack, "sync", "/v1/tokens")).json()["items"]
+        assert [(t["label"], t["scopes"]) for t in listed] == [("ERP production", ["erp"])]
+        overview = await client.get("/console/overview")
+        assert '<li id="todo-erp_token" class="done">' in overview.text
+
+        revoked = await client.post(f"/console/settings/tokens/{listed[0]['id']}/revoke", data={"csrf": csrf(stack)})
+        assert revoked.status_code == 303 and "revoked" in revoked.headers["location"]
+        assert (await api(stack, "sync", "/v1/tokens")).json()["items"][0]["revoked_at"]
+        refused = await http.get(f"{stack.services['sync']}/v1/twikey/feeds", headers=erp)
+        assert refused.status_code in (401, 403)

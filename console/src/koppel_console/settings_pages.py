@@ -28,6 +28,8 @@ from koppel_console.forms import (
     whole_number,
 )
 from koppel_console.services import Answer
+from koppel_console.settings import Settings
+from koppel_shared.auth import TokenError, verify_token
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -84,6 +86,16 @@ async def new_tenant(
         errors.add("name", "the company's name, 1 to 200 characters")
     if not admin_token:
         errors.add("admin_token", "paste the installation's admin token")
+    else:
+        # Checked here first: sync-svc also takes a tenant's own token (it registers that tenant).
+        settings: Settings = request.app.state.settings
+        try:
+            principal = verify_token(settings.public_keys, admin_token, settings.jwt_issuer)
+        except TokenError:
+            errors.add("admin_token", "not a valid token of this installation")
+        else:
+            if not principal.has("admin"):
+                errors.add("admin_token", "not an admin token (koppel token admin makes one)")
     if not errors:
         answer = await api(request).call("sync", "POST", "/v1/tenants", admin_token, json={"name": name})
         if answer.ok and isinstance(answer.body, dict) and answer.body.get("operator_token"):
@@ -536,7 +548,7 @@ async def token_issue(request: Request, session: Session, csrf: Annotated[str, F
     ttl_days = str(form.get("ttl_days", "")).strip() or "365"
     typed: dict[str, Any] = {"label": str(form.get("label", "")).strip(), "scopes": scopes, "ttl_days": ttl_days}
     errors = Errors()
-    if not 1 <= len(typed["label"]) <= 100:
+    if not 1 <= len(typed["label"]) <= 100 or any(ord(c) < 32 for c in typed["label"]):
         errors.add("label", "a name for the token, 1 to 100 characters (e.g. ERP production)")
     if not scopes or any(s not in TOKEN_SCOPES for s in scopes) or len(set(scopes)) != len(scopes):
         errors.add("scopes", "tick erp, operator or both")
