@@ -6,6 +6,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from koppel_cli.localrun import Plan
 from koppel_cli.main import app
 from koppel_shared.auth import SigningKey, TokenError, verify_token
-from koppel_shared.settings import DEV_TOKEN_PUBLIC_KEYS
+from koppel_shared.settings import DEV_SYNC_TOKEN_PUBLIC_KEY, DEV_TOKEN_PUBLIC_KEYS
 
 runner = CliRunner()
 
@@ -67,10 +68,49 @@ def test_koppel_run_gives_the_services_the_public_key_and_service_tokens_not_the
     env = Plan().environment()
     assert "KOPPEL_TOKEN_SIGNING_KEY" not in env
     assert key.encoded() not in env.values()
-    assert env["KOPPEL_TOKEN_PUBLIC_KEYS"] == key.public_entry()
+    # sync-svc's own key (the development one here) is trusted beside the command's
+    assert env["KOPPEL_TOKEN_PUBLIC_KEYS"] == f"{key.public_entry()},{DEV_SYNC_TOKEN_PUBLIC_KEY}"
     for caller in ("mandate", "bookkeeping"):
         token = env[f"KOPPEL_{caller.upper()}_SYNC_TOKEN"]
         assert verify_token(key.public_entry(), token, acting_for=uuid.uuid4()).subject == f"service:{caller}"
+
+
+def test_koppel_run_gives_sync_svc_alone_its_signing_key_and_everyone_its_public_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key, sync_key = SigningKey.generate("local"), SigningKey.generate("local-sync")
+    monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", key.encoded())
+    monkeypatch.setenv("KOPPEL_SYNC_TOKEN_SIGNING_KEY", sync_key.encoded())
+    monkeypatch.delenv("KOPPEL_TOKEN_PUBLIC_KEYS", raising=False)
+    plan = Plan()
+    for process in ("sync-api", "sync-worker", "sync-migrate"):
+        assert plan.environment(process)["KOPPEL_SYNC_TOKEN_SIGNING_KEY"] == sync_key.encoded()
+    for process in ("mandate-api", "collection-worker", "notify-migrate", "console", "sandbox-twikey", ""):
+        env = plan.environment(process)
+        assert sync_key.encoded() not in env.values() and key.encoded() not in env.values(), process
+        assert env["KOPPEL_TOKEN_PUBLIC_KEYS"] == f"{key.public_entry()},{sync_key.public_entry()}"
+
+
+def test_token_admin_gives_an_installation_token_without_tenant(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_TOKEN_SIGNING_KEY", raising=False)
+    result = runner.invoke(app, ["token", "admin", "--subject", "ops"])
+    assert result.exit_code == 0, result.output
+    principal = verify_token(DEV_TOKEN_PUBLIC_KEYS, result.output.strip())
+    assert principal.admin and principal.scopes == {"admin"} and principal.subject == "admin:ops"
+    assert runner.invoke(app, ["token", "admin", "--subject", "no spaces"]).exit_code != 0
+    assert runner.invoke(app, ["token", "admin", "--ttl-days", "0"]).exit_code != 0
+
+
+def test_koppel_run_writes_an_admin_token_only_its_owner_can_read(tmp_path: Path) -> None:
+    from koppel_cli.localrun import write_admin_token
+    from koppel_shared.settings import IssuerSettings
+
+    plan = Plan(log_dir=tmp_path / "var" / "log")
+    written = write_admin_token(plan, IssuerSettings())
+    assert written == tmp_path / "var" / "admin-token" and written.stat().st_mode & 0o777 == 0o600
+    assert verify_token(DEV_TOKEN_PUBLIC_KEYS, written.read_text().strip()).admin
+    write_admin_token(plan, IssuerSettings())  # written afresh on each run
+    assert written.stat().st_mode & 0o777 == 0o600
 
 
 def test_token_issue_refuses_an_unknown_scope() -> None:
@@ -169,3 +209,53 @@ def test_dlq_parked_lists_a_tenants_parked_updates_and_retry_puts_them_back_in_l
     assert asyncio.run(sql(still_parked)) == [(theirs,)]
     empty = runner.invoke(app, ["dlq", "parked", "--tenant", str(tenant), "--json"])
     assert empty.exit_code == 0 and json.loads(empty.output) == []
+
+
+@pytest.fixture
+def sync_svc(broker_prefix: str, cleanup_exchange: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """sync-svc's API on a port and a database of its own (the CLI calls it over HTTP)."""
+    import asyncio
+
+    from koppel_shared.migrations import drop_database, migrate
+    from koppel_shared.service import build_api
+    from koppel_shared.testing.fixtures import PG_BASE, TEST_SIGNING_KEY, settings_for_test, unique_name
+    from koppel_shared.testing.serving import Served
+    from sync_svc.bootstrap import definition
+    from sync_svc.settings import Settings
+
+    settings = settings_for_test(Settings, f"{PG_BASE}/{unique_name('cli_sync')}", broker_prefix)
+    asyncio.run(migrate(definition.migrations_dir, settings.database_url))
+    try:
+        with Served(build_api(definition, settings), lifespan="on") as served:
+            monkeypatch.setenv("KOPPEL_SYNC_URL", served.base)
+            monkeypatch.setenv("KOPPEL_TOKEN_SIGNING_KEY", TEST_SIGNING_KEY.encoded())  # the CLI signs with it
+            yield served.base
+    finally:
+        asyncio.run(drop_database(settings.database_url))
+
+
+@pytest.mark.integration
+def test_token_revoke_refuses_a_token_the_command_issued_and_list_shows_the_apis_tokens(sync_svc: str) -> None:
+    import httpx
+
+    tenant = uuid.uuid4()
+    issued = runner.invoke(app, ["token", "issue", "--tenant", str(tenant), "--scope", "operator"])
+    token = issued.output.strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    made = httpx.post(f"{sync_svc}/v1/tokens", headers=auth, json={"label": "ERP test", "scopes": ["erp"]})
+    assert made.status_code == 201, made.text
+    listed = runner.invoke(app, ["token", "list", "--tenant", str(tenant), "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert [t["label"] for t in json.loads(listed.output)] == ["ERP test"]
+    assert made.json()["token"] not in listed.output
+
+    from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
+
+    token_id = verify_token(TEST_SIGNING_KEY.public_entry(), token).token_id
+    revoked = runner.invoke(app, ["token", "revoke", token_id, "--tenant", str(tenant)])
+    assert revoked.exit_code == 0 and f"revoked {token_id}" in revoked.output
+    refused = httpx.get(f"{sync_svc}/v1/tokens", headers=auth)
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+    # Another tenant's token is not found under this tenant.
+    other = runner.invoke(app, ["token", "revoke", made.json()["id"], "--tenant", str(uuid.uuid4())])
+    assert other.exit_code == 1 and "token_not_found" in other.output

@@ -1,7 +1,9 @@
 """``koppel run``: every process of Koppel on this machine, supervised, stopped cleanly by Ctrl-C.
 
 Migrates each service, starts its API and worker, the sandboxes, waits until everything is
-ready, and prints the URLs and a demo tenant's token. Process output goes to ``var/log/<name>.log``.
+ready, and prints the URLs and a demo tenant's token. Process output goes to ``var/log/<name>.log``;
+an admin token for the local system (to create tenants, e.g. in the console) is written beside
+it, to ``var/admin-token``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any
 import httpx
 
 from koppel_cli.demo import DEMO_TWIKEY_KEY, Urls
-from koppel_shared.auth import SigningKey, issue_service_token, issue_token
-from koppel_shared.settings import IssuerSettings
+from koppel_shared.auth import SigningKey, issue_admin_token, issue_service_token, issue_token
+from koppel_shared.settings import DEV_SYNC_TOKEN_SIGNING_KEY, DEV_TOKEN_PUBLIC_KEYS, IssuerSettings
 
 SERVICES = {"mandate": 8101, "collection": 8102, "sync": 8103, "bookkeeping": 8104, "notify": 8105}
 # The services that call sync-svc's internal API, each with a service token of its own.
@@ -60,6 +62,11 @@ class Plan:
         """What the sandboxes keep across restarts, beside the logs (var/state for var/log)."""
         return self.log_dir.parent / "state"
 
+    @property
+    def admin_token_file(self) -> Path:
+        """Where the local system's admin token is written (var/admin-token for var/log)."""
+        return self.log_dir.parent / f"{self.prefix}admin-token"
+
     def sandbox_state_file(self, name: str) -> Path:
         return self.state_dir / f"{self.prefix}sandbox-{name}.pickle"
 
@@ -80,7 +87,8 @@ class Plan:
             twinfield_sandbox=f"http://127.0.0.1:{self.port(SANDBOXES['twinfield'])}",
         )
 
-    def environment(self) -> dict[str, str]:
+    def environment(self, process: str = "") -> dict[str, str]:
+        """Every process's environment; ``process`` (``sync-api``, ...) adds what only it holds."""
         env = dict(os.environ)
         env.setdefault("KOPPEL_ENVIRONMENT", "dev")
         env.setdefault("KOPPEL_LOG_JSON", "true")
@@ -105,12 +113,20 @@ class Plan:
         env.update(self.env)
         # The services get the public half of the key `koppel` signs with, and service tokens
         # signed by it, never the signing key itself (left unset, all are the development ones).
+        # sync-svc's own signing key (it issues the tokens made from the browser) goes to sync-svc
+        # only; its public half joins the `koppel` key's in every process's list.
         signing = env.pop("KOPPEL_TOKEN_SIGNING_KEY", None)
+        sync_signing = env.pop("KOPPEL_SYNC_TOKEN_SIGNING_KEY", None)
+        sync_public = SigningKey.parse(sync_signing or DEV_SYNC_TOKEN_SIGNING_KEY).public_entry()
         if signing:
             key = SigningKey.parse(signing)
-            env.setdefault("KOPPEL_TOKEN_PUBLIC_KEYS", key.public_entry())
+            env.setdefault("KOPPEL_TOKEN_PUBLIC_KEYS", f"{key.public_entry()},{sync_public}")
             for caller in SYNC_CALLERS:
                 env.setdefault(f"KOPPEL_{caller.upper()}_SYNC_TOKEN", issue_service_token(key, caller))
+        elif sync_signing:
+            env.setdefault("KOPPEL_TOKEN_PUBLIC_KEYS", f"{DEV_TOKEN_PUBLIC_KEYS},{sync_public}")
+        if sync_signing and process.startswith("sync-"):
+            env["KOPPEL_SYNC_TOKEN_SIGNING_KEY"] = sync_signing
         return env
 
 
@@ -146,7 +162,7 @@ class Supervisor:
         plan.log_dir.mkdir(parents=True, exist_ok=True)
 
     def _spawn(self, name: str, args: list[str], pool: tuple[int, int] | None = None) -> None:
-        env = self.plan.environment()
+        env = self.plan.environment(name)
         if pool is not None and "KOPPEL_DB_POOL_SIZE" not in env:
             env["KOPPEL_DB_POOL_SIZE"], env["KOPPEL_DB_MAX_OVERFLOW"] = str(pool[0]), str(pool[1])
         self._launch(name, [sys.executable, *args], env)
@@ -191,7 +207,7 @@ class Supervisor:
         running = {
             name: subprocess.Popen(
                 [sys.executable, "-m", f"{name}_svc", "migrate"],
-                env=self.plan.environment(),
+                env=self.plan.environment(f"{name}-migrate"),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -289,6 +305,17 @@ def demo_token(settings: IssuerSettings) -> str:
     return issue_token(settings.signing_key, DEMO_TENANT, ["erp", "operator"], subject="demo")
 
 
+def write_admin_token(plan: Plan, settings: IssuerSettings) -> Path:
+    """An admin token for this local system (creates tenants), readable by its owner only."""
+    target = plan.admin_token_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(issue_admin_token(settings.signing_key, subject="koppel-run") + "\n")
+    return target
+
+
 def _load_render() -> Any:
     """deploy/gateway/render.py renders the one gateway template for containers and for here."""
     spec = importlib.util.spec_from_file_location("koppel_gateway_render", REPO / "deploy/gateway/render.py")
@@ -319,6 +346,7 @@ def summary(plan: Plan, token: str, gateway: bool) -> str:
         "",
         f"  demo tenant      {DEMO_TENANT}",
         f"  tenant token     {token}",
+        f"  admin token      in {plan.admin_token_file}   (creates tenants)",
         f"  logs             {plan.log_dir}/",
         "",
         "Press Ctrl-C to stop everything.",

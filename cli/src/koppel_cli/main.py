@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 import uuid
@@ -17,9 +18,19 @@ import typer
 
 from koppel_cli import infra
 from koppel_cli.demo import DemoFailed, register_tenant, run_demo, wire_demo_tenant
-from koppel_cli.localrun import DEMO_TENANT, SERVICES, SYNC_CALLERS, Plan, Supervisor, demo_token, fresh_start, summary
+from koppel_cli.localrun import (
+    DEMO_TENANT,
+    SERVICES,
+    SYNC_CALLERS,
+    Plan,
+    Supervisor,
+    demo_token,
+    fresh_start,
+    summary,
+    write_admin_token,
+)
 from koppel_cli.reconcile import reconcile
-from koppel_shared.auth import SCOPES, SigningKey, issue_service_token, issue_token
+from koppel_shared.auth import TENANT_SCOPES, SigningKey, issue_admin_token, issue_service_token, issue_token
 from koppel_shared.messaging.broker import Broker
 from koppel_shared.messaging.deadletters import discard_dead_letters, list_dead_letters, replay_dead_letters
 from koppel_shared.settings import IssuerSettings, KoppelSettings
@@ -28,7 +39,7 @@ app = typer.Typer(
     help="Koppel: run it, manage tenants and tokens, inspect dead letters, start sandboxes.", no_args_is_help=True
 )
 tenant_app = typer.Typer(help="Tenants.", no_args_is_help=True)
-token_app = typer.Typer(help="Tenant tokens (signed JWTs).", no_args_is_help=True)
+token_app = typer.Typer(help="Tokens (signed JWTs): tenant, service, admin; list, revoke.", no_args_is_help=True)
 dlq_app = typer.Typer(
     help="Dead letters (messages a service could not handle) and parked Twikey updates (collection-svc).",
     no_args_is_help=True,
@@ -82,6 +93,7 @@ def run(
         supervisor.start()
         gateway = supervisor.start_gateway()
         supervisor.wait_ready()
+        write_admin_token(plan, IssuerSettings())
         token = demo_token(IssuerSettings())
         if plan.sandboxes:
             typer.echo("connecting the demo tenant to the sandboxes ...")
@@ -135,10 +147,13 @@ def tenant_create(
     typer.echo(json.dumps({"tenant_id": str(tenant_id), "name": name, "token": token}, indent=2))
 
 
+SCOPE_HELP = f"Scopes: {', '.join(TENANT_SCOPES)}. Repeat for several."
+
+
 @token_app.command("issue")
 def token_issue(
     tenant: Annotated[uuid.UUID, typer.Option(help="Tenant id.")],
-    scope: Annotated[list[str], typer.Option(help=f"Scopes: {', '.join(SCOPES)}. Repeat for several.")] = ["erp"],  # noqa: B006
+    scope: Annotated[list[str], typer.Option(help=SCOPE_HELP)] = ["erp"],  # noqa: B006
     ttl_days: Annotated[int, typer.Option(help="Validity in days.")] = 365,
 ) -> None:
     """Issue a signed tenant token (signed with KOPPEL_TOKEN_SIGNING_KEY)."""
@@ -159,6 +174,49 @@ def token_service(
     if service not in SYNC_CALLERS:
         raise typer.BadParameter(f"one of {', '.join(SYNC_CALLERS)}", param_hint="--service")
     typer.echo(issue_service_token(IssuerSettings().signing_key, service, ttl=timedelta(days=ttl_days)))
+
+
+TenantOpt = Annotated[uuid.UUID, typer.Option(help="Tenant id.")]
+
+
+@token_app.command("admin")
+def token_admin(
+    ttl_days: Annotated[int, typer.Option(help="Validity in days.", min=1, max=365)] = 30,
+    subject: Annotated[str, typer.Option(help="Who holds it, for the logs (letters, digits, . _ -).")] = "operator",
+) -> None:
+    """Issue an admin token: installation-wide, no tenant; it creates tenants (POST /v1/tenants,
+    the console's tenant page) and nothing else."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", subject):
+        raise typer.BadParameter("letters, digits, . _ - only", param_hint="--subject")
+    typer.echo(issue_admin_token(IssuerSettings().signing_key, ttl=timedelta(days=ttl_days), subject=subject))
+
+
+@token_app.command("list")
+def token_list(tenant: TenantOpt, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the tokens sync-svc issued for a tenant (KOPPEL_SYNC_URL); tokens this command issued
+    are not recorded anywhere, but can be revoked by their id all the same."""
+    reply = _as_operator("sync", tenant, "GET", "/v1/tokens")
+    _exit_unless_ok(reply)
+    _echo_items(
+        reply.json()["items"],
+        as_json,
+        f"no tokens issued for tenant {tenant} from the API",
+        "{id}  {label}  scopes={scopes}  expires={expires_at}  revoked={revoked_at}",
+    )
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id (its jti; `koppel token list`).")],
+    tenant: TenantOpt,
+) -> None:
+    """Revoke a tenant's token on every service within seconds (through sync-svc, KOPPEL_SYNC_URL):
+    one issued from the API, or one this command issued (its jti)."""
+    reply = _as_operator("sync", tenant, "DELETE", f"/v1/tokens/{token_id}")
+    if reply.status_code != 204:
+        typer.echo(reply.text, err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {token_id}")
 
 
 @token_app.command("keygen")
@@ -244,9 +302,6 @@ def dlq_discard(
     _check_service(service)
     count = _with_broker(lambda b, s: discard_dead_letters(b, service, s.queue_prefix, set(id)))
     typer.echo(f"discarded {count} message(s)")
-
-
-TenantOpt = Annotated[uuid.UUID, typer.Option(help="Tenant id.")]
 
 
 @dlq_app.command("parked")

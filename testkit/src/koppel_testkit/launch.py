@@ -41,6 +41,11 @@ class System:
     def service_url(self, name: str) -> str:
         return self.plan.service_urls()[name]
 
+    @property
+    def admin_token(self) -> str:
+        """The admin token ``koppel run`` wrote for this system (creates tenants)."""
+        return self.plan.admin_token_file.read_text().strip()
+
 
 @contextmanager
 def running_system(

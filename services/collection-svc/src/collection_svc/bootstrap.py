@@ -11,6 +11,7 @@ from pathlib import Path
 
 from collection_svc.entrypoints.api import routers
 from collection_svc.entrypoints.consumers import consumers
+from collection_svc.entrypoints.policy_preview import router as preview_router
 from collection_svc.entrypoints.scheduler import applier_loop, scheduler_loop
 from collection_svc.service_layer.parked import count_parked
 from collection_svc.service_layer.records import Clock, utc_now
@@ -44,7 +45,7 @@ def make_definition(clock: Clock = utc_now) -> ServiceDefinition:
         ),
         settings_cls=Settings,
         migrations_dir=MIGRATIONS,
-        routers=routers,
+        routers=[*routers, preview_router],
         consumers=consumers,
         loops=loops,
         on_open=on_open,

@@ -26,6 +26,7 @@ from collection_svc.domain.policy import (
     SubscriptionView,
     decide,
 )
+from collection_svc.domain.preview import decide_open, is_pinned
 from collection_svc.domain.states import OPEN, Status
 from collection_svc.service_layer.records import (
     SELECT_RECORD,
@@ -50,9 +51,6 @@ log = get_logger(__name__)
 TWIKEY_BULK_MAX = 5000  # POST /transaction/bulk takes at most 5000 items
 DIRECT_DEBIT = "direct_debit"
 PAYLINK = "paylink"
-# Scheduled collections whose date was fixed by hand or by the retry policy keep that date
-# when the mandate changes; only their mandate is checked again.
-PINNED = ("manual", "retry")
 HANDED_OFF = "sent to Twikey through sync-svc; awaiting its transaction id"
 
 
@@ -180,8 +178,11 @@ async def redecide(
     """Decide an open collection again; saved (with its event) when the decision changed it, or
     when the invoice itself was corrected (the event carries the new amount and text)."""
     subscription = await subscription_view(uow.session, rec.tenant_id, rec.subscription_reference)
-    pinned = rec.status == Status.SCHEDULED and rec.reason_code in PINNED
-    decision = decide(InvoiceFacts(rec.amount_cents, rec.due_date), policy, mandate, today, subscription, manual=pinned)
+    # The same rule a policy preview applies (domain/preview.py): a date fixed by hand or by a
+    # retry is kept; only the mandate is checked again.
+    pinned = is_pinned(rec.status, rec.reason_code)
+    facts = InvoiceFacts(rec.amount_cents, rec.due_date)
+    decision = decide_open(rec.status, rec.reason_code, facts, policy, mandate, today, subscription)
     before = (rec.status, rec.reason_code, rec.reason, rec.collect_on, rec.requested_date, rec.mandate_number)
     if pinned and isinstance(decision, Scheduled):
         rec.mandate_number = decision.mandate_number
