@@ -1,5 +1,5 @@
 """A brand-new tenant onboarded from the console's sign-in page alone, in Chromium, on a system
-started as a newcomer starts it (``koppel run``): an installation admin token creates the tenant;
+started as a newcomer starts it (``koppel run``): the admin token it wrote creates the tenant;
 its Twikey key is entered and tested, Twinfield connected through the sandbox's consent page, the
 office and accounts picked from the office's own ledger, a policy previewed and saved, an ERP
 endpoint added (a receiver in this test) and an ERP token issued; the first-run checklist is then
@@ -10,9 +10,6 @@ dir."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -24,7 +21,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from koppel_cli.demo import run_demo, wait_for
-from koppel_testkit.launch import REPO, System, running_system
+from koppel_testkit.launch import System, running_system
 
 from .browser import browser_page, chromium_available, serve
 
@@ -41,20 +38,6 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     env = {"KOPPEL_NOTIFY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
     with running_system(tmp_path_factory.mktemp("koppel-run"), env=env, name="onboard") as running:
         yield running
-
-
-def admin_token() -> str:
-    """What the installation's owner runs: ``koppel token admin`` (signed with the same key as
-    the ``koppel run`` above, both left at the development key)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KOPPEL_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "koppel_cli.main", "token", "admin"], cwd=REPO, env=env, capture_output=True,
-        text=True, timeout=60,
-    )  # fmt: skip
-    token = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-    if done.returncode != 0 or token.count(".") != 2:
-        pytest.skip(f"`koppel token admin` gives no admin token here: {done.stderr.strip()[-300:]}")
-    return token
 
 
 class Receiver:
@@ -229,7 +212,7 @@ async def settle(
 
 
 def test_a_new_tenant_is_onboarded_in_the_browser_and_the_story_runs_for_it(system: System, tmp_path: Path):
-    admin = admin_token()
+    admin = system.admin_token  # what `koppel run` wrote to var/admin-token for this system
     receiver = Receiver()
     with serve(receiver) as hook_base:
         found = asyncio.run(onboard(system, admin, f"{hook_base}/koppel/webhooks", tmp_path))
