@@ -60,7 +60,7 @@ class Errors:
 def unavailable(answer: Answer) -> bool:
     """The service has no such route (yet): the page says so instead of failing."""
     return answer.status in (404, 405) and (
-        not isinstance(answer.body, dict) or answer.body.get("code") in (None, "not_found", "http_error")
+        not isinstance(answer.body, dict) or answer.body.get("code") in (None, "not_found", "method_not_allowed")
     )
 
 
