@@ -70,7 +70,9 @@ def build(twikey: Answer, twinfield: Answer, policy: Answer, endpoints: Answer, 
         Item(
             "twinfield_connected",
             "Reconnect Twinfield" if tf.get("status") == "consent_lost" else "Connect Twinfield",
-            tf.get("status") == "connected", "/console/settings/twinfield", tf.get("reason") or _why(twinfield),
+            tf.get("status") == "connected", "/console/settings/twinfield",
+            # the reason matters when consent was lost; before a first connect it is the API's hint
+            (tf.get("reason") or "") if tf.get("status") == "consent_lost" else _why(twinfield),
         ),
         Item("twinfield_office", "Choose the Twinfield office and accounts", bool(tf.get("office")),
              "/console/settings/twinfield"),
