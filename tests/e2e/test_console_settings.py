@@ -88,6 +88,20 @@ async def test_policy_bad_input_is_shown_beside_its_field_and_changes_nothing(
     assert policy["notify_debtor"] is False and policy["auto_collect"] is True  # unticked is off
 
 
+async def test_policy_preview_shows_what_it_would_do_and_saves_nothing(signed_in: tuple[httpx.AsyncClient, Stack]):
+    client, stack = signed_in
+    before = (await api(stack, "collection", "/v1/collection-policy")).json()
+    form = {"csrf": csrf(stack), "lead_days": "10", "max_amount_eur": "", "retry_r_codes": "AM04",
+            "retry_after_days": "5", "max_attempts": "2", "auto_collect": "on"}  # fmt: skip
+    page = await client.post("/console/settings/policy/preview", data={**form, "max_attempts": "9"})
+    assert page.status_code == 422 and field_error(page.text, "max_attempts") and 'id="preview"' not in page.text
+    page = await client.post("/console/settings/policy/preview", data=form)
+    assert page.status_code == 200 and '<table id="preview">' in page.text, page.text[-3000:]
+    assert re.search(r'id="preview-would_collect">\d+<', page.text)
+    assert 'value="10"' in page.text  # the previewed values stay in the form, ready to Save
+    assert (await api(stack, "collection", "/v1/collection-policy")).json() == before
+
+
 async def test_an_endpoint_is_added_and_its_secret_shown_exactly_once(signed_in: tuple[httpx.AsyncClient, Stack]):
     client, stack = signed_in
     before = (await api(stack, "notify", "/v1/webhook-endpoints")).json()["data"]
