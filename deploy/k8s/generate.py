@@ -88,8 +88,17 @@ def _secret(name: str, key: str) -> dict[str, Any]:
 
 def operator_secrets(service: str) -> list[dict[str, Any]]:
     """What every Koppel process verifies and decrypts with, from the operators' Secret."""
-    # Public keys only: no service holds the key that signs tokens (the `koppel` command does).
+    # Public keys only: no service holds the key that signs tokens (the `koppel` command does) ...
     env = [{"name": "KOPPEL_TOKEN_PUBLIC_KEYS", "valueFrom": _secret("koppel-secrets", "token-public-keys")}]
+    if service == "sync":
+        # ... but sync-svc, which signs the tokens made from the browser with a key of its own
+        # (a kid apart from the command's; its public half is in token-public-keys).
+        env.append(
+            {
+                "name": "KOPPEL_SYNC_TOKEN_SIGNING_KEY",
+                "valueFrom": _secret("koppel-secrets", "sync-token-signing-key"),
+            }
+        )
     if service in SYNC_CALLERS:
         # The service token it calls sync-svc's internal API with (`koppel token service`).
         env.append(

@@ -65,6 +65,8 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/v1/twikey/connection": ("sync", "/v1/twikey/connection"),
     "/v1/tenants": ("sync", "/v1/tenants"),
     "/v1/tenants/me": ("sync", "/v1/tenants/me"),
+    "/v1/tokens": ("sync", "/v1/tokens"),
+    "/v1/tokens/0f5b8f3e2a474c1e": ("sync", "/v1/tokens/0f5b8f3e2a474c1e"),
     "/webhooks/twikey/": ("sync", "/webhooks/twikey/"),
     "/webhooks/twikey/tenant-1?msg=Update": ("sync", "/webhooks/twikey/tenant-1?msg=Update"),
     "/webhooks/twikey": ("sync", "/webhooks/twikey"),
@@ -354,8 +356,10 @@ def test_every_koppel_process_gets_the_shared_environment_anchor() -> None:
     services = _value_node(root, "services")
     assert shared is not None and services is not None
     for name in SERVICES:
-        # Only the services that call sync-svc's internal API get a service token, their own.
+        # Only the services that call sync-svc's internal API get a service token, their own; only
+        # sync-svc gets its signing key.
         own = {f"KOPPEL_{name.upper()}_SYNC_TOKEN"} & {f"KOPPEL_{c.upper()}_SYNC_TOKEN" for c in SYNC_CALLERS}
+        own |= {"KOPPEL_SYNC_TOKEN_SIGNING_KEY"} if name == "sync" else set()
         for role in ROLES:
             service = _value_node(services, f"{name}-{role}")
             assert service is not None, f"{name}-{role}"
@@ -393,7 +397,12 @@ def test_secrets_must_be_set_and_are_not_defaulted(compose: dict[str, Any]) -> N
     for caller in SYNC_CALLERS:  # each only in its own service's containers
         token = f"KOPPEL_{caller.upper()}_SYNC_TOKEN"
         required[token] = services[f"{caller}-api"]["environment"][token]
-    for variable, value in required.items():
+    for role in ROLES:  # sync-svc's signing key, in sync-svc's containers only
+        required[f"KOPPEL_SYNC_TOKEN_SIGNING_KEY {role}"] = services[f"sync-{role}"]["environment"][
+            "KOPPEL_SYNC_TOKEN_SIGNING_KEY"
+        ]
+    for name, value in required.items():
+        variable = name.split(" ")[0]
         # Compose refuses to start when it is unset or empty, and passes it unchanged when set.
         for missing in ({}, {variable: ""}):
             with pytest.raises(KeyError, match=variable):
@@ -460,6 +469,8 @@ def test_env_example_dev_secrets_are_refused_outside_dev(
         _settings_class(name)()
     if name in SYNC_CALLERS:
         assert "sync_token" in str(refused.value)
+    if name == "sync":
+        assert "token_signing_key" in str(refused.value)
 
 
 # ---- Dockerfiles --------------------------------------------------------------------------------

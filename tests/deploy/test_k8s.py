@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from koppel_shared.auth import SigningKey, issue_service_token, verify_token
+from koppel_shared.auth import SigningKey, issue_service_token, issue_token, verify_token
 
 from .conftest import load_script
 
@@ -33,6 +33,7 @@ SCHEMAS = Path(__file__).parent / "schemas"
 SERVICES = ("mandate", "collection", "sync", "bookkeeping", "notify")
 # The operators' signing key in these tests; the manifests carry only its public key.
 K8S_KEY = SigningKey.generate("k8s")
+K8S_SYNC_KEY = SigningKey.generate("k8s-sync")  # sync-svc's own (the tokens made from the browser)
 # The oldest Kubernetes still served by the big providers, and the newest the validator knows.
 KUBERNETES_VERSIONS = ("1.30.0", kubernetes_validate.utils.latest_version())
 CRD_SCHEMAS = {
@@ -253,7 +254,9 @@ def test_no_secret_is_written_in_the_manifests_and_each_one_used_is_documented(r
 
 def _fake_secret(name: str, key: str) -> str:
     if key == "token-public-keys":
-        return f"{K8S_KEY.public_entry()},{SigningKey.generate('next').public_entry()}"
+        return f"{K8S_KEY.public_entry()},{K8S_SYNC_KEY.public_entry()},{SigningKey.generate('next').public_entry()}"
+    if key == "sync-token-signing-key":
+        return K8S_SYNC_KEY.encoded()
     if key.endswith("-sync-token"):
         return issue_service_token(K8S_KEY, key.removesuffix("-sync-token"))
     if key == "encryption-keys":
@@ -285,7 +288,12 @@ def test_the_services_read_their_settings_from_what_the_manifests_set(
         assert settings.amqp_url.get_secret_value() == env["KOPPEL_AMQP_URL"]
         assert settings.queue_type == "quorum"
         assert settings.token_public_keys == env["KOPPEL_TOKEN_PUBLIC_KEYS"]
-        assert "token_signing_key" not in type(settings).model_fields
+        if s == "sync":  # the one service with a signing key: its own, from the Secret
+            assert settings.signing_key.kid == K8S_SYNC_KEY.kid
+            issued = issue_token(settings.signing_key, uuid.uuid4(), ["operator"])
+            assert verify_token(settings.public_keys, issued).has("operator")
+        else:
+            assert "token_signing_key" not in type(settings).model_fields
         if s in ("mandate", "bookkeeping"):
             token = settings.sync_token.get_secret_value()
             assert verify_token(settings.public_keys, token, acting_for=uuid.uuid4()).subject == f"service:{s}"

@@ -352,6 +352,37 @@ def test_koppel_tenant_create_registers_a_tenant_whose_token_every_service_honou
         assert http.get(f"{system.urls.gateway}/v1/invoices", headers=auth).status_code == 200
 
 
+def test_the_admin_token_koppel_run_wrote_onboards_a_tenant_whose_revoked_token_every_service_refuses(
+    system: System,
+):
+    """From the browser's side, through the gateway: the admin token creates a tenant, its operator
+    token makes an ERP token, and once revoked that token is refused by every service."""
+    gw = system.urls.gateway
+    name = f"Onboarded {uuid.uuid4().hex[:6]}"
+    with httpx.Client(timeout=30) as http:
+        admin = {"Authorization": f"Bearer {system.admin_token}"}
+        assert http.get(f"{gw}/v1/invoices", headers=admin).status_code == 403  # not a tenant's token
+        created = http.post(f"{gw}/v1/tenants", headers=admin, json={"name": name})
+        assert created.status_code == 201, created.text
+        operator = {"Authorization": f"Bearer {created.json()['operator_token']}"}
+        made = http.post(f"{gw}/v1/tokens", headers=operator, json={"label": "ERP", "scopes": ["erp", "operator"]})
+        assert made.status_code == 201, made.text
+        erp = {"Authorization": f"Bearer {made.json()['token']}"}
+        paths = ("/v1/invoices", "/v1/mandates", "/v1/bookings", "/v1/webhook-endpoints", "/v1/tokens")
+        wait_for(
+            "the tenant known everywhere",
+            lambda: all(http.get(f"{gw}{path}", headers=erp).status_code == 200 for path in paths),
+            within=30,
+        )
+        assert http.delete(f"{gw}/v1/tokens/{made.json()['id']}", headers=operator).status_code == 204
+        wait_for(
+            "the token refused everywhere",
+            lambda: all(http.get(f"{gw}{path}", headers=erp).json().get("code") == "token_revoked" for path in paths),
+            within=15,
+        )
+        assert http.get(f"{gw}/v1/invoices", headers=operator).status_code == 200
+
+
 def _submitted(system: System, in_twinfield: bool) -> dict[str, str]:
     """A signed mandate and an invoice collected at Twikey (not yet answered by the bank). With
     ``in_twinfield`` the sales invoice also exists in Twinfield."""
