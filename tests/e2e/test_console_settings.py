@@ -229,6 +229,9 @@ async def test_a_new_tenant_is_set_up_from_the_sign_in_page_with_an_admin_token(
         # a brand-new tenant: everything still to do, and every service already knows it
         assert len(re.findall(r'<li id="todo-\w+" class="todo">', overview.text)) == 8
         assert 'role="alert"' not in overview.text.split('id="checklist"', 1)[1].split("</section>", 1)[0]
+        # the same name again is refused beside the name
+        page = await browser.post("/console/login/new-tenant", data={"name": "acme bv", "admin_token": admin})
+        assert page.status_code == 422 and "exists already" in (field_error(page.text, "name") or "")
     async with httpx.AsyncClient(timeout=30) as http:
         me = await http.get(f"{stack.services['sync']}/v1/tenants/me", headers={"Authorization": f"Bearer {operator}"})
     assert me.json()["name"] == "Acme BV"

@@ -103,6 +103,8 @@ async def new_tenant(
             return sign_in_response(request, str(answer.body["operator_token"]))
         if answer.ok:
             errors.general.append("sync-svc registered the tenant but handed out no operator token.")
+        elif isinstance(answer.body, dict) and answer.body.get("code") == "tenant_name_taken":
+            errors.add("name", "a tenant of that name exists already")
         elif answer.status in (401, 403):
             errors.add("admin_token", _refusal(answer, "that token may not create tenants (an admin token is needed)"))
         else:
