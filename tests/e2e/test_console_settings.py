@@ -6,7 +6,7 @@ first-run checklist follows what is set."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -14,7 +14,11 @@ import pytest
 from koppel_console.app import csrf_for
 from koppel_shared.auth import issue_admin_token, issue_token
 from koppel_shared.testing.fixtures import TEST_SIGNING_KEY
+from koppel_shared.testing.serving import Served
 from twikey_sandbox import create_app as twikey_sandbox
+from twinfield_sandbox import SandboxConfig
+from twinfield_sandbox import create_app as twinfield_sandbox
+from twinfield_sandbox.testing import OFFICE, ORG
 
 from .browser import serve
 from .console_stack import Stack, running
@@ -23,11 +27,21 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def signed_in() -> AsyncIterator[tuple[httpx.AsyncClient, Stack]]:
-    # ERP endpoints on this machine (nothing delivers to them: no notify worker runs here)
-    loopback = {"notify": {"webhook_allow_http": True, "webhook_allowed_networks": ["127.0.0.0/8"]}}
+def twinfield() -> Iterator[str]:
+    """Twinfield (the sandbox) behind bookkeeping-svc; its base URL."""
+    with Served(twinfield_sandbox(SandboxConfig()), lifespan="off") as served:
+        yield served.base
+
+
+@pytest.fixture(scope="module")
+async def signed_in(twinfield: str) -> AsyncIterator[tuple[httpx.AsyncClient, Stack]]:
+    overrides = {
+        # ERP endpoints on this machine (nothing delivers to them: no notify worker runs here)
+        "notify": {"webhook_allow_http": True, "webhook_allowed_networks": ["127.0.0.0/8"]},
+        "bookkeeping": {"twinfield_login_url": twinfield, "twinfield_timeout_seconds": 5.0},
+    }
     async with (
-        running(invoices=20, overrides=loopback) as stack,
+        running(invoices=20, overrides=overrides) as stack,
         httpx.AsyncClient(base_url=stack.console, timeout=60) as client,
     ):
         assert (await client.post("/console/login", data={"token": stack.token})).status_code == 303
@@ -266,3 +280,42 @@ async def test_tokens_are_issued_shown_once_and_revoked(signed_in: tuple[httpx.A
         assert (await api(stack, "sync", "/v1/tokens")).json()["items"][0]["revoked_at"]
         refused = await http.get(f"{stack.services['sync']}/v1/twikey/feeds", headers=erp)
         assert refused.status_code in (401, 403)
+
+
+async def test_twinfield_office_and_accounts_are_chosen_from_twinfields_own(
+    signed_in: tuple[httpx.AsyncClient, Stack], twinfield: str
+):
+    client, stack = signed_in
+    page = await client.get("/console/settings/twinfield")
+    assert "Connect Twinfield first" in page.text and 'id="twinfield-connect"' in page.text
+    # consent given (the headless way: a refresh token from the sandbox)
+    async with httpx.AsyncClient(timeout=30) as http:
+        tokens = await http.post(
+            f"{twinfield}/_sandbox/tokens", json={"client_id": "koppel-sandbox", "organisation": ORG}
+        )
+        connected = await http.post(
+            f"{stack.services['bookkeeping']}/v1/twinfield/connection/refresh-token",
+            json={"refresh_token": tokens.json()["refresh_token"]},
+            headers={"Authorization": f"Bearer {stack.token}"},
+        )
+    assert connected.status_code == 200, connected.text
+    page = await client.get("/console/settings/twinfield")
+    assert f'<option value="{OFFICE}"' in page.text  # the offices Twinfield has
+    assert '<option value="1105" ' in page.text and "Tussenrekening Twikey" in page.text  # the office's ledger
+
+    form = {"csrf": csrf(stack), "office": OFFICE, "debtor_account": "1300", "direct_debit_account": "1105",
+            "paylink_account": "1110"}  # fmt: skip
+    page = await client.post("/console/settings/twinfield", data={**form, "direct_debit_account": "9999"})
+    assert page.status_code == 422 and "no account 9999" in (field_error(page.text, "direct_debit_account") or "")
+    page = await client.post("/console/settings/twinfield", data={**form, "office": "NLA999999"})
+    assert page.status_code == 422 and field_error(page.text, "office")
+    assert (await api(stack, "bookkeeping", "/v1/twinfield/connection")).json()["office"] is None
+
+    saved = await client.post("/console/settings/twinfield", data={**form, "paylink_account": "1100"})
+    assert saved.status_code == 303
+    connection = (await api(stack, "bookkeeping", "/v1/twinfield/connection")).json()
+    assert connection["office"] == OFFICE
+    assert connection["cross_accounts"] == {"direct_debit": "1105", "paylink": "1100"}
+    overview = await client.get("/console/overview")
+    for key in ("twinfield_connected", "twinfield_office"):
+        assert f'<li id="todo-{key}" class="done">' in overview.text
