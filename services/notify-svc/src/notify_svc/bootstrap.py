@@ -11,6 +11,7 @@ from koppel_shared.service import ServiceDefinition
 from notify_svc.entrypoints.api import router
 from notify_svc.entrypoints.consumers import consumers
 from notify_svc.entrypoints.loops import loops
+from notify_svc.entrypoints.sample import router as sample_router
 from notify_svc.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
@@ -21,7 +22,7 @@ definition = ServiceDefinition(
     description="The ERP hears every status change: signed webhooks out and a replayable event feed.",
     settings_cls=Settings,
     migrations_dir=MIGRATIONS,
-    routers=[router],
+    routers=[router, sample_router],
     consumers=consumers,
     loops=loops,
 )

@@ -33,7 +33,11 @@ _SEQUENCE = sa.text(
     UPDATE events SET feed_seq = positioned.n
     FROM (
         SELECT seq, nextval('events_feed_seq') AS n
-        FROM (SELECT seq FROM events WHERE tenant_id = :tenant AND feed_seq IS NULL ORDER BY seq) AS waiting
+        FROM (
+            SELECT seq FROM events
+            WHERE tenant_id = :tenant AND feed_seq IS NULL AND type <> 'koppel.test'  -- a sample, not an event
+            ORDER BY seq
+        ) AS waiting
     ) AS positioned
     WHERE events.seq = positioned.seq
     """
