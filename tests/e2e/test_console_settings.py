@@ -6,6 +6,7 @@ first-run checklist follows what is set."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -140,6 +141,14 @@ async def test_an_endpoint_is_added_and_its_secret_shown_exactly_once(signed_in:
     after = (await api(stack, "notify", "/v1/webhook-endpoints")).json()["data"]
     new = [e for e in after if e["url"] == "http://127.0.0.1:9/hook"]
     assert len(new) == 1 and new[0]["event_types"] == ["mandate.*", "collection.paid"]
+
+    sent = await client.post(f"/console/settings/endpoints/{new[0]['id']}/test", data={"csrf": csrf(stack)})
+    assert sent.status_code == 303 and "Test%20event%20sent" in sent.headers["location"].replace("+", "%20")
+    page = await client.get("/console/settings/endpoints")
+    row = page.text.split(f'<tr data-id="{new[0]["id"]}">', 1)[1].split("</tr>", 1)[0]
+    assert "koppel.test" in row  # the endpoint's recent deliveries
+    missing = await client.post(f"/console/settings/endpoints/{uuid.uuid4()}/test", data={"csrf": csrf(stack)})
+    assert "not%20available" not in missing.headers["location"] and "404" in missing.headers["location"]
 
     rotated = await client.post(f"/console/settings/endpoints/{new[0]['id']}/rotate", data={"csrf": csrf(stack)})
     shown = await client.get(rotated.headers["location"])
