@@ -113,6 +113,14 @@ def test_koppel_run_writes_an_admin_token_only_its_owner_can_read(tmp_path: Path
     assert written.stat().st_mode & 0o777 == 0o600
 
 
+def test_koppel_run_sends_twinfields_consent_back_to_the_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KOPPEL_BOOKKEEPING_CONSOLE_URL", raising=False)
+    env = Plan(offset=10).environment()
+    # bookkeeping-svc's callback redirects to <console_url>/twinfield, the console's own route
+    assert env["KOPPEL_BOOKKEEPING_CONSOLE_URL"] == "http://127.0.0.1:8090/console"
+    assert env["KOPPEL_BOOKKEEPING_TWINFIELD_REDIRECT_URI"] == "http://127.0.0.1:8090/v1/twinfield/oauth/callback"
+
+
 def test_token_issue_refuses_an_unknown_scope() -> None:
     result = runner.invoke(app, ["token", "issue", "--tenant", str(uuid.uuid4()), "--scope", "root"])
     assert result.exit_code != 0 and "unknown scopes" in result.output

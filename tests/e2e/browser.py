@@ -21,6 +21,8 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    # A test system's gateway is 8080 + a random offset; Chromium refuses 10080 as an unsafe port.
+    "--explicitly-allowed-ports=10080",
 ]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 

@@ -82,13 +82,16 @@ async def databases(prefix: str) -> AsyncIterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, dict[str, str], ConsoleSettings]]:
-    """Every service API and the console, each in its own thread (and event loop) on a free port."""
+def serving(
+    urls: dict[str, str], prefix: str, overrides: dict[str, dict[str, Any]] | None = None
+) -> Iterator[tuple[str, dict[str, str], ConsoleSettings]]:
+    """Every service API and the console, each in its own thread (and event loop) on a free port;
+    ``overrides``: settings of a service, by its name."""
     with contextlib.ExitStack() as stack:
         bases = {}
         for service in SERVICES:
             definition, settings_cls = _definition_and_settings(service)
-            settings = settings_for_test(settings_cls, urls[service], prefix)
+            settings = settings_for_test(settings_cls, urls[service], prefix, **(overrides or {}).get(service, {}))
             bases[service] = stack.enter_context(Served(build_api(definition, settings), lifespan="on")).base
         # dev: the sign-in cookie is not marked Secure, so a browser keeps it over plain http
         console_settings = settings_for_test(
@@ -101,13 +104,15 @@ def serving(urls: dict[str, str], prefix: str) -> Iterator[tuple[str, dict[str, 
 
 
 @contextlib.asynccontextmanager
-async def running(invoices: int, prefix: str | None = None) -> AsyncIterator[Stack]:
+async def running(
+    invoices: int, prefix: str | None = None, overrides: dict[str, dict[str, Any]] | None = None
+) -> AsyncIterator[Stack]:
     prefix = prefix or unique_name("q") + "."
     tenant = uuid.uuid4()
     try:
         async with databases(prefix) as urls:
             await seed(urls, tenant, invoices)
-            with serving(urls, prefix) as (console, services, settings):
+            with serving(urls, prefix, overrides) as (console, services, settings):
                 token = issue_token(TEST_SIGNING_KEY, tenant, ["operator"])
                 yield Stack(console, token, tenant, urls, services, settings)
     finally:

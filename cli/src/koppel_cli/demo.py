@@ -157,9 +157,19 @@ def wait_for(what: str, probe: Callable[[], Any], within: float = 90.0, every: f
         time.sleep(every)
 
 
-def run_demo(urls: Urls, token: str, say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The whole story, through the gateway. Returns what it saw (tests assert on it)."""
+def run_demo(
+    urls: Urls,
+    token: str,
+    say: Callable[[str], None] = print,
+    *,
+    office: str = TWINFIELD_OFFICE,
+    operator_token: str | None = None,
+) -> dict[str, Any]:
+    """The whole story, through the gateway. Returns what it saw (tests assert on it). ``token``
+    is the ERP's; the bookings are an operator's read, with ``operator_token`` when the ERP's
+    token has no operator scope. ``office``: the tenant's Twinfield office in the sandbox."""
     auth = {"Authorization": f"Bearer {token}"}
+    operator = {"Authorization": f"Bearer {operator_token or token}"}
     suffix = uuid.uuid4().hex[:6].upper()
     customer = f"C-{suffix}"
     invoice_number = f"INV-{date.today():%Y}-{suffix}"
@@ -213,14 +223,14 @@ def run_demo(urls: Urls, token: str, say: Callable[[str], None] = print) -> dict
         say(f"3. The invoice is in Twinfield (seeded in the sandbox) and the ERP posts it: {invoice_number}, € 121.00")
         _ok(
             http.post(
-                f"{urls.twinfield_sandbox}/_sandbox/offices/{TWINFIELD_OFFICE}/customers",
+                f"{urls.twinfield_sandbox}/_sandbox/offices/{office}/customers",
                 json={"customers": [{"code": customer, "name": "An Peeters", "email": "an.peeters@example.be"}]},
             ),
             "seed Twinfield customer",
         )
         _ok(
             http.post(
-                f"{urls.twinfield_sandbox}/_sandbox/offices/{TWINFIELD_OFFICE}/invoices",
+                f"{urls.twinfield_sandbox}/_sandbox/offices/{office}/invoices",
                 json={
                     "invoices": [{"customer": customer, "invoice_number": invoice_number, "amount_cents": amount_cents}]
                 },
@@ -271,7 +281,7 @@ def run_demo(urls: Urls, token: str, say: Callable[[str], None] = print) -> dict
             lambda: next(
                 (
                     b
-                    for b in http.get(f"{gw}/v1/bookings", headers=auth, params={"status": "booked"})
+                    for b in http.get(f"{gw}/v1/bookings", headers=operator, params={"status": "booked"})
                     .json()
                     .get("items", [])
                     if b.get("invoice_number") == invoice_number

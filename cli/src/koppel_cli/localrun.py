@@ -108,6 +108,8 @@ class Plan:
         env["KOPPEL_SYNC_PUBLIC_BASE_URL"] = self.public_url
         env["KOPPEL_BOOKKEEPING_TWINFIELD_LOGIN_URL"] = f"http://127.0.0.1:{self.port(SANDBOXES['twinfield'])}"
         env["KOPPEL_BOOKKEEPING_TWINFIELD_REDIRECT_URI"] = f"{self.public_url}/v1/twinfield/oauth/callback"
+        # after Twinfield's consent the browser goes back to the console's Twinfield settings
+        env.setdefault("KOPPEL_BOOKKEEPING_CONSOLE_URL", f"{self.public_url}/console")
         env.update(self.env)
         # The services get the public half of the key `koppel` signs with, and service tokens
         # signed by it, never the signing key itself (left unset, all are the development ones).

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from koppel_console import charts, overview
+from koppel_console import charts, checklist, overview
 from koppel_console.services import ServiceApi
 from koppel_console.settings import Settings
 from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
@@ -146,6 +146,11 @@ def _sign_in(request: Request, token: str) -> Response:
         return templates.TemplateResponse(
             request, "login.html", {"error": "That token has no operator scope."}, status_code=403
         )
+    return sign_in_response(request, token)
+
+
+def sign_in_response(request: Request, token: str) -> Response:
+    settings: Settings = request.app.state.settings
     response = RedirectResponse("/console/overview", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, samesite="strict", path="/console", secure=not settings.is_dev)
     return response
@@ -165,8 +170,10 @@ async def home(session: Session) -> Response:
 
 @router.get("/overview")
 async def overview_page(request: Request, session: Session) -> HTMLResponse:
-    figures, (letters, letters_error) = await asyncio.gather(
-        overview.gather(api(request), session[1]), _tenant_dead_letters(request, session[0])
+    figures, (letters, letters_error), todo = await asyncio.gather(
+        overview.gather(api(request), session[1]),
+        _tenant_dead_letters(request, session[0]),
+        checklist.gather(api(request), session[1]),
     )
     return page(
         request,
@@ -178,6 +185,7 @@ async def overview_page(request: Request, session: Session) -> HTMLResponse:
         latency_chart=charts.latency(figures.per_day),
         dead_letters={service: len(items) for service, items in letters.items()},
         dead_letters_error=letters_error,
+        checklist=todo,
     )
 
 
@@ -487,7 +495,10 @@ def build_app(settings: Settings) -> FastAPI:
             finally:
                 await app.state.broker.close()
 
-    app = create_app(title="Koppel console", settings=settings, routers=[router], lifespan=lifespan)
+    from koppel_console import settings_pages  # it builds on this module's helpers
+
+    routers = [router, settings_pages.router]
+    app = create_app(title="Koppel console", settings=settings, routers=routers, lifespan=lifespan)
 
     @app.middleware("http")
     async def _server_timing(request: Request, call_next: Any) -> Response:
