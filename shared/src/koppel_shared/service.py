@@ -178,7 +178,13 @@ def build_api(definition: ServiceDefinition[SettingsT, DepsT], settings: Setting
     )
 
 
-async def run_worker(definition: ServiceDefinition[SettingsT, DepsT], settings: SettingsT, stop: asyncio.Event) -> None:
+async def run_worker(
+    definition: ServiceDefinition[SettingsT, DepsT],
+    settings: SettingsT,
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
+) -> None:
+    """``started`` is set once every consumer listens: what is published after it is consumed."""
     log.info("worker.starting")
     runtime = await Runtime.open(definition.name, settings)
     try:
@@ -211,6 +217,8 @@ async def run_worker(definition: ServiceDefinition[SettingsT, DepsT], settings: 
         tasks = [asyncio.create_task(relay.run(stop))]
         tasks += [asyncio.create_task(loop(stop)) for loop in definition.loops(runtime, deps)]
         log.info("worker.started", consumers=[c.spec.name for c in consumers], loops=len(tasks) - 1)
+        if started is not None:
+            started.set()
         await stop.wait()
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:

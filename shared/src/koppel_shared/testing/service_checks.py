@@ -34,11 +34,18 @@ async def api_client(
 
 @contextlib.asynccontextmanager
 async def worker(definition: ServiceDefinition[Any, Any], settings: KoppelSettings) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(definition, settings, stop))
-    await asyncio.sleep(0.3)
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_worker(definition, settings, stop, started))
+    # Until its queues are bound, an event published now would be routed nowhere and lost: wait
+    # for the worker to say it listens (a fixed pause lost the first event on a busy machine).
+    ready = asyncio.create_task(started.wait())
+    await asyncio.wait({task, ready}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
     if task.done():
         task.result()
+    if not started.is_set():
+        stop.set()
+        raise TimeoutError(f"the {definition.name} worker did not start within 60 s")
     try:
         yield
     finally:
