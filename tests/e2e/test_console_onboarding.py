@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from koppel_cli.demo import run_demo, wait_for
-from koppel_testkit.launch import System, running_system
+from koppel_testkit.launch import System
 
 from .browser import browser_page, chromium_available, serve
 
@@ -30,14 +29,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not chromium_available(), reason="Debian's chromium is not installed"),
 ]
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    # the ERP endpoint of this test listens on this machine
-    env = {"KOPPEL_NOTIFY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
-    with running_system(tmp_path_factory.mktemp("koppel-run"), env=env, name="onboard") as running:
-        yield running
 
 
 class Receiver:

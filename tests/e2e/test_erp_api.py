@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,13 @@ import httpx
 import pytest
 
 from koppel_cli import openapi
-from koppel_testkit.launch import System, running_system
+from koppel_testkit.launch import System
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "docs" / "erp-quickstart.md"
 BIN = Path(sys.executable).parent  # python, openapi-python-client, ruff (the generator's formatter)
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    # The quickstart's webhook receiver listens on this machine, which notify-svc refuses unless
-    # told otherwise, as the quickstart says.
-    env = {"KOPPEL_NOTIFY_WEBHOOK_ALLOWED_NETWORKS": '["127.0.0.0/8"]'}
-    with running_system(tmp_path_factory.mktemp("koppel-erp"), env=env, name="erp") as running:
-        yield running
 
 
 def _generate(document_url: str, out: Path) -> None:

@@ -8,7 +8,6 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import httpx
@@ -23,12 +22,6 @@ from koppel_testkit.launch import System, running_system
 from .browser import browser_page, chromium_available, screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(tmp_path_factory.mktemp("koppel-run")) as running:
-        yield running
 
 
 def auth(system: System) -> dict[str, str]:
