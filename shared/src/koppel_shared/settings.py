@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -40,10 +41,23 @@ PLACEHOLDERS = {DEV_ENCRYPTION_KEY, "changeme", "change-me", "secret", ""}
 COMMON_PREFIX = "KOPPEL_"
 
 
+class _CommonEnv(EnvSettingsSource):
+    """The common ``KOPPEL_*`` variables, except the fields a service reads under its own prefix only."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if field_name in getattr(self.settings_cls, "own_prefix_only", frozenset()):
+            return None, field_name, False
+        return super().get_field_value(field, field_name)
+
+
 class KoppelSettings(BaseSettings):
     """Settings every Koppel process has. Subclasses set ``service_prefix``."""
 
     service_prefix: ClassVar[str] = COMMON_PREFIX
+    # Fields read under the service's own prefix only, never from the common one (a secret whose
+    # common name means something else, e.g. sync-svc's token_signing_key beside the koppel
+    # command's KOPPEL_TOKEN_SIGNING_KEY).
+    own_prefix_only: ClassVar[frozenset[str]] = frozenset()
     model_config = SettingsConfigDict(extra="ignore", env_prefix=COMMON_PREFIX)
 
     environment: Literal["dev", "test", "prod"] = "dev"
@@ -92,7 +106,7 @@ class KoppelSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         own = EnvSettingsSource(settings_cls, env_prefix=cls.service_prefix)
-        common = EnvSettingsSource(settings_cls, env_prefix=COMMON_PREFIX)
+        common = _CommonEnv(settings_cls, env_prefix=COMMON_PREFIX)
         if cls.service_prefix == COMMON_PREFIX:
             return (init_settings, common, file_secret_settings)
         return (init_settings, own, common, file_secret_settings)

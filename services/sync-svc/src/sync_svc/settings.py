@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, SecretStr, field_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource
 
 from koppel_shared.auth import SigningKey
-from koppel_shared.settings import COMMON_PREFIX, DEV_KID, DEV_SYNC_TOKEN_SIGNING_KEY, KoppelSettings
-
-OWN_ONLY = frozenset({"token_signing_key"})
-
-
-class _CommonEnvWithoutOwnOnly(EnvSettingsSource):
-    """The common ``KOPPEL_*`` variables, except those sync-svc reads under its own prefix only."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        if field_name in OWN_ONLY:
-            return None, field_name, False
-        return super().get_field_value(field, field_name)
+from koppel_shared.settings import DEV_KID, DEV_SYNC_TOKEN_SIGNING_KEY, KoppelSettings
 
 
 class Settings(KoppelSettings):
     service_prefix = "KOPPEL_SYNC_"
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        own = EnvSettingsSource(settings_cls, env_prefix=cls.service_prefix)
-        common = _CommonEnvWithoutOwnOnly(settings_cls, env_prefix=COMMON_PREFIX)
-        return (init_settings, own, common, file_secret_settings)
+    own_prefix_only = frozenset({"token_signing_key"})
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/koppel_sync"
     api_port: int = 8103
