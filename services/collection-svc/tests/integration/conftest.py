@@ -5,6 +5,7 @@ the service publishes, and a publisher playing mandate-svc and sync-svc."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -183,9 +184,16 @@ def invoice_body(**overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 async def harness(database_url: str, broker_prefix: str, cleanup_exchange: None) -> AsyncIterator[Harness]:
+    async with running_harness(database_url, broker_prefix, scheduler_interval_seconds=0.1) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_harness(database_url: str, broker_prefix: str, **overrides: Any) -> AsyncIterator[Harness]:
+    """API, worker (scheduler on a fake clock) and a tap on the exchange, with these settings."""
     clock = FakeClock(datetime(2026, 2, 1, 9, tzinfo=UTC))
     definition = make_definition(clock)
-    settings = settings_for_test(Settings, database_url, broker_prefix, scheduler_interval_seconds=0.1)
+    settings = settings_for_test(Settings, database_url, broker_prefix, **overrides)
     await migrate(definition.migrations_dir, settings.database_url)
 
     tap = Tap()

@@ -1,16 +1,18 @@
-"""The worker's loops: the scheduler submits due collections until none are due, then waits; the
-applier applies staged Twikey transaction messages in bulk. Several worker replicas run both side
-by side; ``FOR UPDATE SKIP LOCKED`` makes them claim disjoint rows."""
+"""The worker's loops: the scheduler submits due collections until none are due, then waits for a
+commit that makes one due (NOTIFY) or its interval; the applier applies staged Twikey transaction
+messages in bulk. Several worker replicas run both side by side; ``FOR UPDATE SKIP LOCKED`` makes
+them claim disjoint rows."""
 
 from __future__ import annotations
 
 import asyncio
 
 from collection_svc.service_layer.engine import submit_due
-from collection_svc.service_layer.records import Clock
+from collection_svc.service_layer.records import DUE_CHANNEL, Clock
 from collection_svc.service_layer.transactions import APPLY_BATCH, apply_twikey_updates
 from collection_svc.settings import Settings
-from koppel_shared.loops import Backoff, periodic
+from koppel_shared.db import asyncpg_dsn
+from koppel_shared.loops import Backoff, periodic, woken
 from koppel_shared.service import Loop, Runtime
 
 
@@ -24,7 +26,12 @@ def scheduler_loop(runtime: Runtime[Settings], clock: Clock) -> Loop:
         return await submit_due(runtime.session_factory, clock(), batch) >= batch
 
     async def run(stop: asyncio.Event) -> None:
-        await periodic("collection.scheduler", interval, submit, stop)
+        # Woken when a commit makes a collection due now (records.DUE_CHANNEL); the interval
+        # catches collections that fall due with the date and NOTIFYs lost while disconnected.
+        await woken(
+            "collection.scheduler", DUE_CHANNEL, submit, stop,
+            dsn=asyncpg_dsn(settings.database_url), poll=interval,
+        )  # fmt: skip
 
     return run
 

@@ -291,6 +291,10 @@ async def open_paylink_invoices(session: AsyncSession, invoice_ids: Sequence[uui
 
 
 # --------------------------------------------------------------------------- the repository
+# The scheduler listens on this channel (entrypoints/scheduler.py).
+DUE_CHANNEL = "koppel_collection_due"
+_WAKE_SCHEDULER = sa.text(f"SELECT pg_notify('{DUE_CHANNEL}', '')")
+
 _CLAIM_DUE = (
     SELECT_RECORD.where(
         collections.c.status == Status.SCHEDULED,
@@ -391,6 +395,15 @@ class SqlCollectionRepository:
             await self.session.execute(
                 sa.insert(collections), [{n: getattr(r, n) for n in COLLECTION_FIELDS} for r in recs]
             )
+            await self._wake_scheduler_if_due(recs)
+
+    async def _wake_scheduler_if_due(self, recs: Sequence[CollectionRecord]) -> None:
+        # A collection due today goes to Twikey within seconds, not at the scheduler's next
+        # round; the NOTIFY is delivered only if this transaction commits (a hint: the round
+        # still reads what is due, and the interval still catches what a lost NOTIFY missed).
+        today = datetime.now(UTC).date()
+        if any(r.status == Status.SCHEDULED and r.collect_on is not None and r.collect_on <= today for r in recs):
+            await self.session.execute(_WAKE_SCHEDULER)
 
     async def save_collections(self, recs: Sequence[CollectionRecord]) -> None:
         if len(recs) == 1:
@@ -407,6 +420,7 @@ class SqlCollectionRepository:
                 .values({n: sa.bindparam(f"b_{n}") for n in MUTABLE_FIELDS}),
                 [{"b_id": r.id, **{f"b_{n}": getattr(r, n) for n in MUTABLE_FIELDS}} for r in recs],
             )
+        await self._wake_scheduler_if_due(recs)
 
     async def claim_due(self, today: date, limit: int) -> list[CollectionRecord]:
         """Due scheduled collections, ``FOR UPDATE SKIP LOCKED``: replicas claim disjoint rows."""
