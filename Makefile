@@ -14,7 +14,7 @@ run: install ## start everything locally (services, sandboxes, demo tenant); Ctr
 demo: install ## with `make run` going in another terminal: the whole story, step by step
 	uv run koppel demo
 
-test: install ## all tests against the local PostgreSQL and RabbitMQ (started if down); installs nginx, Chromium, pg_dump
+test: install ## all tests against the local PostgreSQL and RabbitMQ (started if down); installs nginx, Chromium, pg_dump, curl, jq
 	uv run python -m koppel_cli.infra --test-tools
 	uv run pytest
 

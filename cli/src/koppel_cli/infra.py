@@ -200,12 +200,21 @@ def ensure_debian_package(command: str, package: str, say=print) -> bool:
 
 
 # What the suite drives for real besides PostgreSQL and RabbitMQ: command -> Debian package.
-TEST_TOOLS = {"nginx": "nginx", "chromium": "chromium", "pg_dump": "postgresql-client", "envsubst": "gettext-base"}
+TEST_TOOLS = {
+    "nginx": "nginx",
+    "chromium": "chromium",
+    "pg_dump": "postgresql-client",
+    "envsubst": "gettext-base",
+    # docs/erp-quickstart.md is run as written by a test: its steps use curl and jq.
+    "curl": "curl",
+    "jq": "jq",
+}
 
 
 def ensure_test_tools(say=print) -> None:
     """Install what the tests drive (the gateway's nginx, Chromium for the console, pg_dump,
-    envsubst) so that `make test` tests everything on a fresh machine instead of skipping."""
+    envsubst, the quickstart's curl and jq) so that `make test` tests everything on a fresh
+    machine instead of skipping."""
     for command, package in TEST_TOOLS.items():
         ensure_debian_package(command, package, say=say)
 
