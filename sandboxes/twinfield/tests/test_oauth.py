@@ -178,3 +178,43 @@ def test_expired_access_token_fails_validation_with_400(http) -> None:
     http.post("/_sandbox/clock/advance", json={"seconds": 3601})
     reply = http.get("/auth/authentication/connect/accesstokenvalidation", params={"token": issued["access_token"]})
     assert reply.status_code == 400
+
+
+def test_code_verifier_is_refused_and_spends_the_code(http) -> None:
+    # A client registered for the authorization code flow gets no PKCE from IdentityServer3: a
+    # code_challenge at authorize is ignored, a code_verifier at the token endpoint is invalid_grant.
+    challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636 appendix B
+    redirect = _consent(http, code_challenge=challenge, code_challenge_method="S256")
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    refused = http.post(
+        "/auth/authentication/connect/token",
+        headers=_basic(),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        },
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
+    # The code is gone after the refused try, as IdentityServer3 removes it before checking.
+    retry = http.post(
+        "/auth/authentication/connect/token",
+        headers=_basic(),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+    )
+    assert retry.json()["error"] == "invalid_grant"
+
+
+def test_code_challenge_at_authorize_is_ignored(http) -> None:
+    challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    redirect = _consent(http, code_challenge=challenge, code_challenge_method="S256")
+    code = parse_qs(urlsplit(redirect.headers["location"]).query)["code"][0]
+    reply = http.post(
+        "/auth/authentication/connect/token",
+        headers=_basic(),
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["access_token"]

@@ -1,7 +1,7 @@
 """Twinfield's OpenID Connect endpoints at their real paths under `/auth/authentication`:
 authorize (with a small consent page), token (authorization_code and refresh_token grants, HTTP
-Basic client authentication), accesstokenvalidation (gives the cluster URL = this sandbox) and
-userinfo, plus the discovery document.
+Basic client authentication, no PKCE: a code_verifier is refused), accesstokenvalidation (gives
+the cluster URL = this sandbox) and userinfo, plus the discovery document.
 """
 
 from __future__ import annotations
@@ -212,6 +212,14 @@ def _code_grant(sandbox: Sandbox, request: Request, client: OAuthClient, form) -
         return _oauth_error("invalid_grant", "Unknown authorization code.")
     if code.used or code.expires_at <= sandbox.state.now():
         return _oauth_error("invalid_grant", "Authorization code expired or already used.")
+    if form.get("code_verifier") is not None:
+        # Twinfield's login server has IdentityServer3's endpoints, and IdentityServer3 decides
+        # PKCE by the client's registered flow, not by the request. A client registered for the
+        # authorization code flow (the only code flow Twinfield documents) has its code_challenge
+        # ignored at authorize and a code_verifier refused here, the code already spent
+        # (reference §1.1, "PKCE").
+        code.used = True
+        return _oauth_error("invalid_grant", "Unexpected code_verifier for a client without PKCE.")
     redirect_uri = form.get("redirect_uri")
     # redirect_uri is checked when sent; whether Twinfield insists on it is unconfirmed.
     if redirect_uri is not None and redirect_uri != code.redirect_uri:

@@ -51,6 +51,8 @@ async def test_operator_connects_through_twinfield_consent_and_the_refresh_token
     authorize = urlsplit(reply.json()["authorize_url"])
     query = {k: v[0] for k, v in parse_qs(authorize.query).items()}
     assert query["response_type"] == "code" and "offline_access" in query["scope"] and query["nonce"]
+    # No PKCE: a code-flow client at Twinfield that sends a code_verifier gets invalid_grant.
+    assert "code_challenge" not in query and "code_challenge_method" not in query
 
     # The operator's browser: the consent page, then Allow.
     page = twinfield.http.get(authorize.path, params=query)

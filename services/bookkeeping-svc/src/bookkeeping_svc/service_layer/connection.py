@@ -6,6 +6,12 @@ Twinfield, which sends the browser to our callback with ``code`` and ``state``;
 ``complete_connect`` checks the signature, takes the stored state once (which names the tenant),
 exchanges the code, validates the access token (cluster URL, organisation) and stores the
 refresh token encrypted. Reconnecting resumes bookings paused on lost consent.
+
+No PKCE: Twinfield's login server has IdentityServer3's endpoints, and IdentityServer3 takes PKCE
+only from clients registered for a proof-key flow, which Twinfield does not document; it refuses a
+``code_verifier`` from a plain code-flow client with ``invalid_grant``. The client secret at the
+token endpoint and the signed single-use state bind the code to us
+(docs/reference/twinfield-api.md §1.1, "PKCE").
 """
 
 from __future__ import annotations
