@@ -291,6 +291,36 @@ async def test_tokens_are_issued_shown_once_and_revoked(signed_in: tuple[httpx.A
         assert refused.status_code in (401, 403)
 
 
+async def test_a_revoked_operator_token_signs_the_browser_out_with_the_reason(
+    signed_in: tuple[httpx.AsyncClient, Stack],
+):
+    client, stack = signed_in
+    issued = await client.post(
+        "/console/settings/tokens", data={"csrf": csrf(stack), "label": "night shift", "scopes": "operator"}
+    )
+    shown = await client.get(issued.headers["location"])
+    token = re.search(r'<code id="secret-value">([^<]+)</code>', shown.text)
+    assert token
+    async with httpx.AsyncClient(base_url=stack.console, timeout=60) as browser:
+        assert (await browser.post("/console/login", data={"token": token[1]})).status_code == 303
+        assert (await browser.get("/console/overview")).status_code == 200
+
+        [item] = [t for t in (await api(stack, "sync", "/v1/tokens")).json()["items"] if t["label"] == "night shift"]
+        revoked = await client.post(f"/console/settings/tokens/{item['id']}/revoke", data={"csrf": csrf(stack)})
+        assert revoked.status_code == 303
+
+        # The next page signs the browser out (no page of 401s) and says why.
+        page = await browser.get("/console/overview")
+        assert page.status_code == 303 and page.headers["location"] == "/console/login?ended=token_revoked"
+        assert "koppel_console_token" not in browser.cookies
+        login = await browser.get(page.headers["location"])
+        assert "its token was revoked" in login.text
+        # Only known reasons are shown: a made-up one shows nothing.
+        assert 'role="alert"' not in (await browser.get("/console/login?ended=%3Cscript%3E")).text
+    # The operator who revoked it is still signed in.
+    assert (await client.get("/console/overview")).status_code == 200
+
+
 async def test_twinfield_office_and_accounts_are_chosen_from_twinfields_own(
     signed_in: tuple[httpx.AsyncClient, Stack], twinfield: str
 ):

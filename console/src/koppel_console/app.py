@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from koppel_console import charts, checklist, overview
-from koppel_console.services import ServiceApi
+from koppel_console.services import ServiceApi, SessionEnded
 from koppel_console.settings import Settings
 from koppel_shared.auth import TenantPrincipal, TokenError, verify_token
 from koppel_shared.messaging.broker import Broker
@@ -125,10 +125,17 @@ def back(path: str, flash: str) -> RedirectResponse:
     return RedirectResponse(f"{path}{'&' if '?' in path else '?'}flash={flash}", status_code=303)
 
 
+# Why a session ended, shown on the sign-in page (``?ended=<code>``; only these texts are shown).
+ENDED = {
+    "token_revoked": "Your session ended: its token was revoked. Sign in with another operator token.",
+    "invalid_token": "Your session ended: its token is no longer valid (expired?). Sign in again.",
+}
+
+
 @router.get("/login")
-async def login_form(request: Request) -> Response:
+async def login_form(request: Request, ended: Annotated[str | None, Query(max_length=40)] = None) -> Response:
     # Tokens are only ever posted, never put in a URL (URLs end up in access logs).
-    return templates.TemplateResponse(request, "login.html", {"error": None})
+    return templates.TemplateResponse(request, "login.html", {"error": ENDED.get(ended or "")})
 
 
 @router.post("/login")
@@ -512,5 +519,13 @@ def build_app(settings: Settings) -> FastAPI:
     @app.exception_handler(NotSignedIn)
     async def _to_login(request: Request, exc: NotSignedIn) -> Response:
         return RedirectResponse("/console/login", status_code=303)
+
+    @app.exception_handler(SessionEnded)
+    async def _session_ended(request: Request, exc: SessionEnded) -> Response:
+        # The services refuse this token (revoked on every service, expired): sign the browser
+        # out instead of showing every page's 401, and say why on the sign-in page.
+        response = RedirectResponse(f"/console/login?ended={exc.code}", status_code=303)
+        response.delete_cookie(COOKIE, path="/console")
+        return response
 
     return app

@@ -10,6 +10,19 @@ import httpx
 
 from koppel_shared.http import send_with_retry
 
+# A service's 401 for the token itself: the operator's session is over (revoked on every service,
+# or expired), so every page would fail until they sign in again. (`unknown_tenant` is not one:
+# tenants are never removed, and a new one is unknown only for the moments its event takes.)
+SESSION_OVER = frozenset({"token_revoked", "invalid_token"})
+
+
+class SessionEnded(Exception):
+    """A service refused the signed-in operator's token; ``code`` is its reason."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
 
 @dataclass
 class Answer:
@@ -56,6 +69,9 @@ class ServiceApi:
             body = response.text
         if response.is_success:
             return Answer(True, response.status_code, body)
+        code = body.get("code") if isinstance(body, dict) else None
+        if response.status_code == 401 and token and code in SESSION_OVER:
+            raise SessionEnded(str(code))
         detail = body.get("detail") if isinstance(body, dict) else None
         return Answer(
             False, response.status_code, body, f"{service}-svc answered {response.status_code}: {detail or body}"

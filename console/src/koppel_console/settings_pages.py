@@ -27,7 +27,7 @@ from koppel_console.forms import (
     unavailable,
     whole_number,
 )
-from koppel_console.services import Answer
+from koppel_console.services import Answer, SessionEnded
 from koppel_console.settings import Settings
 from koppel_shared.auth import TokenError, verify_token
 
@@ -97,7 +97,10 @@ async def new_tenant(
             if not principal.has("admin"):
                 errors.add("admin_token", "not an admin token (koppel token admin makes one)")
     if not errors:
-        answer = await api(request).call("sync", "POST", "/v1/tenants", admin_token, json={"name": name})
+        try:
+            answer = await api(request).call("sync", "POST", "/v1/tenants", admin_token, json={"name": name})
+        except SessionEnded as refused:  # the admin token, not a session: say so beside its field
+            answer = Answer(False, 401, {"code": refused.code}, f"sync-svc refused the admin token: {refused.code}")
         if answer.ok and isinstance(answer.body, dict) and answer.body.get("operator_token"):
             await _wait_until_known(request, str(answer.body["operator_token"]))
             return sign_in_response(request, str(answer.body["operator_token"]))
