@@ -152,6 +152,15 @@ async def running_stack(settings: Settings, resolver: Resolver | None = None) ->
             await broker.close()
 
 
+async def make_endpoint(stack: Stack, tenant: uuid.UUID, url: str, types: list[str] | None = None) -> dict[str, Any]:
+    """Register an ERP endpoint for ``tenant`` through the API; its answer (with the secret)."""
+    r = await stack.client.post(
+        "/v1/webhook-endpoints", json={"url": url, "event_types": types or ["*"]}, headers=stack.headers(tenant)
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
 def mandate_signed(tenant: uuid.UUID, version: int = 1, mandate_id: str | None = None, **fields: Any) -> Envelope:
     data = MandateSigned(
         mandate_id=mandate_id or str(uuid.uuid4()),

@@ -8,10 +8,9 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from notify_support import Receiver, Stack, mandate_signed, notify_settings, running_stack, wait_until
+from notify_support import Receiver, Stack, make_endpoint, mandate_signed, notify_settings, running_stack, wait_until
 from standardwebhooks.webhooks import Webhook
 
 pytestmark = pytest.mark.integration
@@ -21,14 +20,6 @@ pytestmark = pytest.mark.integration
 async def stack(database_url: str, broker_prefix: str, cleanup_exchange: None) -> AsyncIterator[Stack]:
     async with running_stack(notify_settings(database_url, broker_prefix)) as s:
         yield s
-
-
-async def make_endpoint(stack: Stack, tenant: uuid.UUID, url: str, types: list[str] | None = None) -> dict[str, Any]:
-    r = await stack.client.post(
-        "/v1/webhook-endpoints", json={"url": url, "event_types": types or ["*"]}, headers=stack.headers(tenant)
-    )
-    assert r.status_code == 201, r.text
-    return dict(r.json())
 
 
 async def test_sample_is_signed_delivered_and_logged_like_every_webhook(stack: Stack, receiver: Receiver) -> None:

@@ -14,6 +14,7 @@ from notify_support import (
     Receiver,
     Stack,
     collection_paid,
+    make_endpoint,
     mandate_signed,
     notify_settings,
     running_stack,
@@ -28,14 +29,6 @@ pytestmark = pytest.mark.integration
 async def stack(database_url: str, broker_prefix: str, cleanup_exchange: None) -> AsyncIterator[Stack]:
     async with running_stack(notify_settings(database_url, broker_prefix)) as s:
         yield s
-
-
-async def make_endpoint(stack: Stack, tenant: uuid.UUID, url: str, types: list[str] | None = None) -> dict[str, Any]:
-    r = await stack.client.post(
-        "/v1/webhook-endpoints", json={"url": url, "event_types": types or ["*"]}, headers=stack.headers(tenant)
-    )
-    assert r.status_code == 201, r.text
-    return r.json()
 
 
 async def deliveries_of(stack: Stack, tenant: uuid.UUID, endpoint_id: str) -> list[dict[str, Any]]:
